@@ -1,0 +1,3 @@
+//! wxportal: a self-hosted server for WeChat Official Accounts.
+
+pub mod wechat;
