@@ -1,3 +1,12 @@
-fn main() {
-    println!("Hello, world!");
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // A missing .env is normal; settings may come from the environment alone.
+    let _ = dotenvy::dotenv();
+    wxportal::telemetry::init();
+    let cli = wxportal::cli::Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("the async runtime starts");
+    runtime.block_on(wxportal::cli::run(cli))
 }

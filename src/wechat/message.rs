@@ -61,7 +61,9 @@ pub enum MessageKind {
     },
     Event(Event),
     /// A `MsgType` this version does not know; its fields are in [`Inbound::fields`].
-    Unknown { msg_type: String },
+    Unknown {
+        msg_type: String,
+    },
 }
 
 /// The `Event` of a `MsgType=event` push.
@@ -74,14 +76,22 @@ pub enum Event {
     },
     Unsubscribe,
     /// A follower scanned a parametric QR code.
-    Scan { scene: String, ticket: String },
+    Scan {
+        scene: String,
+        ticket: String,
+    },
     Location {
         latitude: String,
         longitude: String,
         precision: String,
     },
-    Click { key: String },
-    View { url: String, menu_id: String },
+    Click {
+        key: String,
+    },
+    View {
+        url: String,
+        menu_id: String,
+    },
     ScancodePush {
         key: String,
         scan_type: String,
@@ -92,9 +102,18 @@ pub enum Event {
         scan_type: String,
         scan_result: String,
     },
-    PicSysphoto { key: String, count: String },
-    PicPhotoOrAlbum { key: String, count: String },
-    PicWeixin { key: String, count: String },
+    PicSysphoto {
+        key: String,
+        count: String,
+    },
+    PicPhotoOrAlbum {
+        key: String,
+        count: String,
+    },
+    PicWeixin {
+        key: String,
+        count: String,
+    },
     LocationSelect {
         key: String,
         location_x: String,
@@ -103,11 +122,22 @@ pub enum Event {
         label: String,
         poiname: String,
     },
-    ViewMiniprogram { page_path: String, menu_id: String },
-    TemplateSendJobFinish { msg_id: String, status: String },
-    MassSendJobFinish { msg_id: String, status: String },
+    ViewMiniprogram {
+        page_path: String,
+        menu_id: String,
+    },
+    TemplateSendJobFinish {
+        msg_id: String,
+        status: String,
+    },
+    MassSendJobFinish {
+        msg_id: String,
+        status: String,
+    },
     /// An event this version does not know; its fields are in [`Inbound::fields`].
-    Unknown { event: String },
+    Unknown {
+        event: String,
+    },
 }
 
 impl Inbound {
@@ -354,7 +384,8 @@ mod tests {
             }
         );
         assert_eq!(m.fields.get("Beam"), Some("1"));
-        let e = Inbound::parse(&envelope("<MsgType>event</MsgType><Event>teleport</Event>")).unwrap();
+        let e =
+            Inbound::parse(&envelope("<MsgType>event</MsgType><Event>teleport</Event>")).unwrap();
         assert_eq!(
             e.kind,
             MessageKind::Event(Event::Unknown {

@@ -3,6 +3,7 @@
 
 pub mod crypto;
 pub mod message;
+pub mod push;
 pub mod reply;
 pub mod signature;
 pub mod xml;

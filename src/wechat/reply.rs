@@ -19,9 +19,15 @@ pub struct Article {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Reply {
     /// Text; may contain newlines and `<a href="…">` links, which the client renders.
-    Text { content: String },
-    Image { media_id: String },
-    Voice { media_id: String },
+    Text {
+        content: String,
+    },
+    Image {
+        media_id: String,
+    },
+    Voice {
+        media_id: String,
+    },
     Video {
         media_id: String,
         title: String,
@@ -35,7 +41,9 @@ pub enum Reply {
         thumb_media_id: String,
     },
     /// WeChat shows one article per passive reply.
-    News { articles: Vec<Article> },
+    News {
+        articles: Vec<Article>,
+    },
     /// Hands the conversation to the customer-service system.
     TransferCustomerService,
 }
@@ -156,15 +164,21 @@ impl XmlOut {
     }
 
     pub(crate) fn wrap(&mut self, name: &str, inner: impl FnOnce(&mut Self)) {
-        self.event(Event::Start(BytesStart::new(name)));
+        self.open(name);
         inner(self);
+        self.close(name);
+    }
+
+    pub(crate) fn open(&mut self, name: &str) {
+        self.event(Event::Start(BytesStart::new(name)));
+    }
+
+    pub(crate) fn close(&mut self, name: &str) {
         self.event(Event::End(BytesEnd::new(name)));
     }
 
     fn event(&mut self, e: Event<'_>) {
-        self.0
-            .write_event(e)
-            .expect("writing to a Vec cannot fail");
+        self.0.write_event(e).expect("writing to a Vec cannot fail");
     }
 
     pub(crate) fn finish(mut self) -> String {
@@ -176,8 +190,7 @@ impl XmlOut {
 /// Removes the characters XML 1.0 forbids (most C0 controls, lone surrogates cannot occur in `str`).
 fn xml_chars(text: &str) -> std::borrow::Cow<'_, str> {
     let allowed = |c: char| {
-        matches!(c, '\t' | '\n' | '\r')
-            || (c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+        matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
     };
     if text.chars().all(allowed) {
         std::borrow::Cow::Borrowed(text)
@@ -239,10 +252,25 @@ mod tests {
             Some("m")
         );
         for (reply, path) in [
-            (Reply::Image { media_id: "i".into() }, "Image/MediaId"),
-            (Reply::Voice { media_id: "v".into() }, "Voice/MediaId"),
+            (
+                Reply::Image {
+                    media_id: "i".into(),
+                },
+                "Image/MediaId",
+            ),
+            (
+                Reply::Voice {
+                    media_id: "v".into(),
+                },
+                "Voice/MediaId",
+            ),
         ] {
-            assert!(XmlFields::parse(&reply.to_xml("o", "gh", 1)).unwrap().get(path).is_some());
+            assert!(
+                XmlFields::parse(&reply.to_xml("o", "gh", 1))
+                    .unwrap()
+                    .get(path)
+                    .is_some()
+            );
         }
         let transfer = Reply::TransferCustomerService.to_xml("o", "gh", 1);
         assert_eq!(

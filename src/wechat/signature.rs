@@ -30,9 +30,24 @@ mod tests {
     #[test]
     fn published_plain_signatures_match() {
         let vectors = [
-            ("test", "1410685589", "test", "f21891de399b4e33a1a93c9a7b8a8fffb5a443ff"),
-            ("AAAAA", "1714037059", "486452656", "899cf89e464efb63f54ddac96b0a0a235f53aa78"),
-            ("spamtest", "1409735669", "1320562132", "16120ec1b8dbb870f510d87ce6bc2463eae6ca1a"),
+            (
+                "test",
+                "1410685589",
+                "test",
+                "f21891de399b4e33a1a93c9a7b8a8fffb5a443ff",
+            ),
+            (
+                "AAAAA",
+                "1714037059",
+                "486452656",
+                "899cf89e464efb63f54ddac96b0a0a235f53aa78",
+            ),
+            (
+                "spamtest",
+                "1409735669",
+                "1320562132",
+                "16120ec1b8dbb870f510d87ce6bc2463eae6ca1a",
+            ),
         ];
         for (token, ts, nonce, expected) in vectors {
             assert_eq!(sign(&[token, ts, nonce]), expected);

@@ -1,0 +1,416 @@
+//! Configuration from the environment (and `.env`), validated all at once with operator-friendly messages.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use crate::wechat::AesKey;
+
+/// A secret value: never shown by `Debug` or `Display`; read it with [`Secret::expose`] where it is used.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself: call only where it is sent or used in a computation.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// A description safe to print: that it is set, and its length.
+    pub fn masked(&self) -> String {
+        format!("******** ({} characters)", self.0.chars().count())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How the account's messages are protected (WECHAT.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageMode {
+    /// 明文模式: no encryption.
+    Plain,
+    /// 兼容模式: encrypted and plaintext requests both accepted.
+    Compat,
+    /// 安全模式: only encrypted requests accepted.
+    Safe,
+}
+
+impl MessageMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::Compat => "compat",
+            Self::Safe => "safe",
+        }
+    }
+}
+
+/// Everything wxportal needs to run, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    /// The public base URL without a trailing slash, e.g. `https://example.com`.
+    pub public_url: String,
+    pub token: Secret,
+    pub appid: String,
+    pub appsecret: Option<Secret>,
+    pub aes_key: Option<(Secret, AesKey)>,
+    pub aes_key_previous: Option<(Secret, AesKey)>,
+    pub message_mode: MessageMode,
+    /// How far a request's timestamp may be from now; `None` turns the check off.
+    pub max_clock_skew: Option<Duration>,
+    pub wechat_api_url: String,
+    pub wechat_open_url: String,
+}
+
+/// Every configuration problem found, each as a sentence for the operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "wxportal cannot start: the configuration has {} problem(s):",
+            self.0.len()
+        )?;
+        for problem in &self.0 {
+            writeln!(f, "  - {problem}")?;
+        }
+        write!(f, "See .env.example for every setting.")
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `get` (the environment, or a map in tests) and validates all of them.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let var = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let bind = match var("WXPORTAL_BIND")
+            .as_deref()
+            .unwrap_or("127.0.0.1:8080")
+            .parse()
+        {
+            Ok(addr) => addr,
+            Err(_) => {
+                problems.push("WXPORTAL_BIND must be an address and port such as 127.0.0.1:8080 or 0.0.0.0:80.".into());
+                SocketAddr::from(([127, 0, 0, 1], 8080))
+            }
+        };
+
+        let database_url =
+            var("WXPORTAL_DATABASE_URL").unwrap_or_else(|| "sqlite://wxportal.db".into());
+        if !database_url.starts_with("sqlite:") {
+            problems.push(format!(
+                "WXPORTAL_DATABASE_URL must be a sqlite: URL such as sqlite://wxportal.db (got {database_url:?}); other databases are not supported yet."
+            ));
+        }
+
+        let public_url = base_url(
+            &mut problems,
+            "WXPORTAL_PUBLIC_URL",
+            var("WXPORTAL_PUBLIC_URL"),
+            "http://127.0.0.1:8080",
+        );
+        let wechat_api_url = base_url(
+            &mut problems,
+            "WXPORTAL_WECHAT_API_URL",
+            var("WXPORTAL_WECHAT_API_URL"),
+            "https://api.weixin.qq.com",
+        );
+        let wechat_open_url = base_url(
+            &mut problems,
+            "WXPORTAL_WECHAT_OPEN_URL",
+            var("WXPORTAL_WECHAT_OPEN_URL"),
+            "https://open.weixin.qq.com",
+        );
+
+        let token = match var("WXPORTAL_TOKEN") {
+            None => {
+                problems.push("WXPORTAL_TOKEN is not set: copy the Token from 基本配置 → 服务器配置 on the WeChat platform.".into());
+                Secret::new("")
+            }
+            Some(t) => {
+                if !(3..=32).contains(&t.len()) || !t.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                    problems.push(format!(
+                        "WXPORTAL_TOKEN must be 3–32 letters or digits, as the WeChat platform requires (got {} characters{}).",
+                        t.chars().count(),
+                        if t.bytes().all(|b| b.is_ascii_alphanumeric()) { "" } else { ", some of them not letters or digits" }
+                    ));
+                }
+                Secret::new(t)
+            }
+        };
+
+        let appid = match var("WXPORTAL_APPID") {
+            None => {
+                problems.push("WXPORTAL_APPID is not set: copy the AppID (开发者ID) from 基本配置, it looks like wx followed by 16 hex digits.".into());
+                String::new()
+            }
+            Some(id) => {
+                let well_formed = id.len() == 18
+                    && id.starts_with("wx")
+                    && id[2..].bytes().all(|b| b.is_ascii_hexdigit());
+                if !well_formed {
+                    problems.push(format!(
+                        "WXPORTAL_APPID should look like wx followed by 16 hex digits (got {id:?})."
+                    ));
+                }
+                id
+            }
+        };
+
+        let appsecret = var("WXPORTAL_APPSECRET").map(|s| {
+            if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+                problems.push(format!(
+                    "WXPORTAL_APPSECRET should be the 32 hex digits of the AppSecret (开发者密码) (got {} characters).",
+                    s.chars().count()
+                ));
+            }
+            Secret::new(s)
+        });
+
+        let mut aes = |name: &str| {
+            var(name).and_then(|k| match AesKey::from_encoding_aes_key(&k) {
+                Ok(key) => Some((Secret::new(k), key)),
+                Err(e) => {
+                    problems.push(format!(
+                        "{name} must be exactly 43 letters or digits that decode to 32 bytes, as generated by the WeChat platform ({e})."
+                    ));
+                    None
+                }
+            })
+        };
+        let aes_key = aes("WXPORTAL_ENCODING_AES_KEY");
+        let aes_key_previous = aes("WXPORTAL_ENCODING_AES_KEY_PREVIOUS");
+        let key_given = get("WXPORTAL_ENCODING_AES_KEY").is_some_and(|k| !k.trim().is_empty());
+        if aes_key_previous.is_some() && !key_given {
+            problems.push("WXPORTAL_ENCODING_AES_KEY_PREVIOUS is set without WXPORTAL_ENCODING_AES_KEY: set the current key too.".into());
+        }
+
+        let message_mode = match var("WXPORTAL_MESSAGE_MODE").as_deref() {
+            None if key_given => MessageMode::Compat,
+            None => MessageMode::Plain,
+            Some("plain") => MessageMode::Plain,
+            Some("compat") => MessageMode::Compat,
+            Some("safe") => MessageMode::Safe,
+            Some(other) => {
+                problems.push(format!(
+                    "WXPORTAL_MESSAGE_MODE must be plain, compat or safe (got {other:?})."
+                ));
+                MessageMode::Plain
+            }
+        };
+        if message_mode != MessageMode::Plain && !key_given {
+            problems.push(format!(
+                "WXPORTAL_MESSAGE_MODE is {} but WXPORTAL_ENCODING_AES_KEY is not set: copy the EncodingAESKey from 基本配置.",
+                message_mode.as_str()
+            ));
+        }
+
+        let max_clock_skew = match var("WXPORTAL_MAX_CLOCK_SKEW")
+            .as_deref()
+            .unwrap_or("300")
+            .parse::<u64>()
+        {
+            Ok(0) => None,
+            Ok(secs) => Some(Duration::from_secs(secs)),
+            Err(_) => {
+                problems.push("WXPORTAL_MAX_CLOCK_SKEW must be a whole number of seconds (0 turns the check off).".into());
+                None
+            }
+        };
+
+        if !problems.is_empty() {
+            return Err(ConfigError(problems));
+        }
+        Ok(Self {
+            bind,
+            database_url,
+            public_url,
+            token,
+            appid,
+            appsecret,
+            aes_key,
+            aes_key_previous,
+            message_mode,
+            max_clock_skew,
+            wechat_api_url,
+            wechat_open_url,
+        })
+    }
+
+    /// The settings in use, one per line, secrets masked: what `wxportal check` prints.
+    pub fn describe(&self) -> String {
+        let secret = |s: Option<&Secret>| s.map_or_else(|| "(not set)".to_owned(), Secret::masked);
+        let lines = [
+            ("WXPORTAL_BIND", self.bind.to_string()),
+            ("WXPORTAL_DATABASE_URL", self.database_url.clone()),
+            ("WXPORTAL_PUBLIC_URL", self.public_url.clone()),
+            ("WXPORTAL_TOKEN", self.token.masked()),
+            ("WXPORTAL_APPID", self.appid.clone()),
+            ("WXPORTAL_APPSECRET", secret(self.appsecret.as_ref())),
+            (
+                "WXPORTAL_ENCODING_AES_KEY",
+                secret(self.aes_key.as_ref().map(|(s, _)| s)),
+            ),
+            (
+                "WXPORTAL_ENCODING_AES_KEY_PREVIOUS",
+                secret(self.aes_key_previous.as_ref().map(|(s, _)| s)),
+            ),
+            (
+                "WXPORTAL_MESSAGE_MODE",
+                self.message_mode.as_str().to_owned(),
+            ),
+            (
+                "WXPORTAL_MAX_CLOCK_SKEW",
+                self.max_clock_skew
+                    .map_or_else(|| "0 (off)".to_owned(), |d| format!("{} s", d.as_secs())),
+            ),
+            ("WXPORTAL_WECHAT_API_URL", self.wechat_api_url.clone()),
+            ("WXPORTAL_WECHAT_OPEN_URL", self.wechat_open_url.clone()),
+        ];
+        lines
+            .iter()
+            .map(|(k, v)| format!("{k:<36} {v}\n"))
+            .collect()
+    }
+}
+
+/// An http(s) base URL, stored without its trailing slash.
+fn base_url(
+    problems: &mut Vec<String>,
+    name: &str,
+    value: Option<String>,
+    default: &str,
+) -> String {
+    let value = value.unwrap_or_else(|| default.to_owned());
+    match Url::parse(&value) {
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && url.host().is_some()
+                && url.query().is_none() =>
+        {
+            value.trim_end_matches('/').to_owned()
+        }
+        _ => {
+            problems.push(format!(
+                "{name} must be an http:// or https:// URL with a host and no query, such as {default} (got {value:?})."
+            ));
+            value
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const MINIMAL: [(&str, &str); 2] = [
+        ("WXPORTAL_TOKEN", "token123"),
+        ("WXPORTAL_APPID", "wx1234567890abcdef"),
+    ];
+
+    #[test]
+    fn defaults_apply_when_only_token_and_appid_are_set() {
+        let c = config(&MINIMAL).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://wxportal.db");
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        assert_eq!(c.message_mode, MessageMode::Plain);
+        assert_eq!(c.max_clock_skew, Some(Duration::from_secs(300)));
+        assert_eq!(c.wechat_api_url, "https://api.weixin.qq.com");
+    }
+
+    #[test]
+    fn a_key_turns_on_compatible_mode_by_default() {
+        let mut vars = MINIMAL.to_vec();
+        vars.push((
+            "WXPORTAL_ENCODING_AES_KEY",
+            "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+        ));
+        assert_eq!(config(&vars).unwrap().message_mode, MessageMode::Compat);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = config(&[
+            ("WXPORTAL_TOKEN", "a!"),
+            ("WXPORTAL_APPID", "app"),
+            ("WXPORTAL_ENCODING_AES_KEY", "tooshort"),
+            ("WXPORTAL_MESSAGE_MODE", "secret"),
+            ("WXPORTAL_BIND", "nowhere"),
+            ("WXPORTAL_PUBLIC_URL", "example.com"),
+            ("WXPORTAL_MAX_CLOCK_SKEW", "-1"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.0.len(), 7, "{text}");
+        for needle in [
+            "WXPORTAL_TOKEN",
+            "WXPORTAL_APPID",
+            "43",
+            "plain, compat or safe",
+            "WXPORTAL_BIND",
+            "WXPORTAL_PUBLIC_URL",
+            "CLOCK_SKEW",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn safe_mode_without_a_key_is_refused() {
+        let mut vars = MINIMAL.to_vec();
+        vars.push(("WXPORTAL_MESSAGE_MODE", "safe"));
+        assert!(
+            config(&vars)
+                .unwrap_err()
+                .to_string()
+                .contains("ENCODING_AES_KEY is not set")
+        );
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_or_describe() {
+        let mut vars = MINIMAL.to_vec();
+        vars.push(("WXPORTAL_APPSECRET", "0123456789abcdef0123456789abcdef"));
+        let c = config(&vars).unwrap();
+        for text in [format!("{c:?}"), c.describe()] {
+            assert!(!text.contains("token123"));
+            assert!(!text.contains("0123456789abcdef0123456789abcdef"));
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! `/wechat`: URL verification (GET) and message delivery (POST) in plaintext, compatible and safe mode,
+//! with retries deduplicated and every message stored with its reply.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rand::Rng;
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+use crate::app::AppState;
+use crate::config::{Config, MessageMode};
+use crate::error::AppError;
+use crate::replies;
+use crate::store::{NewMessage, Recorded, Store, unix_now};
+use crate::wechat::reply::encrypted_envelope;
+use crate::wechat::{Event, Inbound, MessageCrypto, MessageKind, XmlFields, signature};
+
+/// WeChat's messages are a few kilobytes; anything far larger is not from WeChat.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Reply logic must finish well inside WeChat's 5 seconds; past this the answer is `success`.
+pub const REPLY_DEADLINE: Duration = Duration::from_secs(3);
+
+/// The webhook's own state: keys and the retries in flight.
+#[derive(Debug)]
+pub struct Webhook {
+    token: String,
+    mode: MessageMode,
+    max_clock_skew: Option<Duration>,
+    public_url: String,
+    /// The current key first, then the previous one during a rotation.
+    keys: Vec<MessageCrypto>,
+    /// Messages being handled now, by dedup key: concurrent tries of one message wait for the first.
+    in_flight: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
+}
+
+impl Webhook {
+    pub fn new(config: &Config) -> Self {
+        let keys = [&config.aes_key, &config.aes_key_previous]
+            .into_iter()
+            .flatten()
+            .map(|(_, key)| MessageCrypto::new(key.clone(), config.appid.clone()))
+            .collect();
+        Self {
+            token: config.token.expose().to_owned(),
+            mode: config.message_mode,
+            max_clock_skew: config.max_clock_skew,
+            public_url: config.public_url.clone(),
+            keys,
+            in_flight: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/wechat", get(verify).post(receive))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// The query string WeChat adds to every request.
+#[derive(Debug, Deserialize)]
+struct Params {
+    signature: Option<String>,
+    timestamp: Option<String>,
+    nonce: Option<String>,
+    echostr: Option<String>,
+    encrypt_type: Option<String>,
+    msg_signature: Option<String>,
+}
+
+fn required<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str, AppError> {
+    value.as_deref().ok_or_else(|| {
+        AppError::bad_request("parameter", format!("missing query parameter {name}"))
+    })
+}
+
+/// GET: the URL-verification handshake. The body is `echostr`, exactly.
+#[tracing::instrument(skip_all)]
+async fn verify(
+    State(state): State<AppState>,
+    Query(p): Query<Params>,
+) -> Result<String, AppError> {
+    let (sig, ts, nonce) = (
+        required(&p.signature, "signature")?,
+        required(&p.timestamp, "timestamp")?,
+        required(&p.nonce, "nonce")?,
+    );
+    let echostr = required(&p.echostr, "echostr")?;
+    if !signature::verify(sig, &[&state.webhook.token, ts, nonce]) {
+        return Err(AppError::forbidden(
+            "signature",
+            "signature does not match the configured Token",
+        ));
+    }
+    tracing::info!("URL verification succeeded");
+    Ok(echostr.to_owned())
+}
+
+/// POST: one message or event.
+#[tracing::instrument(skip_all)]
+async fn receive(
+    State(state): State<AppState>,
+    Query(p): Query<Params>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let hook = &state.webhook;
+    let (sig, ts, nonce) = (
+        required(&p.signature, "signature")?,
+        required(&p.timestamp, "timestamp")?,
+        required(&p.nonce, "nonce")?,
+    );
+    if !signature::verify(sig, &[&hook.token, ts, nonce]) {
+        return Err(AppError::forbidden(
+            "signature",
+            "signature does not match the configured Token",
+        ));
+    }
+    check_clock(ts, hook.max_clock_skew)?;
+    let body = std::str::from_utf8(&body)
+        .map_err(|_| AppError::bad_request("xml", "the body is not UTF-8"))?;
+
+    let encrypted = p.encrypt_type.as_deref() == Some("aes");
+    let (xml, crypto) = if encrypted {
+        let (xml, crypto) = decrypt(hook, &p, ts, nonce, body)?;
+        (xml, Some(crypto))
+    } else {
+        if hook.mode == MessageMode::Safe {
+            return Err(AppError::forbidden(
+                "mode",
+                "safe mode is configured: unencrypted messages are refused",
+            ));
+        }
+        (body.to_owned(), None)
+    };
+    let msg = Inbound::parse(&xml).map_err(|e| AppError::bad_request("xml", e))?;
+    let reply_xml = handle(&state.store, hook, msg, xml, encrypted).await?;
+
+    if reply_xml.is_empty() {
+        return Ok("success".into_response());
+    }
+    let body = match crypto {
+        Some(crypto) => {
+            let timestamp = unix_now().to_string();
+            let nonce = rand::thread_rng()
+                .gen_range(100_000_000u32..4_000_000_000)
+                .to_string();
+            let encrypt = crypto.encrypt(&reply_xml);
+            let sig = signature::sign(&[&hook.token, &timestamp, &nonce, &encrypt]);
+            encrypted_envelope(&encrypt, &sig, &timestamp, &nonce)
+        }
+        None => reply_xml,
+    };
+    Ok(([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response())
+}
+
+fn check_clock(timestamp: &str, max_skew: Option<Duration>) -> Result<(), AppError> {
+    let Some(max_skew) = max_skew else {
+        return Ok(());
+    };
+    let ts: i64 = timestamp
+        .parse()
+        .map_err(|_| AppError::bad_request("timestamp", "timestamp is not an integer"))?;
+    let skew = (unix_now() - ts).unsigned_abs();
+    if skew > max_skew.as_secs() {
+        return Err(AppError::forbidden(
+            "timestamp",
+            format!(
+                "timestamp is {skew} s away from this server's clock (limit {} s): a replay, or a clock to fix",
+                max_skew.as_secs()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `msg_signature` over the ciphertext and decrypts with the current key, then the previous one.
+fn decrypt<'a>(
+    hook: &'a Webhook,
+    p: &Params,
+    ts: &str,
+    nonce: &str,
+    body: &str,
+) -> Result<(String, &'a MessageCrypto), AppError> {
+    if hook.keys.is_empty() {
+        return Err(AppError::bad_request(
+            "mode",
+            "an encrypted message arrived but WXPORTAL_ENCODING_AES_KEY is not set",
+        ));
+    }
+    let msg_sig = required(&p.msg_signature, "msg_signature")?;
+    let envelope = XmlFields::parse(body).map_err(|e| AppError::bad_request("xml", e))?;
+    let encrypt = envelope
+        .get("Encrypt")
+        .ok_or_else(|| AppError::bad_request("xml", "the encrypted body has no <Encrypt>"))?;
+    if !signature::verify(msg_sig, &[&hook.token, ts, nonce, encrypt]) {
+        return Err(AppError::forbidden(
+            "msg_signature",
+            "msg_signature does not match the ciphertext",
+        ));
+    }
+    let mut last_error = None;
+    for crypto in &hook.keys {
+        match crypto.decrypt(encrypt) {
+            Ok(xml) => return Ok((xml, crypto)),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let e = last_error.expect("at least one key was tried");
+    let reason = match e {
+        crate::wechat::CryptoError::AppId => "appid",
+        crate::wechat::CryptoError::Padding | crate::wechat::CryptoError::Length => "padding",
+        _ => "decrypt",
+    };
+    Err(AppError::bad_request(reason, e))
+}
+
+/// Handles a message once however many tries arrive: concurrent tries share the first one's answer,
+/// later ones (even after a restart) get the stored answer.
+async fn handle(
+    store: &Store,
+    hook: &Webhook,
+    msg: Inbound,
+    raw_xml: String,
+    encrypted: bool,
+) -> Result<String, AppError> {
+    let key = msg.dedup_key();
+    let cell = hook
+        .in_flight
+        .lock()
+        .expect("in-flight map poisoned")
+        .entry(key.clone())
+        .or_default()
+        .clone();
+    let result = cell
+        .get_or_try_init(|| process(store, hook, &msg, &key, raw_xml, encrypted))
+        .await
+        .cloned();
+    let mut in_flight = hook.in_flight.lock().expect("in-flight map poisoned");
+    if in_flight.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+        in_flight.remove(&key);
+    }
+    result
+}
+
+async fn process(
+    store: &Store,
+    hook: &Webhook,
+    msg: &Inbound,
+    key: &str,
+    raw_xml: String,
+    encrypted: bool,
+) -> Result<String, AppError> {
+    if let Some(stored) = store.stored_reply(key).await? {
+        tracing::info!(
+            msg_type = msg.msg_type(),
+            "retry answered with the stored reply"
+        );
+        return Ok(stored);
+    }
+    let reply = match tokio::time::timeout(REPLY_DEADLINE, replies::reply_to(msg, &hook.public_url))
+        .await
+    {
+        Ok(reply) => reply,
+        Err(_) => {
+            tracing::warn!(
+                msg_type = msg.msg_type(),
+                "reply logic missed its deadline; answering success"
+            );
+            None
+        }
+    };
+    let now = unix_now();
+    let reply_xml = reply
+        .map(|r| r.to_xml(&msg.from, &msg.to, now))
+        .unwrap_or_default();
+    let subscribes = match msg.kind {
+        MessageKind::Event(Event::Subscribe { .. }) => Some(true),
+        MessageKind::Event(Event::Unsubscribe) => Some(false),
+        _ => None,
+    };
+    let recorded = store
+        .record_message(NewMessage {
+            dedup_key: key.to_owned(),
+            openid: msg.from.clone(),
+            account: msg.to.clone(),
+            msg_type: msg.msg_type().to_owned(),
+            event: msg.event_name().map(str::to_owned),
+            msg_id: msg.msg_id().map(str::to_owned),
+            created_at: msg.create_time,
+            received_at: now,
+            fields: msg.fields.to_json().to_string(),
+            raw_xml,
+            reply_xml: reply_xml.clone(),
+            encrypted,
+            subscribes,
+        })
+        .await?;
+    tracing::info!(
+        msg_type = msg.msg_type(),
+        event = msg.event_name(),
+        replied = !reply_xml.is_empty(),
+        "message handled"
+    );
+    Ok(match recorded {
+        Recorded::Inserted => reply_xml,
+        Recorded::Duplicate { reply_xml } => reply_xml,
+    })
+}
