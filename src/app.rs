@@ -62,6 +62,11 @@ impl App {
             .expect("a bound listener has an address")
     }
 
+    /// The shared state, for callers that need the store or configuration before serving.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
     /// Serves until `shutdown` completes, then finishes in-flight requests and flushes the database.
     pub async fn run(
         self,

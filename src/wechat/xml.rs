@@ -138,7 +138,15 @@ impl XmlFields {
                         }
                         continue;
                     }
-                    text.push_str(&t.xml10_content());
+                    let content = t.xml10_content();
+                    // XML 1.0 §2.4: "]]>" may not appear in character data. Typically a CDATA section
+                    // that was not split by a naive writer; reading on would silently change the text.
+                    if content.contains("]]>") {
+                        return Err(XmlError::Syntax(
+                            "\"]]>\" outside a CDATA section (an unsplit CDATA?)".into(),
+                        ));
+                    }
+                    text.push_str(&content);
                 }
                 XmlEvent::CData(c) => {
                     if stack.is_empty() {
@@ -253,6 +261,7 @@ mod tests {
             "<root><a>1</a></root>",
             "<xml/>trailing<xml/>",
             "<xml></xml><xml></xml>",
+            "<xml><a><![CDATA[a ]]> b]]></a></xml>",
         ] {
             assert!(XmlFields::parse(bad).is_err(), "{bad:?} should be refused");
         }

@@ -1,0 +1,187 @@
+//! Spawning the application and talking to it as WeChat would.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use wxportal::app::App;
+use wxportal::config::Config;
+use wxportal::store::{Store, unix_now};
+use wxportal::wechat::push::{Push, PushMode, SignedPush};
+use wxportal::wechat::{AesKey, MessageCrypto};
+
+pub const TOKEN: &str = "testToken123";
+pub const APPID: &str = "wx1234567890abcdef";
+pub const AES_KEY: &str = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+pub const OLD_AES_KEY: &str = "ZYXWVUTSRQPONMLKJIHGFEDCBA9876543210zyxwvut";
+pub const PUBLIC_URL: &str = "http://portal.test";
+
+/// A running server with its own database file.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub dir: Arc<tempfile::TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    /// Starts a server with the default test settings overridden by `vars`.
+    pub async fn spawn(vars: &[(&str, &str)]) -> Self {
+        Self::spawn_in(Arc::new(tempfile::tempdir().unwrap()), vars).await
+    }
+
+    /// Starts a server whose database lives in `dir` (to restart on the same data).
+    pub async fn spawn_in(dir: Arc<tempfile::TempDir>, vars: &[(&str, &str)]) -> Self {
+        let db: PathBuf = dir.path().join("wxportal.db");
+        let database_url = format!("sqlite://{}", db.display());
+        let mut all: Vec<(String, String)> = vec![
+            ("WXPORTAL_TOKEN".into(), TOKEN.into()),
+            ("WXPORTAL_APPID".into(), APPID.into()),
+            ("WXPORTAL_BIND".into(), "127.0.0.1:0".into()),
+            ("WXPORTAL_DATABASE_URL".into(), database_url),
+            ("WXPORTAL_PUBLIC_URL".into(), PUBLIC_URL.into()),
+        ];
+        for (k, v) in vars {
+            all.retain(|(name, _)| name != k);
+            all.push((k.to_string(), v.to_string()));
+        }
+        let config =
+            Config::from_lookup(|name| all.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+                .expect("test configuration is valid");
+        let app = App::build(config).await.expect("app starts");
+        let base = format!("http://{}", app.addr());
+        let store = app.state().store.clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        let handle = tokio::spawn(app.run(async {
+            let _ = rx.await;
+        }));
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self {
+            base,
+            client,
+            store,
+            dir,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.unwrap().unwrap();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Posts a signed push and returns status and body.
+    pub async fn post_signed(&self, signed: &SignedPush) -> (u16, String) {
+        let response = self
+            .client
+            .post(signed.url(&self.url("/wechat")))
+            .header("content-type", "text/xml")
+            .body(signed.body.clone())
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    /// Signs `push` in `mode` with the test Token (and `crypto`), posts it, returns status and body.
+    pub async fn post(
+        &self,
+        push: &Push,
+        mode: PushMode,
+        crypto: Option<&MessageCrypto>,
+    ) -> (u16, String) {
+        let signed = push.sign(TOKEN, mode, crypto, &unix_now().to_string(), "123456789");
+        self.post_signed(&signed).await
+    }
+
+    /// Posts raw query and body, for malformed requests.
+    pub async fn post_raw(
+        &self,
+        query: &[(&str, String)],
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, String) {
+        let mut request = self
+            .client
+            .post(self.url("/wechat"))
+            .query(query)
+            .body(body);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    pub async fn message_count(&self) -> i64 {
+        self.store.count_messages().await.unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn crypto(key: &str) -> MessageCrypto {
+    MessageCrypto::new(AesKey::from_encoding_aes_key(key).unwrap(), APPID)
+}
+
+/// A text message from follower `from` with `msg_id`.
+pub fn text(from: &str, content: &str, msg_id: &str) -> Push {
+    Push {
+        to: "gh_test".into(),
+        from: from.into(),
+        create_time: unix_now(),
+        msg_type: "text".into(),
+        fields: vec![
+            ("Content".into(), content.into()),
+            ("MsgId".into(), msg_id.into()),
+        ],
+    }
+}
+
+/// An event from `from` at `create_time`.
+pub fn event(from: &str, name: &str, create_time: i64) -> Push {
+    Push {
+        to: "gh_test".into(),
+        from: from.into(),
+        create_time,
+        msg_type: "event".into(),
+        fields: vec![
+            ("Event".into(), name.into()),
+            ("EventKey".into(), String::new()),
+        ],
+    }
+}
+
+/// Signature query pairs with the test Token for a given timestamp.
+pub fn signed_query(timestamp: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "signature",
+            wxportal::wechat::signature::sign(&[TOKEN, timestamp, "42"]),
+        ),
+        ("timestamp", timestamp.to_owned()),
+        ("nonce", "42".to_owned()),
+    ]
+}
