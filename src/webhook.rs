@@ -21,7 +21,7 @@ use crate::error::AppError;
 use crate::replies;
 use crate::store::{NewMessage, Recorded, Store, unix_now};
 use crate::wechat::reply::encrypted_envelope;
-use crate::wechat::{Event, Inbound, MessageCrypto, MessageKind, XmlFields, signature};
+use crate::wechat::{Inbound, MessageCrypto, XmlFields, signature};
 
 /// WeChat's messages are a few kilobytes; anything far larger is not from WeChat.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -258,13 +258,8 @@ async fn process(
     raw_xml: String,
     encrypted: bool,
 ) -> Result<String, AppError> {
-    if let Some(stored) = store.stored_reply(key).await? {
-        tracing::info!(
-            msg_type = msg.msg_type(),
-            "retry answered with the stored reply"
-        );
-        return Ok(stored);
-    }
+    // Choosing a reply has no side effects; storing decides, atomically with the side effects, whether
+    // this is the first try. A retry (even after a restart, or on another instance) gets the stored reply.
     let reply = match tokio::time::timeout(REPLY_DEADLINE, replies::reply_to(msg, &hook.public_url))
         .await
     {
@@ -281,11 +276,6 @@ async fn process(
     let reply_xml = reply
         .map(|r| r.to_xml(&msg.from, &msg.to, now))
         .unwrap_or_default();
-    let subscribes = match msg.kind {
-        MessageKind::Event(Event::Subscribe { .. }) => Some(true),
-        MessageKind::Event(Event::Unsubscribe) => Some(false),
-        _ => None,
-    };
     let recorded = store
         .record_message(NewMessage {
             dedup_key: key.to_owned(),
@@ -300,17 +290,24 @@ async fn process(
             raw_xml,
             reply_xml: reply_xml.clone(),
             encrypted,
-            subscribes,
         })
         .await?;
-    tracing::info!(
-        msg_type = msg.msg_type(),
-        event = msg.event_name(),
-        replied = !reply_xml.is_empty(),
-        "message handled"
-    );
     Ok(match recorded {
-        Recorded::Inserted => reply_xml,
-        Recorded::Duplicate { reply_xml } => reply_xml,
+        Recorded::Inserted => {
+            tracing::debug!(
+                msg_type = msg.msg_type(),
+                event = msg.event_name(),
+                replied = !reply_xml.is_empty(),
+                "message stored"
+            );
+            reply_xml
+        }
+        Recorded::Duplicate { reply_xml } => {
+            tracing::info!(
+                msg_type = msg.msg_type(),
+                "retry answered with the stored reply"
+            );
+            reply_xml
+        }
     })
 }

@@ -1,12 +1,14 @@
 //! Inbound messages with their replies, and the group-commit writer that stores them.
 
+use std::collections::{HashMap, HashSet};
+
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Connection, SqliteConnection};
+use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, StoreError, users};
+use super::{Store, StoreError};
 
-/// The most writes committed in one transaction.
+/// The most messages committed in one transaction (12 bound values each, well under SQLite's limit).
 const MAX_BATCH: usize = 256;
 
 /// An inbound message to store, with the reply computed for it.
@@ -26,8 +28,6 @@ pub struct NewMessage {
     /// The plaintext reply XML, or empty for `success`.
     pub reply_xml: String,
     pub encrypted: bool,
-    /// `Some(true)` for subscribe, `Some(false)` for unsubscribe.
-    pub subscribes: Option<bool>,
 }
 
 /// What happened to a message handed to [`Store::record_message`].
@@ -67,16 +67,6 @@ pub(super) enum WriteJob {
 }
 
 impl Store {
-    /// The stored reply for a dedup key, if that message was already handled.
-    pub async fn stored_reply(&self, dedup_key: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT reply_xml FROM messages WHERE dedup_key = ?")
-                .bind(dedup_key)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
     /// Stores a message and its reply durably (returns after the commit) and updates its sender's row.
     pub async fn record_message(&self, message: NewMessage) -> Result<Recorded, StoreError> {
         let (tx, rx) = oneshot::channel();
@@ -112,9 +102,31 @@ impl Store {
 pub(super) async fn spawn_writer(
     options: SqliteConnectOptions,
 ) -> Result<mpsc::Sender<WriteJob>, StoreError> {
-    let conn = SqliteConnection::connect_with(&options).await?;
     let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-    tokio::spawn(run_writer(conn, rx));
+    let (ready_tx, ready_rx) = oneshot::channel();
+    // The writer gets a thread and runtime of its own: as a task among the request handlers, each step of
+    // its transaction waited behind HTTP work, and every message waits for the writer.
+    std::thread::Builder::new()
+        .name("wxportal-writer".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the writer runtime starts");
+            runtime.block_on(async move {
+                match SqliteConnection::connect_with(&options).await {
+                    Ok(conn) => {
+                        let _ = ready_tx.send(Ok(()));
+                        run_writer(conn, rx).await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                }
+            });
+        })
+        .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+    ready_rx.await.map_err(|_| StoreError::WriterGone)??;
     Ok(tx)
 }
 
@@ -130,8 +142,14 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<WriteJob>
             }
         }
         if !messages.is_empty() {
+            let started = std::time::Instant::now();
             match commit_batch(&mut conn, &messages).await {
                 Ok(results) => {
+                    tracing::debug!(
+                        size = results.len(),
+                        micros = started.elapsed().as_micros() as u64,
+                        "batch committed"
+                    );
                     for ((_, ack), result) in messages.into_iter().zip(results) {
                         let _ = ack.send(Ok(result));
                     }
@@ -155,49 +173,78 @@ async fn commit_batch(
     conn: &mut SqliteConnection,
     messages: &[(Box<NewMessage>, Ack)],
 ) -> Result<Vec<Recorded>, sqlx::Error> {
-    let mut tx = conn.begin().await?;
-    let mut results = Vec::with_capacity(messages.len());
-    for (m, _) in messages {
-        let inserted = sqlx::query(
-            "INSERT INTO messages (dedup_key, openid, account, msg_type, event, msg_id, created_at, received_at, \
-             fields, raw_xml, reply_xml, encrypted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (dedup_key) DO NOTHING",
-        )
-        .bind(&m.dedup_key)
-        .bind(&m.openid)
-        .bind(&m.account)
-        .bind(&m.msg_type)
-        .bind(&m.event)
-        .bind(&m.msg_id)
-        .bind(m.created_at)
-        .bind(m.received_at)
-        .bind(&m.fields)
-        .bind(&m.raw_xml)
-        .bind(&m.reply_xml)
-        .bind(m.encrypted)
-        .execute(&mut *tx)
+    // One multi-row statement, atomic on its own: the unique dedup key decides which messages are new, and
+    // the messages_touch_sender trigger updates their senders in the same commit.
+    let mut insert = QueryBuilder::<Sqlite>::new(
+        "INSERT INTO messages (dedup_key, openid, account, msg_type, event, msg_id, created_at, received_at, \
+         fields, raw_xml, reply_xml, encrypted) ",
+    );
+    insert.push_values(messages, |mut row, (m, _)| {
+        row.push_bind(&m.dedup_key)
+            .push_bind(&m.openid)
+            .push_bind(&m.account)
+            .push_bind(&m.msg_type)
+            .push_bind(&m.event)
+            .push_bind(&m.msg_id)
+            .push_bind(m.created_at)
+            .push_bind(m.received_at)
+            .push_bind(&m.fields)
+            .push_bind(&m.raw_xml)
+            .push_bind(&m.reply_xml)
+            .push_bind(m.encrypted);
+    });
+    insert.push(" ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key");
+    let inserted: HashSet<String> = insert
+        .build_query_scalar::<String>()
+        .fetch_all(&mut *conn)
         .await?
-        .rows_affected()
-            == 1;
-        if inserted {
-            users::touch(
-                &mut tx,
-                &m.openid,
-                m.received_at,
-                m.subscribes,
-                m.created_at,
-            )
-            .await?;
-            results.push(Recorded::Inserted);
-        } else {
-            let reply_xml =
-                sqlx::query_scalar("SELECT reply_xml FROM messages WHERE dedup_key = ?")
-                    .bind(&m.dedup_key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            results.push(Recorded::Duplicate { reply_xml });
+        .into_iter()
+        .collect();
+
+    let duplicates: Vec<&str> = messages
+        .iter()
+        .map(|(m, _)| m.dedup_key.as_str())
+        .filter(|k| !inserted.contains(*k))
+        .collect();
+    let mut stored: HashMap<String, String> = HashMap::new();
+    if !duplicates.is_empty() {
+        let mut select = QueryBuilder::<Sqlite>::new(
+            "SELECT dedup_key, reply_xml FROM messages WHERE dedup_key IN (",
+        );
+        let mut keys = select.separated(", ");
+        for k in &duplicates {
+            keys.push_bind(*k);
         }
+        select.push(")");
+        stored = select
+            .build_query_as::<(String, String)>()
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
     }
-    tx.commit().await?;
-    Ok(results)
+
+    // Two tries of one message in the same batch: the first is the one stored.
+    let mut claimed = HashSet::new();
+    Ok(messages
+        .iter()
+        .map(|(m, _)| {
+            if inserted.contains(&m.dedup_key) && claimed.insert(m.dedup_key.as_str()) {
+                Recorded::Inserted
+            } else {
+                let first_in_batch = || {
+                    messages
+                        .iter()
+                        .find(|(other, _)| other.dedup_key == m.dedup_key)
+                        .map(|(other, _)| other.reply_xml.clone())
+                };
+                let reply_xml = stored
+                    .get(&m.dedup_key)
+                    .cloned()
+                    .or_else(first_in_batch)
+                    .unwrap_or_default();
+                Recorded::Duplicate { reply_xml }
+            }
+        })
+        .collect())
 }

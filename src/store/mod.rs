@@ -50,7 +50,15 @@ impl Store {
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let writer = messages::spawn_writer(options).await?;
+        // The writer never checkpoints: in its commit path a checkpoint (which syncs the database file)
+        // stalled every message queued behind it. A background task checkpoints instead.
+        let writer = messages::spawn_writer(
+            options
+                .pragma("wal_autocheckpoint", "0")
+                .statement_cache_capacity(512),
+        )
+        .await?;
+        tokio::spawn(checkpoint_regularly(pool.clone()));
         Ok(Self { pool, writer })
     }
 
@@ -76,6 +84,26 @@ impl Store {
             let _ = rx.await;
         }
         self.pool.close().await;
+    }
+}
+
+/// Copies the write-ahead log into the database once a second, without blocking the writer.
+async fn checkpoint_regularly(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
     }
 }
 

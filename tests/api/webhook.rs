@@ -587,3 +587,42 @@ async fn health_and_readiness_probes_answer() {
         assert!(r.headers().contains_key("x-request-id"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_store_keeps_the_first_of_two_writes_racing_for_one_message() {
+    let app = TestApp::spawn(&[]).await;
+    let message = |reply: &str| wxportal::store::NewMessage {
+        dedup_key: "m:race".into(),
+        openid: "oRace".into(),
+        account: "gh".into(),
+        msg_type: "text".into(),
+        event: None,
+        msg_id: Some("race".into()),
+        created_at: 1,
+        received_at: unix_now(),
+        fields: "{}".into(),
+        raw_xml: "<xml/>".into(),
+        reply_xml: reply.into(),
+        encrypted: false,
+    };
+    let (a, b) = tokio::join!(
+        app.store.record_message(message("first")),
+        app.store.record_message(message("second"))
+    );
+    let results = [a.unwrap(), b.unwrap()];
+    use wxportal::store::Recorded;
+    let inserted = results.iter().filter(|r| **r == Recorded::Inserted).count();
+    assert_eq!(inserted, 1, "{results:?}");
+    let winner = if results[0] == Recorded::Inserted {
+        "first"
+    } else {
+        "second"
+    };
+    assert!(
+        results.contains(&Recorded::Duplicate {
+            reply_xml: winner.into()
+        }),
+        "{results:?}"
+    );
+    assert_eq!(app.message_count().await, 1);
+}

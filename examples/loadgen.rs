@@ -1,0 +1,192 @@
+//! A closed-loop HTTP/1.1 load generator for the benchmark script (bench/run.sh).
+//!
+//! `cargo run --release --example loadgen -- SCENARIO URL [CONNECTIONS] [SECONDS]` where SCENARIO is
+//! `healthz`, `plain` or `safe`. Every webhook request is a unique, correctly signed text message (safe:
+//! encrypted with a fresh ciphertext and msg_signature), so the server stores each one.
+//! Prints one line: scenario, requests/s, p50 and p99 latency, errors. Reads WXPORTAL_TOKEN,
+//! WXPORTAL_APPID and WXPORTAL_ENCODING_AES_KEY.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use wxportal::store::unix_now;
+use wxportal::wechat::push::{Push, PushMode};
+use wxportal::wechat::{AesKey, MessageCrypto};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Scenario {
+    Healthz,
+    Plain,
+    Safe,
+}
+
+struct Target {
+    scenario: Scenario,
+    host: String,
+    path: String,
+    token: String,
+    crypto: Option<MessageCrypto>,
+    counter: AtomicU64,
+    run_id: u64,
+    /// Signed (and encrypted) requests built before the clock starts, so the generator spends the same
+    /// effort per request in every scenario: `(uri, body)`.
+    prepared: Vec<(String, Bytes)>,
+}
+
+impl Target {
+    fn request(&self) -> Request<Full<Bytes>> {
+        if self.scenario == Scenario::Healthz {
+            return Request::builder()
+                .uri("/healthz")
+                .header("host", &self.host)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+        }
+        let n = self.counter.fetch_add(1, Ordering::Relaxed) as usize;
+        // Past the prepared pool, requests repeat: still valid, answered as retries.
+        let (uri, body) = &self.prepared[n % self.prepared.len()];
+        Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header("host", &self.host)
+            .header("content-type", "text/xml")
+            .body(Full::new(body.clone()))
+            .unwrap()
+    }
+
+    fn prepare(&self, n: u64) -> (String, Bytes) {
+        let push = Push {
+            to: "gh_bench".into(),
+            from: format!("oBench{:06}", n % 50_000),
+            create_time: unix_now(),
+            msg_type: "text".into(),
+            fields: vec![
+                ("Content".into(), format!("benchmark message {n}")),
+                ("MsgId".into(), format!("{}{n:010}", self.run_id)),
+            ],
+        };
+        let mode = if self.crypto.is_some() {
+            PushMode::Safe
+        } else {
+            PushMode::Plain
+        };
+        let signed = push.sign(
+            &self.token,
+            mode,
+            self.crypto.as_ref(),
+            &unix_now().to_string(),
+            "424242",
+        );
+        (signed.url(&self.path), Bytes::from(signed.body))
+    }
+}
+
+async fn connection(target: Arc<Target>, deadline: Instant) -> (Vec<u32>, u64) {
+    let mut latencies = Vec::with_capacity(100_000);
+    let mut errors = 0;
+    let stream = tokio::net::TcpStream::connect(&target.host)
+        .await
+        .expect("connect");
+    stream.set_nodelay(true).unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    while Instant::now() < deadline {
+        let request = target.request();
+        let started = Instant::now();
+        match sender.send_request(request).await {
+            Ok(response) => {
+                let ok = response.status() == 200;
+                let _ = response.into_body().collect().await;
+                latencies.push(started.elapsed().as_micros() as u32);
+                if !ok {
+                    errors += 1;
+                }
+            }
+            Err(_) => {
+                errors += 1;
+                break;
+            }
+        }
+    }
+    (latencies, errors)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let scenario = match args.get(1).map(String::as_str) {
+        Some("healthz") => Scenario::Healthz,
+        Some("plain") => Scenario::Plain,
+        Some("safe") => Scenario::Safe,
+        _ => panic!("usage: loadgen healthz|plain|safe URL [CONNECTIONS] [SECONDS]"),
+    };
+    let url = args.get(2).expect("URL").trim_start_matches("http://");
+    let (host, path) = url
+        .split_once('/')
+        .map_or((url, "/wechat".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let connections: usize = args.get(3).map_or(64, |c| c.parse().unwrap());
+    let seconds: u64 = args.get(4).map_or(10, |s| s.parse().unwrap());
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let crypto = (scenario == Scenario::Safe).then(|| {
+        MessageCrypto::new(
+            AesKey::from_encoding_aes_key(&env("WXPORTAL_ENCODING_AES_KEY"))
+                .expect("WXPORTAL_ENCODING_AES_KEY"),
+            env("WXPORTAL_APPID"),
+        )
+    });
+    let mut target = Target {
+        scenario,
+        host: host.to_owned(),
+        path,
+        token: env("WXPORTAL_TOKEN"),
+        crypto,
+        counter: AtomicU64::new(0),
+        run_id: (unix_now() % 100_000) as u64 * 10 + scenario as u64,
+        prepared: Vec::new(),
+    };
+    if scenario != Scenario::Healthz {
+        // Enough unique messages for 50,000 requests/s.
+        let pool = seconds * 50_000;
+        target.prepared = (0..pool).map(|n| target.prepare(n)).collect();
+    }
+    let target = Arc::new(target);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| tokio::spawn(connection(target.clone(), deadline)))
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    let name = match scenario {
+        Scenario::Healthz => "GET /healthz",
+        Scenario::Plain => "POST /wechat plaintext",
+        Scenario::Safe => "POST /wechat safe mode",
+    };
+    println!(
+        "{name:<24} {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   requests {:>8}   errors {errors}",
+        all.len() as f64 / elapsed,
+        pct(0.50),
+        pct(0.99),
+        all.len()
+    );
+}
