@@ -5,7 +5,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     // A missing .env is normal; settings may come from the environment alone.
     let _ = dotenvy::dotenv();
-    wxportal::telemetry::init();
+    let _log_guard = wxportal::telemetry::init();
     let cli = wxportal::cli::Cli::parse();
     let runtime = tokio::runtime::Runtime::new().expect("the async runtime starts");
     runtime.block_on(wxportal::cli::run(cli))
