@@ -421,8 +421,8 @@ pub async fn run(args: SendArgs) -> ExitCode {
         body.trim()
     );
     let verdict = push::check_reply(&push, &args.token, crypto.as_ref(), status, elapsed, &body);
-    if let (Some(reply), true) = (&verdict.reply, crypto.is_some()) {
-        println!("decrypted reply:\n{reply:#?}\n");
+    if let Some(xml) = &verdict.decrypted {
+        println!("decrypted reply:\n{xml}\n");
     }
     report(
         &verdict.problems,

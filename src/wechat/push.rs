@@ -153,8 +153,10 @@ pub fn verification_query(
 /// What WeChat makes of an answer.
 #[derive(Debug, Clone, Default)]
 pub struct Verdict {
-    /// The plaintext reply XML, when there was one and it could be read.
+    /// The reply's fields, when there was one and it could be read.
     pub reply: Option<XmlFields>,
+    /// The decrypted reply XML, for an encrypted answer.
+    pub decrypted: Option<String>,
     /// Each reason WeChat would not accept the answer, in plain words. Empty means accepted.
     pub problems: Vec<String>,
     /// True when the answer was `success` or empty: accepted, nothing shown to the follower.
@@ -220,7 +222,10 @@ pub fn check_reply(
             }
             match crypto.decrypt(encrypt) {
                 Ok(xml) => match XmlFields::parse(&xml) {
-                    Ok(f) => f,
+                    Ok(f) => {
+                        v.decrypted = Some(xml);
+                        f
+                    }
                     Err(e) => {
                         v.problems
                             .push(format!("the decrypted answer is not valid XML ({e})"));
