@@ -20,12 +20,13 @@ trap 'kill "$server" 2>/dev/null || true; rm -rf "$out"' EXIT
 export WXPORTAL_TOKEN=benchToken1 WXPORTAL_APPID=wx0123456789abcdef
 export WXPORTAL_ENCODING_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG WXPORTAL_MESSAGE_MODE=compat
 export WXPORTAL_BIND=127.0.0.1:$PORT WXPORTAL_DATABASE_URL="sqlite://$out/bench.db"
+export WXPORTAL_SQLITE_SYNCHRONOUS=${WXPORTAL_SQLITE_SYNCHRONOUS:-full}
 ./target/release/wxportal serve 2>"$out/server.log" &
 server=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 
 run() { ./target/release/examples/loadgen "$1" "127.0.0.1:$PORT/wechat" "$CONNECTIONS" "$SECONDS_PER_RUN"; }
-echo "wxportal webhook benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine"
+echo "wxportal webhook benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine, SQLite synchronous=$WXPORTAL_SQLITE_SYNCHRONOUS"
 health=$(run healthz); echo "$health"
 plain=$(run plain); echo "$plain"
 safe=$(run safe); echo "$safe"

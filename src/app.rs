@@ -40,7 +40,7 @@ pub enum StartError {
 impl App {
     /// Opens the database and binds the listener. Nothing is served until [`App::run`].
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let store = Store::connect(&config.database_url).await?;
+        let store = Store::connect(&config.database_url, config.sqlite_synchronous).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| StartError::Bind {

@@ -72,6 +72,17 @@ pub struct Config {
     pub max_clock_skew: Option<Duration>,
     pub wechat_api_url: String,
     pub wechat_open_url: String,
+    /// Whether each SQLite commit is synced to disk (`full`) or only handed to the OS (`normal`).
+    pub sqlite_synchronous: SqliteSync,
+}
+
+/// SQLite's durability level for the messages a reply depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSync {
+    /// Each group commit is fsynced: an answered message survives a power cut.
+    Full,
+    /// Commits survive a crash of wxportal, not of the machine; faster on slow disks.
+    Normal,
 }
 
 /// Every configuration problem found, each as a sentence for the operator.
@@ -244,6 +255,17 @@ impl Config {
             }
         };
 
+        let sqlite_synchronous = match var("WXPORTAL_SQLITE_SYNCHRONOUS").as_deref() {
+            None | Some("full") => SqliteSync::Full,
+            Some("normal") => SqliteSync::Normal,
+            Some(other) => {
+                problems.push(format!(
+                    "WXPORTAL_SQLITE_SYNCHRONOUS must be full or normal (got {other:?})."
+                ));
+                SqliteSync::Full
+            }
+        };
+
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
@@ -260,6 +282,7 @@ impl Config {
             max_clock_skew,
             wechat_api_url,
             wechat_open_url,
+            sqlite_synchronous,
         })
     }
 
@@ -292,6 +315,14 @@ impl Config {
             ),
             ("WXPORTAL_WECHAT_API_URL", self.wechat_api_url.clone()),
             ("WXPORTAL_WECHAT_OPEN_URL", self.wechat_open_url.clone()),
+            (
+                "WXPORTAL_SQLITE_SYNCHRONOUS",
+                match self.sqlite_synchronous {
+                    SqliteSync::Full => "full",
+                    SqliteSync::Normal => "normal",
+                }
+                .to_owned(),
+            ),
         ];
         lines
             .iter()
@@ -352,6 +383,7 @@ mod tests {
         assert_eq!(c.message_mode, MessageMode::Plain);
         assert_eq!(c.max_clock_skew, Some(Duration::from_secs(300)));
         assert_eq!(c.wechat_api_url, "https://api.weixin.qq.com");
+        assert_eq!(c.sqlite_synchronous, SqliteSync::Full);
     }
 
     #[test]
@@ -374,10 +406,11 @@ mod tests {
             ("WXPORTAL_BIND", "nowhere"),
             ("WXPORTAL_PUBLIC_URL", "example.com"),
             ("WXPORTAL_MAX_CLOCK_SKEW", "-1"),
+            ("WXPORTAL_SQLITE_SYNCHRONOUS", "off"),
         ])
         .unwrap_err();
         let text = err.to_string();
-        assert_eq!(err.0.len(), 7, "{text}");
+        assert_eq!(err.0.len(), 8, "{text}");
         for needle in [
             "WXPORTAL_TOKEN",
             "WXPORTAL_APPID",

@@ -14,6 +14,8 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::config::SqliteSync;
+
 pub use messages::{MessageRecord, NewMessage, Recorded};
 pub use users::User;
 
@@ -37,12 +39,16 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if missing) the database, applies migrations and starts the writer.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, sync: SqliteSync) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a committed message survives a power cut, not only a crash; group commit pays for it.
-            .synchronous(SqliteSynchronous::Full)
+            // FULL (the default): a committed message survives a power cut, not only a crash; group commit
+            // pays for the sync.
+            .synchronous(match sync {
+                SqliteSync::Full => SqliteSynchronous::Full,
+                SqliteSync::Normal => SqliteSynchronous::Normal,
+            })
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
