@@ -12,7 +12,7 @@ use super::{Store, StoreError};
 const MAX_BATCH: usize = 256;
 
 /// An inbound message to store, with the reply computed for it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct NewMessage {
     pub dedup_key: String,
     pub openid: String,
@@ -43,18 +43,8 @@ pub enum Recorded {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageRecord {
     pub id: i64,
-    pub dedup_key: String,
-    pub openid: String,
-    pub account: String,
-    pub msg_type: String,
-    pub event: Option<String>,
-    pub msg_id: Option<String>,
-    pub created_at: i64,
-    pub received_at: i64,
-    pub fields: String,
-    pub raw_xml: String,
-    pub reply_xml: String,
-    pub encrypted: bool,
+    #[sqlx(flatten)]
+    pub message: NewMessage,
 }
 
 /// Answers a queued write after its commit.

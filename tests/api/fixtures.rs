@@ -102,7 +102,7 @@ async fn every_wechatpy_request_is_accepted_stored_and_typed_alike() {
             (MessageKind::Event(wxportal::wechat::Event::Unknown { .. }), "unknown") => {}
             (kind, theirs) => assert_eq!(inbound.msg_type(), theirs, "{kind:?}"),
         }
-        let stored = &app.store.recent_messages(1).await.unwrap()[0];
+        let stored = &app.store.recent_messages(1).await.unwrap()[0].message;
         assert_eq!(
             app.message_count().await,
             i as i64 + 1,

@@ -102,7 +102,7 @@ async fn the_server_accepts_each_published_request() {
         );
         let (status, reply) = app.post_raw(&query, Some("text/xml"), body).await;
         assert_eq!(status, 200, "{reply}");
-        let stored = &app.store.recent_messages(1).await.unwrap()[0];
+        let stored = &app.store.recent_messages(1).await.unwrap()[0].message;
         assert_eq!(stored.raw_xml, v.plaintext);
         assert!(stored.received_at >= unix_now() - 60);
     }

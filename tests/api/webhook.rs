@@ -175,7 +175,7 @@ async fn every_message_and_event_type_is_stored_and_answered_in_every_mode() {
             }
             expected_rows += 1;
             assert_eq!(app.message_count().await, expected_rows);
-            let stored = &app.store.recent_messages(1).await.unwrap()[0];
+            let stored = &app.store.recent_messages(1).await.unwrap()[0].message;
             assert_eq!(stored.msg_type, push.msg_type);
             assert_eq!(stored.openid, push.from);
             assert_eq!(stored.encrypted, mode != PushMode::Plain);
