@@ -129,16 +129,11 @@ fn every_wechatpy_encrypted_reply_passes_the_wechat_side_check() {
         msg_type: "text".into(),
         fields: Vec::new(),
     };
+    let check =
+        |body: &str| push::check_reply(&push, &f.token, Some(&crypto), 200, Duration::ZERO, body);
     assert_eq!(f.replies.len(), 8);
     for r in f.replies.iter().filter(|r| r.broken) {
-        let verdict = push::check_reply(
-            &push,
-            &f.token,
-            Some(&crypto),
-            200,
-            Duration::ZERO,
-            &r.encrypted,
-        );
+        let verdict = check(&r.encrypted);
         assert!(
             verdict.problems[0].contains("not valid XML"),
             "{:?}",
@@ -146,14 +141,7 @@ fn every_wechatpy_encrypted_reply_passes_the_wechat_side_check() {
         );
     }
     for r in f.replies.iter().filter(|r| !r.broken) {
-        let verdict = push::check_reply(
-            &push,
-            &f.token,
-            Some(&crypto),
-            200,
-            Duration::ZERO,
-            &r.encrypted,
-        );
+        let verdict = check(&r.encrypted);
         assert!(verdict.accepted(), "{}: {:?}", r.kind, verdict.problems);
         let plain = XmlFields::parse(&r.plaintext).unwrap();
         assert_eq!(verdict.reply.unwrap(), plain, "{}", r.kind);
@@ -161,14 +149,7 @@ fn every_wechatpy_encrypted_reply_passes_the_wechat_side_check() {
         let tampered =
             r.encrypted
                 .replacen("<MsgSignature><![CDATA[", "<MsgSignature><![CDATA[0", 1);
-        let verdict = push::check_reply(
-            &push,
-            &f.token,
-            Some(&crypto),
-            200,
-            Duration::ZERO,
-            &tampered,
-        );
+        let verdict = check(&tampered);
         assert!(!verdict.accepted(), "{}", r.kind);
     }
 }

@@ -110,6 +110,18 @@ impl TestApp {
         self.post_signed(&signed).await
     }
 
+    /// `GET /wechat` with the given query: the URL-verification handshake.
+    pub async fn get_wechat(&self, query: &[(&str, String)]) -> (u16, String) {
+        let response = self
+            .client
+            .get(self.url("/wechat"))
+            .query(query)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
     /// Posts raw query and body, for malformed requests.
     pub async fn post_raw(
         &self,

@@ -12,30 +12,18 @@ use crate::helpers::*;
 async fn url_verification_answers_echostr_exactly() {
     let app = TestApp::spawn(&[]).await;
     let query = verification_query(TOKEN, &unix_now().to_string(), "777", "echo 回声\n");
-    let response = app
-        .client
-        .get(app.url("/wechat"))
-        .query(&query)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.text().await.unwrap(), "echo 回声\n");
+    let (status, body) = app.get_wechat(&query).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "echo 回声\n");
 }
 
 #[tokio::test]
 async fn url_verification_with_a_wrong_token_is_forbidden() {
     let app = TestApp::spawn(&[]).await;
     let query = verification_query("otherToken", "1", "2", "echo");
-    let response = app
-        .client
-        .get(app.url("/wechat"))
-        .query(&query)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 403);
-    assert!(!response.text().await.unwrap().contains("echo"));
+    let (status, body) = app.get_wechat(&query).await;
+    assert_eq!(status, 403);
+    assert!(!body.contains("echo"));
 }
 
 #[tokio::test]
@@ -48,15 +36,9 @@ async fn url_verification_without_a_parameter_is_a_bad_request() {
             .filter(|(k, _)| *k != missing)
             .cloned()
             .collect();
-        let response = app
-            .client
-            .get(app.url("/wechat"))
-            .query(&query)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 400, "without {missing}");
-        assert!(response.text().await.unwrap().contains(missing));
+        let (status, body) = app.get_wechat(&query).await;
+        assert_eq!(status, 400, "without {missing}");
+        assert!(body.contains(missing));
     }
 }
 
