@@ -7,7 +7,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::oauth::client::{SnsClient, http_client};
 use crate::routes;
+use crate::sessions::Keys;
 use crate::store::{Store, StoreError};
 use crate::webhook::Webhook;
 
@@ -17,6 +19,14 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub webhook: Arc<Webhook>,
+    /// The one outbound HTTP client (timeouts set, redirects off).
+    pub http: reqwest::Client,
+    /// Web authorization's calls to WeChat.
+    pub sns: Arc<SnsClient>,
+    /// The session-cookie and OAuth-state keys.
+    pub keys: Keys,
+    /// Set by `wxportal demo`: the WeChat simulator is mounted and pages carry its banner.
+    pub demo: bool,
 }
 
 /// A server whose listener is bound and whose database is open and migrated, ready to run.
@@ -40,19 +50,46 @@ pub enum StartError {
 impl App {
     /// Opens the database and binds the listener. Nothing is served until [`App::run`].
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let store = Store::connect(&config.database_url, config.sqlite_synchronous).await?;
-        let listener = TcpListener::bind(config.bind)
+        let listener = Self::bind(&config).await?;
+        Self::build_on(listener, config).await
+    }
+
+    /// Binds the configured address: for callers that need the port before building (the demo).
+    pub async fn bind(config: &Config) -> Result<TcpListener, StartError> {
+        TcpListener::bind(config.bind)
             .await
             .map_err(|source| StartError::Bind {
                 addr: config.bind,
                 source,
-            })?;
+            })
+    }
+
+    /// Opens the database and serves on an already bound listener.
+    pub async fn build_on(listener: TcpListener, config: Config) -> Result<Self, StartError> {
+        let store = Store::connect(&config.database_url, config.sqlite_synchronous).await?;
+        let keys = Keys::load(&config, &store).await?;
+        let http = http_client();
         let state = AppState {
             webhook: Arc::new(Webhook::new(&config)),
+            sns: Arc::new(SnsClient::new(
+                http.clone(),
+                &config.wechat_api_url,
+                &config.appid,
+                config.appsecret.clone(),
+            )),
+            http,
+            keys,
             config: Arc::new(config),
             store,
+            demo: false,
         };
         Ok(Self { listener, state })
+    }
+
+    /// Mounts the WeChat simulator (`wxportal demo` only) and marks every page with its banner.
+    pub fn with_simulator(mut self) -> Self {
+        self.state.demo = true;
+        self
     }
 
     /// The address actually bound (the real port when the configuration asked for port 0).

@@ -74,6 +74,10 @@ pub struct Config {
     pub wechat_open_url: String,
     /// Whether each SQLite commit is synced to disk (`full`) or only handed to the OS (`normal`).
     pub sqlite_synchronous: SqliteSync,
+    /// Signs session cookies and OAuth states; without it a key is generated once and kept in the database.
+    pub session_key: Option<Secret>,
+    /// The account's name as followers know it, shown on the portal's pages.
+    pub account_name: String,
 }
 
 /// SQLite's durability level for the messages a reply depends on.
@@ -266,6 +270,16 @@ impl Config {
             }
         };
 
+        let session_key = var("WXPORTAL_SESSION_KEY").map(|k| {
+            if k.len() < 32 {
+                problems.push(format!(
+                    "WXPORTAL_SESSION_KEY must be at least 32 characters of random text, e.g. from `openssl rand -hex 32` (got {}).",
+                    k.chars().count()
+                ));
+            }
+            Secret::new(k)
+        });
+
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
@@ -283,6 +297,8 @@ impl Config {
             wechat_api_url,
             wechat_open_url,
             sqlite_synchronous,
+            session_key,
+            account_name: var("WXPORTAL_ACCOUNT_NAME").unwrap_or_else(|| "公众号".to_owned()),
         })
     }
 
@@ -322,6 +338,14 @@ impl Config {
                     SqliteSync::Normal => "normal",
                 }
                 .to_owned(),
+            ),
+            ("WXPORTAL_ACCOUNT_NAME", self.account_name.clone()),
+            (
+                "WXPORTAL_SESSION_KEY",
+                self.session_key.as_ref().map_or_else(
+                    || "(not set: generated once, kept in the database)".to_owned(),
+                    Secret::masked,
+                ),
             ),
         ];
         lines

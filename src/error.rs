@@ -22,6 +22,49 @@ pub enum AppError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The session store failed.
+    #[error("session error: {0}")]
+    Session(String),
+    /// A page could not be rendered.
+    #[error("template error: {0}")]
+    Render(#[from] askama::Error),
+    /// A failure a follower must see as a page: rendered by [`crate::pages::render_error_pages`].
+    #[error("{}: {}", .0.status, .0.en)]
+    Page(Box<ErrorPage>),
+}
+
+/// What a follower sees when something fails: a sentence in Chinese, English beneath, and a way on.
+#[derive(Debug, Clone)]
+pub struct ErrorPage {
+    pub status: StatusCode,
+    pub title: String,
+    pub zh: String,
+    pub en: String,
+    /// Where the retry button leads (a local path).
+    pub retry: Option<String>,
+}
+
+impl ErrorPage {
+    pub fn new(status: StatusCode, title: &str, zh: &str, en: &str) -> Self {
+        Self {
+            status,
+            title: title.to_owned(),
+            zh: zh.to_owned(),
+            en: en.to_owned(),
+            retry: None,
+        }
+    }
+
+    pub fn retry(mut self, href: impl Into<String>) -> Self {
+        self.retry = Some(href.into());
+        self
+    }
+}
+
+impl From<ErrorPage> for AppError {
+    fn from(page: ErrorPage) -> Self {
+        Self::Page(Box::new(page))
+    }
 }
 
 impl AppError {
@@ -30,6 +73,10 @@ impl AppError {
             reason,
             detail: detail.to_string(),
         }
+    }
+
+    pub fn session(e: tower_sessions::session::Error) -> Self {
+        Self::Session(e.to_string())
     }
 
     pub fn forbidden(reason: &'static str, detail: impl ToString) -> Self {
@@ -62,6 +109,20 @@ impl IntoResponse for AppError {
             Self::Store(e) => {
                 tracing::error!(error = %e, "storage failure");
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable\n").into_response()
+            }
+            Self::Session(e) => {
+                tracing::error!(error = %e, "session store failure");
+                (StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable\n").into_response()
+            }
+            Self::Render(e) => {
+                tracing::error!(error = %e, "page rendering failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+            }
+            Self::Page(page) => {
+                // The page is drawn by a layer that knows the layout (the demo banner).
+                let mut response = page.status.into_response();
+                response.extensions_mut().insert(*page.clone());
+                response
             }
         }
     }

@@ -1,7 +1,7 @@
 //! wxportal: a self-hosted server for WeChat Official Accounts.
 //!
-//! A request flows one way: [`routes`] → a feature's handlers ([`webhook`]) → the protocol
-//! ([`wechat`]) and the replies ([`replies`]) → the database ([`store`]).
+//! A request flows one way: [`routes`] → a feature's handlers ([`webhook`], [`oauth`], [`pages`]) →
+//! the protocol ([`wechat`], [`oauth::client`]) and the replies ([`replies`]) → the database ([`store`]).
 
 /// The application state and the bound server.
 pub mod app;
@@ -11,12 +11,20 @@ pub mod cli;
 pub mod config;
 /// The one error type and its HTTP responses.
 pub mod error;
+/// Web authorization: login, callback, logout, and the `sns` client.
+pub mod oauth;
+/// The follower's pages and the static assets.
+pub mod pages;
 /// What the account answers to each message.
 pub mod replies;
 /// The URL map and shared layers.
 pub mod routes;
 /// `wxportal send`: a WeChat-server simulator on the command line.
 pub mod send;
+/// Sessions, the server key and CSRF tokens.
+pub mod sessions;
+/// `wxportal demo`'s stand-in for WeChat's servers and a follower's phone.
+pub mod simulator;
 /// All SQL.
 pub mod store;
 /// Logging set-up.

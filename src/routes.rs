@@ -4,17 +4,18 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{Request, StatusCode};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::app::AppState;
-use crate::webhook;
+use crate::{oauth, pages, sessions, simulator, webhook};
 
 pub fn router(state: AppState) -> Router {
     let trace = TraceLayer::new_for_http()
@@ -33,11 +34,38 @@ pub fn router(state: AppState) -> Router {
                 .level(Level::INFO)
                 .latency_unit(tower_http::LatencyUnit::Micros),
         );
-    Router::new()
+    let mut app = Router::new()
         .merge(webhook::router())
-        .route("/healthz", get(healthz))
+        .merge(pages::router())
+        .merge(oauth::router());
+    if state.demo {
+        app = app.merge(simulator::router());
+    }
+    let app = app
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::render_error_pages,
+        ))
+        .layer(sessions::layer(&state.store, &state.keys, &state.config));
+    app.route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
+        // Every response: no sniffing, no framing, no referrer leaking a code or state, scripts only from
+        // this site (the pages have none inline).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data: https: http:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+            ),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
         .layer(trace)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

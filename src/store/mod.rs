@@ -4,6 +4,7 @@
 //! (one transaction and one sync per batch), and each caller is answered only after its commit.
 
 mod messages;
+mod oauth;
 mod users;
 
 use std::str::FromStr;
@@ -13,11 +14,14 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use tokio::sync::{mpsc, oneshot};
+use tower_sessions::ExpiredDeletion;
+use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::config::SqliteSync;
 
 pub use messages::{MessageRecord, NewMessage, Recorded};
-pub use users::User;
+pub use oauth::{Claim, OAuthState, Outcome};
+pub use users::{Profile, Tokens, User};
 
 /// A database failure; the caller sees a 5xx and the operator a log line.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +69,32 @@ impl Store {
         )
         .await?;
         tokio::spawn(checkpoint_regularly(pool.clone()));
-        Ok(Self { pool, writer })
+        let store = Self { pool, writer };
+        store.session_store().migrate().await?;
+        tokio::spawn(store.clone().clean_up_regularly());
+        Ok(store)
+    }
+
+    /// Where sessions live: in this database, so restarts and other instances keep them.
+    pub fn session_store(&self) -> SqliteStore {
+        SqliteStore::new(self.pool.clone())
+    }
+
+    /// Deletes expired sessions and old authorization states, hourly.
+    async fn clean_up_regularly(self) {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            if self.pool.is_closed() {
+                return;
+            }
+            if let Err(e) = self.session_store().delete_expired().await {
+                tracing::warn!(error = %e, "deleting expired sessions failed");
+            }
+            if let Err(e) = self.delete_old_oauth_states().await {
+                tracing::warn!(error = %e, "deleting old authorization states failed");
+            }
+        }
     }
 
     /// Checks that the database answers: the readiness probe.

@@ -1,0 +1,477 @@
+//! The follower's pages: the guide (`/`), the profile (`/me`) with refresh and delete, the error page,
+//! and the static assets compiled into the binary.
+
+use askama::Template;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::app::AppState;
+use crate::error::{AppError, ErrorPage};
+use crate::oauth::client::SnsError;
+use crate::oauth::{
+    DEFAULT_NEXT, Follower, SCOPE_USERINFO, fetch_profile, found, login_path, tokens_of,
+    upstream_failure,
+};
+use crate::sessions::{check_csrf, csrf_token};
+use crate::store::{Tokens, User, unix_now};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(guide))
+        .route("/qr.svg", get(qr))
+        .route("/me", get(me))
+        .route("/me/refresh", axum::routing::post(refresh))
+        .route("/me/delete", get(confirm_delete).post(delete))
+        .route("/static/{file}", get(asset))
+}
+
+/// What the base layout needs on every page.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub demo: bool,
+    pub account_name: String,
+    pub signed_in: bool,
+}
+
+impl Layout {
+    pub fn new(app: &AppState, signed_in: bool) -> Self {
+        Self {
+            demo: app.demo,
+            account_name: app.config.account_name.clone(),
+            signed_in,
+        }
+    }
+}
+
+/// Renders a page template.
+pub fn render(template: &impl Template) -> Result<Response, AppError> {
+    Ok(Html(template.render()?).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorTemplate<'a> {
+    layout: Layout,
+    page: &'a ErrorPage,
+}
+
+/// Draws the [`ErrorPage`] a handler failed with, inside the layout (so the demo banner shows too).
+pub async fn render_error_pages(
+    State(app): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let Some(page) = response.extensions_mut().remove::<ErrorPage>() else {
+        return response;
+    };
+    let template = ErrorTemplate {
+        layout: Layout::new(&app, false),
+        page: &page,
+    };
+    match template.render() {
+        Ok(html) => (page.status, Html(html)).into_response(),
+        Err(e) => AppError::Render(e).into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/guide.html")]
+struct GuideTemplate {
+    layout: Layout,
+    in_wechat: bool,
+    page_url: String,
+}
+
+/// Whether the request comes from WeChat's built-in browser (§8).
+pub fn in_wechat(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|ua| ua.to_str().ok())
+        .is_some_and(|ua| ua.contains("MicroMessenger"))
+}
+
+async fn guide(
+    State(app): State<AppState>,
+    session: Session,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let signed_in = Follower::current(&session).await?.is_some();
+    render(&GuideTemplate {
+        layout: Layout::new(&app, signed_in),
+        in_wechat: in_wechat(&headers),
+        page_url: format!("{}/", app.config.public_url),
+    })
+}
+
+/// The guide page's address as a QR code, to scan with WeChat from a desktop browser.
+async fn qr(State(app): State<AppState>) -> Response {
+    let url = format!("{}/", app.config.public_url);
+    match qrcode::QrCode::new(url.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(200, 200)
+                .quiet_zone(false)
+                .build();
+            (
+                [
+                    (header::CONTENT_TYPE, "image/svg+xml"),
+                    (header::CACHE_CONTROL, "public, max-age=3600"),
+                ],
+                svg,
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the public URL does not fit in a QR code");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/me.html")]
+struct MeTemplate {
+    layout: Layout,
+    avatar: Option<String>,
+    nickname: Option<String>,
+    basic_only: bool,
+    rows: Vec<(&'static str, String)>,
+    privileges: Vec<String>,
+    csrf: String,
+}
+
+/// The signed-in follower and their row, or where to send the browser instead.
+async fn signed_in_user(
+    app: &AppState,
+    session: &Session,
+) -> Result<Result<User, Response>, AppError> {
+    let Some(follower) = Follower::current(session).await? else {
+        return Ok(Err(found(&login_path(SCOPE_USERINFO, "/me"))));
+    };
+    match app.store.user(&follower.openid).await? {
+        Some(user) if user.scope.is_some() => Ok(Ok(user)),
+        // Erased (here or on another device): the session is worthless.
+        _ => {
+            Follower::sign_out(session).await?;
+            Ok(Err(found(&login_path(SCOPE_USERINFO, "/me"))))
+        }
+    }
+}
+
+async fn me(State(app): State<AppState>, session: Session) -> Result<Response, AppError> {
+    let user = match signed_in_user(&app, &session).await? {
+        Ok(user) => user,
+        Err(redirect) => return Ok(redirect),
+    };
+    let basic_only = user.scope.as_deref() != Some(SCOPE_USERINFO) && user.nickname.is_none();
+    let mut rows = vec![("OpenID", user.openid.clone())];
+    if !basic_only {
+        rows.push(("性别 · Gender", sex_label(user.sex).to_owned()));
+        let region: Vec<&str> = [&user.country, &user.province, &user.city]
+            .into_iter()
+            .filter_map(|s| s.as_deref())
+            .filter(|s| !s.is_empty())
+            .collect();
+        rows.push((
+            "地区 · Region",
+            if region.is_empty() {
+                "未填写 · not set".to_owned()
+            } else {
+                region.join(" ")
+            },
+        ));
+    }
+    if let Some(unionid) = &user.unionid {
+        rows.push(("UnionID", unionid.clone()));
+    }
+    if let Some(at) = user.last_authorized_at {
+        rows.push(("授权时间 · Authorized", beijing_time(at)));
+    }
+    rows.push((
+        "关注公众号 · Following",
+        if user.subscribed {
+            "是 · yes"
+        } else {
+            "否 · no"
+        }
+        .to_owned(),
+    ));
+    let privileges = user
+        .privilege
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<Vec<String>>(p).ok())
+        .unwrap_or_default();
+    render(&MeTemplate {
+        layout: Layout::new(&app, true),
+        avatar: user.headimgurl.filter(|u| is_image_url(u)),
+        nickname: user.nickname.filter(|n| !n.is_empty()),
+        basic_only,
+        rows,
+        privileges,
+        csrf: csrf_token(&session).await?,
+    })
+}
+
+/// Only web images or our own: never `javascript:` or `data:` from a profile.
+fn is_image_url(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://") || url.starts_with("/static/")
+}
+
+fn sex_label(sex: Option<i64>) -> &'static str {
+    match sex {
+        Some(1) => "男 · male",
+        Some(2) => "女 · female",
+        _ => "未填写 · not set",
+    }
+}
+
+/// `2026-11-22 14:03` in China Standard Time (UTC+8), as followers read times.
+fn beijing_time(unix: i64) -> String {
+    use tower_sessions::cookie::time::{OffsetDateTime, UtcOffset};
+    let offset = UtcOffset::from_hms(8, 0, 0).expect("a valid offset");
+    match OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => {
+            let t = t.to_offset(offset);
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        }
+        Err(_) => unix.to_string(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// "Refresh my profile": the stored token, renewed with the refresh token when it has expired (by the
+/// clock or by WeChat's 42001), and back through authorization only when the refresh token is dead too.
+async fn refresh(
+    State(app): State<AppState>,
+    session: Session,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&session, &form.csrf).await?;
+    let user = match signed_in_user(&app, &session).await? {
+        Ok(user) => user,
+        Err(redirect) => return Ok(redirect),
+    };
+    let reauthorize = found(&login_path(SCOPE_USERINFO, "/me"));
+    if user.scope.as_deref() != Some(SCOPE_USERINFO) {
+        return Ok(reauthorize);
+    }
+    let retry = "/me";
+    let now = unix_now();
+    let mut tokens = stored_tokens(&user);
+    let mut renewed = false;
+    if tokens
+        .as_ref()
+        .is_none_or(|t| t.access_token_expires_at <= now + 60)
+    {
+        match renew(&app, &user, tokens.as_ref()).await {
+            Renewal::Renewed(t) => {
+                tokens = Some(t);
+                renewed = true;
+            }
+            Renewal::Dead => return Ok(reauthorize),
+            Renewal::Failed(page) => return Err(page.into()),
+        }
+    }
+    let Some(mut current) = tokens else {
+        return Ok(reauthorize);
+    };
+    let profile = loop {
+        match fetch_profile(&app, &current.access_token, &user.openid, None).await {
+            Ok(profile) => break profile,
+            Err(SnsError::Api {
+                errcode: 42001 | 40001,
+                ..
+            }) if !renewed => match renew(&app, &user, Some(&current)).await {
+                Renewal::Renewed(t) => {
+                    current = t;
+                    renewed = true;
+                }
+                Renewal::Dead => return Ok(reauthorize),
+                Renewal::Failed(page) => return Err(page.into()),
+            },
+            Err(e) => return Err(upstream_failure("userinfo", &e, retry).into()),
+        }
+    };
+    app.store
+        .save_refresh(&user.openid, &current, Some(&profile))
+        .await?;
+    Ok(Redirect::to("/me").into_response())
+}
+
+fn stored_tokens(user: &User) -> Option<Tokens> {
+    Some(Tokens {
+        scope: user.scope.clone()?,
+        access_token: user.access_token.clone()?,
+        access_token_expires_at: user.access_token_expires_at?,
+        refresh_token: user.refresh_token.clone()?,
+        refresh_token_expires_at: user.refresh_token_expires_at?,
+    })
+}
+
+enum Renewal {
+    Renewed(Tokens),
+    /// The refresh token has expired or was revoked: only a new authorization helps.
+    Dead,
+    Failed(ErrorPage),
+}
+
+async fn renew(app: &AppState, user: &User, tokens: Option<&Tokens>) -> Renewal {
+    let Some(tokens) = tokens.filter(|t| t.refresh_token_expires_at > unix_now()) else {
+        return Renewal::Dead;
+    };
+    match app.sns.refresh(&tokens.refresh_token).await {
+        Ok(grant) if grant.openid == user.openid => {
+            let mut renewed = tokens_of(&grant);
+            // A refresh does not extend the refresh token's 30 days.
+            renewed.refresh_token_expires_at = tokens.refresh_token_expires_at;
+            Renewal::Renewed(renewed)
+        }
+        Ok(_) => Renewal::Dead,
+        Err(SnsError::Api {
+            errcode: 40030 | 42002 | 42007 | 40001 | 40003 | 40029,
+            ..
+        }) => Renewal::Dead,
+        Err(e) => Renewal::Failed(upstream_failure("refresh_token", &e, "/me")),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "pages/delete.html")]
+struct DeleteTemplate {
+    layout: Layout,
+    csrf: String,
+}
+
+async fn confirm_delete(
+    State(app): State<AppState>,
+    session: Session,
+) -> Result<Response, AppError> {
+    if let Err(redirect) = signed_in_user(&app, &session).await? {
+        return Ok(redirect);
+    }
+    render(&DeleteTemplate {
+        layout: Layout::new(&app, true),
+        csrf: csrf_token(&session).await?,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "pages/notice.html")]
+struct NoticeTemplate<'a> {
+    layout: Layout,
+    icon: &'a str,
+    title: &'a str,
+    zh: &'a str,
+    en: &'a str,
+}
+
+async fn delete(
+    State(app): State<AppState>,
+    session: Session,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&session, &form.csrf).await?;
+    let Some(follower) = Follower::current(&session).await? else {
+        return Ok(found(&login_path(SCOPE_USERINFO, DEFAULT_NEXT)));
+    };
+    app.store.erase_profile(&follower.openid).await?;
+    Follower::sign_out(&session).await?;
+    tracing::info!("a follower erased their profile");
+    render(&NoticeTemplate {
+        layout: Layout::new(&app, false),
+        icon: "weui-icon-success",
+        title: "资料已删除",
+        zh: "您分享的资料和登录凭证已经删除，您也已退出登录。",
+        en: "What you shared and your sign-in tokens are erased, and you are signed out.",
+    })
+}
+
+/// For a follower who opened the page from a Moments snapshot (§6.3): nothing is stored.
+pub async fn snapshot_page(app: &AppState, _session: &Session) -> Result<Response, AppError> {
+    render(&NoticeTemplate {
+        layout: Layout::new(app, false),
+        icon: "weui-icon-info",
+        title: "请打开完整页面",
+        zh: "您正在浏览朋友圈中的快照页面，无法登录。请点击屏幕下方的“打开完整页面”后再试。",
+        en: "This is a Moments snapshot, where signing in is not possible. Tap “open the full page” at the bottom of the screen and try again.",
+    })
+}
+
+/// Static files, compiled in: `(name, content type, bytes)`.
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "weui-2.6.26.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../static/weui-2.6.26.min.css"),
+    ),
+    (
+        "wxportal.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../static/wxportal.css"),
+    ),
+    (
+        "logo.svg",
+        "image/svg+xml",
+        include_bytes!("../static/logo.svg"),
+    ),
+    (
+        "avatar-1.svg",
+        "image/svg+xml",
+        include_bytes!("../static/avatar-1.svg"),
+    ),
+    (
+        "avatar-2.svg",
+        "image/svg+xml",
+        include_bytes!("../static/avatar-2.svg"),
+    ),
+    (
+        "avatar-3.svg",
+        "image/svg+xml",
+        include_bytes!("../static/avatar-3.svg"),
+    ),
+    (
+        "avatar-4.svg",
+        "image/svg+xml",
+        include_bytes!("../static/avatar-4.svg"),
+    ),
+];
+
+async fn asset(Path(file): Path<String>) -> Response {
+    let Some((name, content_type, bytes)) = ASSETS.iter().find(|(name, _, _)| *name == file) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    // A versioned name never changes content; the rest may change with a release.
+    let cache = if name.starts_with("weui-") {
+        "public, max-age=31536000, immutable"
+    } else {
+        "public, max-age=3600"
+    };
+    (
+        [
+            (header::CONTENT_TYPE, *content_type),
+            (header::CACHE_CONTROL, cache),
+        ],
+        *bytes,
+    )
+        .into_response()
+}

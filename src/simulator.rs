@@ -1,0 +1,5 @@
+use crate::app::AppState;
+use axum::Router;
+pub fn router() -> Router<AppState> {
+    Router::new()
+}
