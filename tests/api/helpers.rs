@@ -22,6 +22,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub store: Store,
+    pub keys: wxportal::sessions::Keys,
     pub dir: Arc<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
@@ -54,6 +55,7 @@ impl TestApp {
         let app = App::build(config).await.expect("app starts");
         let base = format!("http://{}", app.addr());
         let store = app.state().store.clone();
+        let keys = app.state().keys.clone();
         let (tx, rx) = oneshot::channel::<()>();
         let handle = tokio::spawn(app.run(async {
             let _ = rx.await;
@@ -66,6 +68,7 @@ impl TestApp {
             base,
             client,
             store,
+            keys,
             dir,
             shutdown: Some(tx),
             handle: Some(handle),
@@ -196,4 +199,92 @@ pub fn signed_query(timestamp: &str) -> Vec<(&'static str, String)> {
         ("timestamp", timestamp.to_owned()),
         ("nonce", "42".to_owned()),
     ]
+}
+
+/// One page load as a browser sees it.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+/// A phone's browser: keeps the session cookie between requests, follows nothing on its own.
+pub struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookie: std::sync::Mutex<Option<String>>,
+}
+
+/// WeChat's in-app browser on an iPhone, as its User-Agent says.
+pub const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800322f) NetType/WIFI Language/zh_CN";
+
+impl Browser {
+    pub fn new(app: &TestApp) -> Self {
+        Self {
+            base: app.base.clone(),
+            client: app.client.clone(),
+            cookie: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The session cookie (`name=value`), if one was set.
+    pub fn cookie(&self) -> Option<String> {
+        self.cookie.lock().unwrap().clone()
+    }
+
+    /// Drops the cookie, as WeChat's browser sometimes does.
+    pub fn forget_cookies(&self) {
+        *self.cookie.lock().unwrap() = None;
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        let request = self.client.get(format!("{}{path}", self.base));
+        self.send(request).await
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Page {
+        let request = self.client.post(format!("{}{path}", self.base)).form(form);
+        self.send(request).await
+    }
+
+    async fn send(&self, mut request: reqwest::RequestBuilder) -> Page {
+        request = request.header("user-agent", WECHAT_UA);
+        if let Some(cookie) = self.cookie() {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        for set in response.headers().get_all("set-cookie") {
+            let set = set.to_str().unwrap();
+            let pair = set.split(';').next().unwrap().trim().to_owned();
+            let removed = set.to_ascii_lowercase().contains("max-age=0");
+            *self.cookie.lock().unwrap() = (!removed).then_some(pair);
+        }
+        Page {
+            status: response.status().as_u16(),
+            location: response
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned()),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    /// `/auth/login` → the state WeChat's authorize URL carries.
+    pub async fn start_login(&self, query: &str) -> String {
+        let page = self.get(&format!("/auth/login{query}")).await;
+        assert_eq!(page.status, 302, "{page:?}");
+        let location = page.location.unwrap();
+        let url = reqwest::Url::parse(&location).unwrap();
+        url.query_pairs()
+            .find(|(k, _)| k == "state")
+            .map(|(_, v)| v.into_owned())
+            .expect("a state in the authorize URL")
+    }
+
+    /// The callback WeChat redirects to.
+    pub async fn callback(&self, code: &str, state: &str) -> Page {
+        self.get(&format!("/auth/callback?code={code}&state={state}"))
+            .await
+    }
 }

@@ -3,5 +3,7 @@
 mod cli;
 mod fixtures;
 mod helpers;
+mod mock;
+mod portal;
 mod vectors;
 mod webhook;
