@@ -27,6 +27,8 @@ pub struct AppState {
     pub keys: Keys,
     /// Set by `wxportal demo`: the WeChat simulator is mounted and pages carry its banner.
     pub demo: bool,
+    /// The address this server listens on (the simulator's chat posts to its own webhook there).
+    pub local_addr: SocketAddr,
 }
 
 /// A server whose listener is bound and whose database is open and migrated, ready to run.
@@ -69,7 +71,12 @@ impl App {
         let store = Store::connect(&config.database_url, config.sqlite_synchronous).await?;
         let keys = Keys::load(&config, &store).await?;
         let http = http_client();
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: config.bind,
+            source,
+        })?;
         let state = AppState {
+            local_addr,
             webhook: Arc::new(Webhook::new(&config)),
             sns: Arc::new(SnsClient::new(
                 http.clone(),

@@ -1,0 +1,304 @@
+//! A real browser walks the demo: headless Chromium at 375×667 with WeChat's User-Agent, driven through
+//! chromedriver. Guide → simulated consent → profile, then the follower chat.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them and sets
+//! `WXPORTAL_REQUIRE_BROWSER=1`, which turns a missing browser into a failure). Screenshots are written to
+//! `target/screenshots/` (or `$WXPORTAL_SCREENSHOTS`).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::helpers::WECHAT_UA;
+
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromedriver() -> Option<PathBuf> {
+    ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// `POST /session/{id}/se/log`: the browser console, which W3C WebDriver leaves out.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(r#"{"type":"browser"}"#.to_owned()),
+        )
+    }
+}
+
+async fn console_errors(client: &Client) -> Vec<String> {
+    let log = client.issue_cmd(BrowserLog).await.unwrap();
+    log.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .map(|entry| entry["message"].to_string())
+        .collect()
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    let dir = std::env::var_os("WXPORTAL_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join(format!("{name}.png")),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+}
+
+/// The page fits a phone: nothing wider than the viewport.
+async fn assert_fits_the_phone(client: &Client, page: &str) {
+    let widths = client
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        widths[0].as_u64() <= widths[1].as_u64(),
+        "{page} overflows the 375 px screen: {widths}"
+    );
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn wait_for(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} never appeared: {e}"));
+}
+
+#[tokio::test]
+async fn a_follower_walks_the_demo_in_a_phone_sized_wechat_browser() {
+    let Some(driver_path) = chromedriver() else {
+        assert!(
+            std::env::var_os("WXPORTAL_REQUIRE_BROWSER").is_none(),
+            "chromedriver is missing: apt-get install chromium chromium-driver"
+        );
+        eprintln!("SKIPPED: no chromedriver (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _banner) = wxportal::cli::build_demo(&[
+        ("WXPORTAL_BIND", "127.0.0.1:0".to_owned()),
+        (
+            "WXPORTAL_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("demo.db").display()),
+        ),
+    ])
+    .await
+    .unwrap();
+    let base = format!("http://{}", app.addr());
+    tokio::spawn(app.run(std::future::pending()));
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _driver = Driver(
+        Command::new(driver_path)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage",
+                format!("--user-data-dir={}", profile.path().display()),
+            ],
+            "mobileEmulation": {
+                "deviceMetrics": { "width": 375, "height": 667, "pixelRatio": 2.0 },
+                "userAgent": WECHAT_UA,
+            },
+        }),
+    );
+    caps.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
+    let mut client = None;
+    for _ in 0..50 {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => {
+                client = Some(c);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let client = client.expect("chromedriver starts a session");
+
+    // The guide page, as WeChat's browser shows it.
+    client.goto(&format!("{base}/")).await.unwrap();
+    assert!(text_of(&client, "#sim-banner").await.contains("Simulator"));
+    assert_fits_the_phone(&client, "the guide").await;
+    screenshot(&client, "1-guide").await;
+
+    // Authorize → the simulated consent page; choose the follower whose nickname is markup.
+    client
+        .find(Locator::Id("authorize"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, "#consent").await;
+    assert!(text_of(&client, "#sim-banner").await.contains("Simulator"));
+    assert_fits_the_phone(&client, "the consent page").await;
+    screenshot(&client, "2-consent").await;
+    client
+        .find(Locator::Css("label[for='follower-2']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("allow"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // The profile: the nickname is shown as the text it is, and runs nothing.
+    wait_for(&client, "#profile").await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/me");
+    assert_eq!(
+        text_of(&client, "#nickname").await,
+        "<script>alert('hi')</script>"
+    );
+    let scripts = client
+        .execute("return document.scripts.length", vec![])
+        .await
+        .unwrap();
+    assert_eq!(scripts, json!(0), "no script element made it into the page");
+    assert_fits_the_phone(&client, "the profile").await;
+    screenshot(&client, "3-profile").await;
+
+    // Sign out, sign in again as 小明 with the quiet scope.
+    client
+        .find(Locator::Id("logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, "#authorize").await;
+    client
+        .find(Locator::Id("silent"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, "#consent").await;
+    client
+        .find(Locator::Id("allow"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, "#profile").await;
+    assert!(
+        text_of(&client, "#profile")
+            .await
+            .contains("oDemo0000000000000xiaoming")
+    );
+
+    // The follower chat goes through the real signed, encrypted webhook.
+    client.goto(&format!("{base}/_sim/chat")).await.unwrap();
+    client
+        .find(Locator::Id("content"))
+        .await
+        .unwrap()
+        .send_keys("你好")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, "#latest").await;
+    let answer = text_of(&client, "#latest").await;
+    let link = client
+        .find(Locator::Css("#latest a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap();
+    assert_eq!(
+        link,
+        Some(format!("{base}/")),
+        "the help text links the portal: {answer}"
+    );
+    assert!(
+        !answer.contains('⚠'),
+        "WeChat would accept the reply: {answer}"
+    );
+    assert_fits_the_phone(&client, "the chat").await;
+    screenshot(&client, "4-chat").await;
+
+    let errors = console_errors(&client).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    client.close().await.unwrap();
+}
