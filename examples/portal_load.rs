@@ -1,0 +1,182 @@
+//! Load for the portal benchmark (bench/portal.sh) against `wxportal demo` and its WeChat simulator.
+//!
+//! `cargo run --release --example portal_load -- SCENARIO BASE_URL [CONNECTIONS] [SECONDS]`
+//! - `flow`: whole authorizations, as a phone does them: `/auth/login` → the simulator's consent page →
+//!   allow → `/auth/callback` (code exchange and userinfo over real HTTP, profile stored, session cycled)
+//!   → `/me`. One flow = five requests.
+//! - `me`: each connection signs in once, then loads `/me` over and over.
+//! - `healthz`: `GET /healthz`, the machine's ceiling in the same run.
+//!
+//! Prints one line: scenario, operations/s, p50 and p99 latency per operation, errors.
+
+use std::time::{Duration, Instant};
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+
+const UA: &str = "Mozilla/5.0 (iPhone) MicroMessenger/8.0.50";
+
+struct Phone {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+impl Phone {
+    async fn send(
+        &mut self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(u16, Option<String>), String> {
+        let mut request = request.header("user-agent", UA);
+        if let Some(c) = &self.cookie {
+            request = request.header(COOKIE, c);
+        }
+        let response = request.send().await.map_err(|e| e.to_string())?;
+        if let Some(set) = response
+            .headers()
+            .get(SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+        {
+            self.cookie = set.split(';').next().map(str::to_owned);
+        }
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .map(str::to_owned);
+        response.bytes().await.map_err(|e| e.to_string())?;
+        Ok((status, location))
+    }
+
+    fn url(&self, path_or_url: &str) -> String {
+        if path_or_url.starts_with("http") {
+            path_or_url.to_owned()
+        } else {
+            format!("{}{path_or_url}", self.base)
+        }
+    }
+
+    /// One authorization, start to profile page.
+    async fn flow(&mut self, follower: usize) -> Result<(), String> {
+        let (_, authorize) = self.send(self.http.get(self.url("/auth/login"))).await?;
+        let authorize = authorize.ok_or("login did not redirect")?;
+        let consent = authorize.trim_end_matches("#wechat_redirect").to_owned();
+        let (status, _) = self.send(self.http.get(&consent)).await?;
+        if status != 200 {
+            return Err(format!("consent page {status}"));
+        }
+        let query: Vec<(String, String)> = reqwest::Url::parse(&consent)
+            .map_err(|e| e.to_string())?
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let get = |k: &str| {
+            query
+                .iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let follower = follower.to_string();
+        let form = [
+            ("follower", follower.as_str()),
+            ("decision", "allow"),
+            ("redirect_uri", &get("redirect_uri")),
+            ("state", &get("state")),
+            ("scope", &get("scope")),
+        ];
+        let decide = self.url("/_sim/open/connect/oauth2/authorize");
+        let (_, callback) = self.send(self.http.post(decide).form(&form)).await?;
+        let callback = callback.ok_or("consent did not redirect")?;
+        let (status, next) = self.send(self.http.get(self.url(&callback))).await?;
+        if status != 302 || next.as_deref() != Some("/me") {
+            return Err(format!("callback {status} → {next:?}"));
+        }
+        self.me().await
+    }
+
+    async fn me(&mut self) -> Result<(), String> {
+        match self.send(self.http.get(self.url("/me"))).await? {
+            (200, _) => Ok(()),
+            (status, _) => Err(format!("/me {status}")),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let scenario = args.get(1).cloned().unwrap_or_else(|| "flow".into());
+    let base = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let connections: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(16);
+    let seconds: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(10);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(connections)
+        .build()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let workers: Vec<_> = (0..connections)
+        .map(|i| {
+            let mut phone = Phone {
+                http: http.clone(),
+                base: base.clone(),
+                cookie: None,
+            };
+            let scenario = scenario.clone();
+            tokio::spawn(async move {
+                let (mut latencies, mut errors) = (Vec::new(), 0u64);
+                if scenario == "me" && phone.flow(i % 4).await.is_err() {
+                    return (latencies, 1);
+                }
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let result = match scenario.as_str() {
+                        "flow" => phone.flow((i + n) % 4).await,
+                        "me" => phone.me().await,
+                        _ => phone
+                            .send(phone.http.get(phone.url("/healthz")))
+                            .await
+                            .map(|_| ()),
+                    };
+                    match result {
+                        Ok(()) => latencies.push(t.elapsed()),
+                        Err(e) => {
+                            if errors == 0 {
+                                eprintln!("error: {e}");
+                            }
+                            errors += 1;
+                        }
+                    }
+                    n += 1;
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let (mut all, mut errors) = (Vec::new(), 0);
+    for w in workers {
+        let (l, e) = w.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    println!(
+        "{scenario:<8} {:>9.0} ops/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} ops, {} errors, {connections} connections)",
+        all.len() as f64 / elapsed,
+        pct(0.50),
+        pct(0.99),
+        all.len(),
+        errors
+    );
+}
