@@ -13,7 +13,7 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::helpers::WECHAT_UA;
+use crate::helpers::{WECHAT_UA, spawn_demo};
 
 struct Driver(Child);
 
@@ -121,18 +121,7 @@ async fn a_follower_walks_the_demo_in_a_phone_sized_wechat_browser() {
         eprintln!("SKIPPED: no chromedriver (apt-get install chromium chromium-driver)");
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let (app, _banner) = wxportal::cli::build_demo(&[
-        ("WXPORTAL_BIND", "127.0.0.1:0".to_owned()),
-        (
-            "WXPORTAL_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("demo.db").display()),
-        ),
-    ])
-    .await
-    .unwrap();
-    let base = format!("http://{}", app.addr());
-    tokio::spawn(app.run(std::future::pending()));
+    let (base, _dir) = spawn_demo().await;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -233,6 +233,11 @@ impl Browser {
         self.cookie.lock().unwrap().clone()
     }
 
+    /// Carries another browser's cookie (the same phone, balanced onto another instance).
+    pub fn set_cookie(&self, cookie: Option<String>) {
+        *self.cookie.lock().unwrap() = cookie;
+    }
+
     /// Drops the cookie, as WeChat's browser sometimes does.
     pub fn forget_cookies(&self) {
         *self.cookie.lock().unwrap() = None;
@@ -287,4 +292,22 @@ impl Browser {
         self.get(&format!("/auth/callback?code={code}&state={state}"))
             .await
     }
+}
+
+/// `wxportal demo` (simulator mounted) on a random port with its own database: its base URL, and the
+/// directory to keep alive while it runs.
+pub async fn spawn_demo() -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let (demo, _banner) = wxportal::cli::build_demo(&[
+        ("WXPORTAL_BIND", "127.0.0.1:0".to_owned()),
+        (
+            "WXPORTAL_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("demo.db").display()),
+        ),
+    ])
+    .await
+    .unwrap();
+    let base = format!("http://{}", demo.addr());
+    tokio::spawn(demo.run(std::future::pending()));
+    (base, dir)
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::helpers::{Browser, PUBLIC_URL, TestApp};
+use crate::helpers::{Browser, PUBLIC_URL, TestApp, spawn_demo};
 use crate::mock::{APPSECRET, MockWeChat, Scripted};
 
 const EXCHANGE: &str = "/sns/oauth2/access_token";
@@ -524,4 +524,162 @@ async fn the_guide_offers_both_sign_ins_in_wechat_and_a_qr_code_elsewhere() {
             .unwrap()
             .contains("immutable")
     );
+}
+
+#[tokio::test]
+async fn two_instances_on_one_database_exchange_a_repeated_code_once() {
+    let mock = MockWeChat::start().await;
+    mock.set_exchange_delay(Duration::from_millis(300));
+    let vars = [
+        ("WXPORTAL_APPSECRET", APPSECRET),
+        ("WXPORTAL_WECHAT_API_URL", mock.base.as_str()),
+    ];
+    let first = TestApp::spawn(&vars).await;
+    let second = TestApp::spawn_in(first.dir.clone(), &vars).await;
+    let on_first = Browser::new(&first);
+    let state = on_first.start_login("").await;
+    let code = mock.issue_code("oTwoInstances", "snsapi_userinfo");
+    // The same browser's double load, balanced onto both instances.
+    let on_second = Browser::new(&second);
+    on_second.set_cookie(on_first.cookie());
+    let (a, b) = tokio::join!(
+        on_first.callback(&code, &state),
+        on_second.callback(&code, &state)
+    );
+    assert_eq!(a.location.as_deref(), Some("/me"), "{a:?}");
+    assert_eq!(b.location.as_deref(), Some("/me"), "{b:?}");
+    assert_eq!(mock.calls(EXCHANGE), 1);
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_http_only_lax_and_secure_under_https() {
+    let mock = MockWeChat::start().await;
+    for (public_url, secure) in [("https://portal.test", true), ("http://portal.test", false)] {
+        let app = TestApp::spawn(&[
+            ("WXPORTAL_PUBLIC_URL", public_url),
+            ("WXPORTAL_WECHAT_API_URL", mock.base.as_str()),
+        ])
+        .await;
+        let response = app.client.get(app.url("/auth/login")).send().await.unwrap();
+        let cookie = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(cookie.starts_with("wxportal_session="), "{cookie}");
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+        assert_eq!(cookie.contains("Secure"), secure, "{cookie}");
+    }
+}
+
+#[tokio::test]
+async fn the_simulator_is_not_reachable_under_serve() {
+    let (app, _mock) = portal().await;
+    for path in [
+        "/_sim/chat",
+        "/_sim/open/connect/oauth2/authorize",
+        "/_sim/api/sns/userinfo",
+    ] {
+        let status = app.client.get(app.url(path)).send().await.unwrap().status();
+        assert_eq!(status, 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_simulator_speaks_wechats_errors() {
+    let (base, _dir) = spawn_demo().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let errcode = |body: String| -> i64 {
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["errcode"]
+            .as_i64()
+            .unwrap_or(0)
+    };
+    let sns = |path: &str| format!("{base}/_sim/api/sns/{path}");
+    let bad_appid = client
+        .get(sns("oauth2/access_token?appid=wx0000000000000000&secret=x&code=c&grant_type=authorization_code"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_appid.headers()["content-type"], "text/plain");
+    assert_eq!(errcode(bad_appid.text().await.unwrap()), 40013);
+
+    // Consent as follower 0 with the quiet scope, then exchange the code twice.
+    let callback = format!("{base}/auth/callback");
+    let allowed = client
+        .post(format!("{base}/_sim/open/connect/oauth2/authorize"))
+        .form(&[
+            ("follower", "0"),
+            ("decision", "allow"),
+            ("redirect_uri", callback.as_str()),
+            ("state", "s"),
+            ("scope", "snsapi_base"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let location = allowed.headers()["location"].to_str().unwrap().to_owned();
+    let code = location
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let exchange = sns(&format!(
+        "oauth2/access_token?appid=wx0123456789abcdef&secret=d3e0d3e0d3e0d3e0d3e0d3e0d3e0d3e0&code={code}&grant_type=authorization_code"
+    ));
+    let grant: serde_json::Value = serde_json::from_str(
+        &client
+            .get(&exchange)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let again = client
+        .get(&exchange)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(errcode(again), 40163, "a code works once");
+    let (token, openid) = (
+        grant["access_token"].as_str().unwrap(),
+        grant["openid"].as_str().unwrap(),
+    );
+    let userinfo = client
+        .get(sns(&format!(
+            "userinfo?access_token={token}&openid={openid}&lang=zh_CN"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        errcode(userinfo.text().await.unwrap()),
+        48001,
+        "a base token reads no profile"
+    );
+    let unknown = client.get(sns("oauth2/refresh_token?appid=wx0123456789abcdef&grant_type=refresh_token&refresh_token=nope")).send().await.unwrap();
+    assert_eq!(errcode(unknown.text().await.unwrap()), 40030);
+    let foreign = client
+        .get(format!(
+            "{base}/_sim/open/connect/oauth2/authorize?appid=wx0123456789abcdef&redirect_uri={}&response_type=code&scope=snsapi_base&state=s",
+            urlencoding::encode("https://evil.example/cb")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 400);
+    assert!(foreign.text().await.unwrap().contains("10003"));
 }
