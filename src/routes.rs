@@ -34,19 +34,18 @@ pub fn router(state: AppState) -> Router {
                 .level(Level::INFO)
                 .latency_unit(tower_http::LatencyUnit::Micros),
         );
-    let mut app = Router::new()
-        .merge(webhook::router())
-        .merge(pages::router())
-        .merge(oauth::router());
+    // Pages get sessions and drawn error pages; the webhook and the probes need neither and skip both.
+    let mut pages = Router::new().merge(pages::router()).merge(oauth::router());
     if state.demo {
-        app = app.merge(simulator::router());
+        pages = pages.merge(simulator::router());
     }
-    let app = app
+    let pages = pages
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             pages::render_error_pages,
         ))
         .layer(sessions::layer(&state.store, &state.keys, &state.config));
+    let app = Router::new().merge(webhook::router()).merge(pages);
     app.route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
