@@ -8,7 +8,6 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
-use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::app::AppState;
@@ -18,7 +17,7 @@ use crate::oauth::{
     DEFAULT_NEXT, Follower, SCOPE_USERINFO, fetch_profile, found, login_path, tokens_of,
     upstream_failure,
 };
-use crate::sessions::{check_csrf, csrf_token};
+use crate::sessions::{CsrfForm, check_csrf, csrf_token};
 use crate::store::{Tokens, User, unix_now};
 
 pub fn router() -> Router<AppState> {
@@ -253,12 +252,6 @@ fn beijing_time(unix: i64) -> String {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// "Refresh my profile": the stored token, renewed with the refresh token when it has expired (by the
 /// clock or by WeChat's 42001), and back through authorization only when the refresh token is dead too.
 async fn refresh(
@@ -275,41 +268,32 @@ async fn refresh(
     if user.scope.as_deref() != Some(SCOPE_USERINFO) {
         return Ok(reauthorize);
     }
-    let retry = "/me";
-    let now = unix_now();
-    let mut tokens = stored_tokens(&user);
+    let stored = stored_tokens(&user);
+    // The stored access token while the clock says it is good; after that, or after WeChat's 42001, the
+    // refresh token's (once).
+    let mut usable = stored
+        .clone()
+        .filter(|t| t.access_token_expires_at > unix_now() + 60);
     let mut renewed = false;
-    if tokens
-        .as_ref()
-        .is_none_or(|t| t.access_token_expires_at <= now + 60)
-    {
-        match renew(&app, &user, tokens.as_ref()).await {
-            Renewal::Renewed(t) => {
-                tokens = Some(t);
+    let (current, profile) = loop {
+        let tokens = match usable.take() {
+            Some(tokens) => tokens,
+            None => {
                 renewed = true;
+                match renew(&app, &user, stored.as_ref()).await {
+                    Renewal::Renewed(tokens) => tokens,
+                    Renewal::Dead => return Ok(reauthorize),
+                    Renewal::Failed(page) => return Err(page.into()),
+                }
             }
-            Renewal::Dead => return Ok(reauthorize),
-            Renewal::Failed(page) => return Err(page.into()),
-        }
-    }
-    let Some(mut current) = tokens else {
-        return Ok(reauthorize);
-    };
-    let profile = loop {
-        match fetch_profile(&app, &current.access_token, &user.openid, None).await {
-            Ok(profile) => break profile,
+        };
+        match fetch_profile(&app, &tokens.access_token, &user.openid, None).await {
+            Ok(profile) => break (tokens, profile),
             Err(SnsError::Api {
                 errcode: 42001 | 40001,
                 ..
-            }) if !renewed => match renew(&app, &user, Some(&current)).await {
-                Renewal::Renewed(t) => {
-                    current = t;
-                    renewed = true;
-                }
-                Renewal::Dead => return Ok(reauthorize),
-                Renewal::Failed(page) => return Err(page.into()),
-            },
-            Err(e) => return Err(upstream_failure("userinfo", &e, retry).into()),
+            }) if !renewed => {}
+            Err(e) => return Err(upstream_failure("userinfo", &e, "/me").into()),
         }
     };
     app.store
@@ -407,7 +391,7 @@ async fn delete(
 }
 
 /// For a follower who opened the page from a Moments snapshot (§6.3): nothing is stored.
-pub async fn snapshot_page(app: &AppState, _session: &Session) -> Result<Response, AppError> {
+pub fn snapshot_page(app: &AppState) -> Result<Response, AppError> {
     render(&NoticeTemplate {
         layout: Layout::new(app, false),
         icon: "weui-icon-info",

@@ -86,6 +86,13 @@ pub fn layer(
         .with_signed(keys.cookie.clone())
 }
 
+/// A form whose only field is the CSRF token (sign-out, refresh, delete).
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
 /// The session's CSRF token, created on first use: forms carry it, [`check_csrf`] compares it.
 pub async fn csrf_token(session: &Session) -> Result<String, AppError> {
     if let Some(token) = session

@@ -338,12 +338,7 @@ fn wechat_error(errcode: i64, errmsg: &str) -> Response {
     wechat_json(serde_json::json!({ "errcode": errcode, "errmsg": errmsg }))
 }
 
-fn grant(
-    sim: &Simulator,
-    follower: usize,
-    scope: &str,
-    refresh: Option<(String, Token)>,
-) -> Response {
+fn grant(sim: &Simulator, follower: usize, scope: &str, refresh: Option<String>) -> Response {
     let now = unix_now();
     let access = random_token("simAT");
     sim.access.lock().expect("simulator lock").insert(
@@ -354,7 +349,7 @@ fn grant(
             expires_at: now + ACCESS_LIFETIME,
         },
     );
-    let (refresh_token, _) = refresh.unwrap_or_else(|| {
+    let refresh_token = refresh.unwrap_or_else(|| {
         let rt = random_token("simRT");
         let token = Token {
             follower,
@@ -364,8 +359,8 @@ fn grant(
         sim.refresh
             .lock()
             .expect("simulator lock")
-            .insert(rt.clone(), token.clone());
-        (rt, token)
+            .insert(rt.clone(), token);
+        rt
     });
     let f = &FOLLOWERS[follower];
     let mut body = serde_json::json!({
@@ -432,7 +427,7 @@ async fn refresh_token(
     match found {
         None => wechat_error(40030, "invalid refresh_token"),
         Some((_, t)) if t.expires_at < unix_now() => wechat_error(42002, "refresh_token expired"),
-        Some((rt, t)) => grant(&sim, t.follower, &t.scope.clone(), Some((rt, t))),
+        Some((rt, t)) => grant(&sim, t.follower, &t.scope, Some(rt)),
     }
 }
 

@@ -20,7 +20,7 @@ use tower_sessions::Session;
 
 use crate::app::AppState;
 use crate::error::{AppError, ErrorPage};
-use crate::sessions::check_csrf;
+use crate::sessions::{CsrfForm, check_csrf};
 use crate::store::{Claim, OAuthState, Outcome, Profile, Tokens, unix_now};
 use client::{Grant, SnsError};
 use state::StateError;
@@ -248,7 +248,7 @@ async fn exchange(
             .finish_oauth_state(&row.nonce, Outcome::Snapshot)
             .await?;
         tracing::info!("snapshot user (朋友圈快照页): nothing stored");
-        return crate::pages::snapshot_page(app, session).await;
+        return crate::pages::snapshot_page(app);
     }
     let profile = if grant.scope.split(',').any(|s| s == SCOPE_USERINFO) {
         match fetch_profile(
@@ -381,12 +381,6 @@ pub fn tokens_of(grant: &Grant) -> Tokens {
         refresh_token: grant.refresh_token.clone(),
         refresh_token_expires_at: now + REFRESH_TOKEN_LIFETIME,
     }
-}
-
-#[derive(Debug, Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 async fn logout(session: Session, Form(form): Form<CsrfForm>) -> Result<Response, AppError> {

@@ -107,10 +107,9 @@ impl Store {
     /// Marks the state used without a code (the follower refused): a replay of it is refused too.
     pub async fn consume_oauth_state(&self, nonce: &str) -> Result<Option<OAuthState>, StoreError> {
         Ok(sqlx::query_as(
-            "UPDATE oauth_states SET claimed_at = ?, outcome = 'failed', finished_at = ?
-             WHERE nonce = ? AND claimed_at IS NULL RETURNING *",
+            "UPDATE oauth_states SET claimed_at = ?1, outcome = 'failed', finished_at = ?1
+             WHERE nonce = ?2 AND claimed_at IS NULL RETURNING *",
         )
-        .bind(unix_now())
         .bind(unix_now())
         .bind(nonce)
         .fetch_optional(&self.pool)

@@ -102,6 +102,16 @@ async fn text_of(client: &Client, css: &str) -> String {
         .unwrap()
 }
 
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} is not on the page: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn wait_for(client: &Client, css: &str) {
     client
         .wait()
@@ -178,31 +188,13 @@ async fn a_follower_walks_the_demo_in_a_phone_sized_wechat_browser() {
     screenshot(&client, "1-guide").await;
 
     // Authorize → the simulated consent page; choose the follower whose nickname is markup.
-    client
-        .find(Locator::Id("authorize"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#authorize").await;
     wait_for(&client, "#consent").await;
     assert!(text_of(&client, "#sim-banner").await.contains("Simulator"));
     assert_fits_the_phone(&client, "the consent page").await;
     screenshot(&client, "2-consent").await;
-    client
-        .find(Locator::Css("label[for='follower-2']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .find(Locator::Id("allow"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "label[for='follower-2']").await;
+    click(&client, "#allow").await;
 
     // The profile: the nickname is shown as the text it is, and runs nothing.
     wait_for(&client, "#profile").await;
@@ -220,29 +212,11 @@ async fn a_follower_walks_the_demo_in_a_phone_sized_wechat_browser() {
     screenshot(&client, "3-profile").await;
 
     // Sign out, sign in again as 小明 with the quiet scope.
-    client
-        .find(Locator::Id("logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#logout").await;
     wait_for(&client, "#authorize").await;
-    client
-        .find(Locator::Id("silent"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#silent").await;
     wait_for(&client, "#consent").await;
-    client
-        .find(Locator::Id("allow"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#allow").await;
     wait_for(&client, "#profile").await;
     assert!(
         text_of(&client, "#profile")
@@ -259,13 +233,7 @@ async fn a_follower_walks_the_demo_in_a_phone_sized_wechat_browser() {
         .send_keys("你好")
         .await
         .unwrap();
-    client
-        .find(Locator::Id("send"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#send").await;
     wait_for(&client, "#latest").await;
     let answer = text_of(&client, "#latest").await;
     let link = client
