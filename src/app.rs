@@ -8,6 +8,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 use crate::oauth::client::{SnsClient, http_client};
+use crate::replies::Replies;
 use crate::routes;
 use crate::sessions::Keys;
 use crate::store::{Store, StoreError};
@@ -19,6 +20,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub webhook: Arc<Webhook>,
+    /// The reply rules, cached.
+    pub replies: Arc<Replies>,
     /// The one outbound HTTP client (timeouts set, redirects off).
     pub http: reqwest::Client,
     /// Web authorization's calls to WeChat.
@@ -70,6 +73,8 @@ impl App {
     pub async fn build_on(listener: TcpListener, config: Config) -> Result<Self, StartError> {
         let store = Store::connect(&config.database_url, config.sqlite_synchronous).await?;
         let keys = Keys::load(&config, &store).await?;
+        let replies = Replies::load(store.clone(), &config.public_url).await?;
+        tokio::spawn(Arc::clone(&replies).watch());
         let http = http_client();
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: config.bind,
@@ -78,6 +83,7 @@ impl App {
         let state = AppState {
             local_addr,
             webhook: Arc::new(Webhook::new(&config)),
+            replies,
             sns: Arc::new(SnsClient::new(
                 http.clone(),
                 &config.wechat_api_url,
@@ -118,9 +124,13 @@ impl App {
     ) -> std::io::Result<()> {
         let store = self.state.store.clone();
         let router = routes::router(self.state);
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        // The peer address is the client's, unless a proxy header says otherwise (sign-in limits).
+        let served = axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         store.close().await;
         served
     }

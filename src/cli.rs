@@ -1,13 +1,16 @@
-//! The command line: `serve` (the default), `check`, `send`.
+//! The command line: `serve` (the default), `demo`, `check`, `send`, `admin`.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::admin::{auth, hash_password};
 use crate::app::{App, shutdown_signal};
-use crate::config::Config;
+use crate::config::{Config, SqliteSync};
+use crate::pages::beijing_time;
 use crate::send::{self, SendArgs};
 use crate::simulator;
+use crate::store::Store;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,6 +33,23 @@ pub enum Command {
     Check,
     /// Act as WeChat's server: send a message or the URL verification to a server and judge its answer.
     Send(Box<SendArgs>),
+    /// Manage the operators who sign in at /admin (the database is WXPORTAL_DATABASE_URL's).
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Create an admin. The password is read from standard input, or prompted for on a terminal.
+    Create { name: String },
+    /// Set an admin's password (their sessions end).
+    Passwd { name: String },
+    /// List the admins.
+    List,
+    /// Delete an admin (their sessions end).
+    Delete { name: String },
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
@@ -55,7 +75,111 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         },
         Command::Send(args) => send::run(*args).await,
+        Command::Admin { action } => match admin_command(action).await {
+            Ok(message) => {
+                println!("{message}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+/// Runs an `admin` subcommand; the text to print, or the problem.
+async fn admin_command(action: AdminAction) -> Result<String, String> {
+    let url = Config::database_url_from_env().map_err(|e| e.to_string())?;
+    let store = Store::connect(&url, SqliteSync::Full)
+        .await
+        .map_err(|e| e.to_string())?;
+    let result = match action {
+        AdminAction::Create { name } => {
+            auth::check_name(&name)?;
+            if store
+                .admin_by_name(&name)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                return Err(format!(
+                    "an admin named {name:?} exists; use `wxportal admin passwd {name}`"
+                ));
+            }
+            let hash = hash_password(&read_password()?)?;
+            match store.create_admin(&name, &hash).await {
+                Ok(true) => Ok(format!("admin {name:?} created; sign in at /admin/login")),
+                Ok(false) => Err(format!("an admin named {name:?} exists")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        AdminAction::Passwd { name } => {
+            if store
+                .admin_by_name(&name)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                return Err(format!("no admin named {name:?}"));
+            }
+            let hash = hash_password(&read_password()?)?;
+            match store.set_admin_password(&name, &hash).await {
+                Ok(true) => Ok(format!(
+                    "password of {name:?} changed; their sessions have ended"
+                )),
+                Ok(false) => Err(format!("no admin named {name:?}")),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        AdminAction::List => {
+            let admins = store.admins().await.map_err(|e| e.to_string())?;
+            if admins.is_empty() {
+                Ok("no admins yet: create one with `wxportal admin create NAME`".into())
+            } else {
+                Ok(admins
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{:<24} created {}  last sign-in {}",
+                            a.name,
+                            beijing_time(a.created_at),
+                            a.last_login_at.map_or_else(|| "never".into(), beijing_time)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"))
+            }
+        }
+        AdminAction::Delete { name } => match store.delete_admin(&name).await {
+            Ok(true) => Ok(format!("admin {name:?} deleted")),
+            Ok(false) => Err(format!("no admin named {name:?}")),
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    store.close().await;
+    result
+}
+
+/// The new password: prompted twice without echo on a terminal, else the first line of standard input.
+fn read_password() -> Result<String, String> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ").map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Once more: ").map_err(|e| e.to_string())?;
+        if first != again {
+            return Err("the two passwords differ; nothing changed".into());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("reading the password from standard input: {e}"))?;
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    auth::check_password(&password)?;
+    Ok(password)
 }
 
 async fn serve(config: Config) -> ExitCode {
@@ -160,7 +284,42 @@ pub async fn build_demo(overrides: &[(&str, String)]) -> Result<(App, String), S
         .await
         .map_err(|e| e.to_string())?
         .with_simulator();
+    let password = demo_admin(&app.state().store).await?;
+    let banner = format!(
+        "{banner}\nAdmin area: {portal}/admin   name {DEMO_ADMIN}   password {password}   (new at every start)\n"
+    );
     Ok((app, banner))
+}
+
+/// The demo's admin name; its password is fresh at every start.
+pub const DEMO_ADMIN: &str = "admin";
+
+/// Gives the demo admin a fresh random password (creating the admin on first start) and returns it.
+async fn demo_admin(store: &Store) -> Result<String, String> {
+    use rand::Rng;
+    let password: String = rand::thread_rng()
+        .sample_iter(rand::distributions::Alphanumeric)
+        .take(16)
+        .map(char::from)
+        .collect();
+    let hash = hash_password(&password)?;
+    let done = if store
+        .set_admin_password(DEMO_ADMIN, &hash)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        true
+    } else {
+        store
+            .create_admin(DEMO_ADMIN, &hash)
+            .await
+            .map_err(|e| e.to_string())?
+    };
+    if done {
+        Ok(password)
+    } else {
+        Err("could not set the demo admin's password".into())
+    }
 }
 
 async fn demo() -> ExitCode {

@@ -78,6 +78,9 @@ pub struct Config {
     pub session_key: Option<Secret>,
     /// The account's name as followers know it, shown on the portal's pages.
     pub account_name: String,
+    /// The header a reverse proxy puts the client's address in (e.g. `X-Real-IP`); without it, the
+    /// connection's peer address is the client's.
+    pub client_ip_header: Option<axum::http::HeaderName>,
 }
 
 /// SQLite's durability level for the messages a reply depends on.
@@ -136,13 +139,7 @@ impl Config {
             }
         };
 
-        let database_url =
-            var("WXPORTAL_DATABASE_URL").unwrap_or_else(|| "sqlite://wxportal.db".into());
-        if !database_url.starts_with("sqlite:") {
-            problems.push(format!(
-                "WXPORTAL_DATABASE_URL must be a sqlite: URL such as sqlite://wxportal.db (got {database_url:?}); other databases are not supported yet."
-            ));
-        }
+        let database_url = database_url(&mut problems, var("WXPORTAL_DATABASE_URL"));
 
         let public_url = base_url(
             &mut problems,
@@ -280,6 +277,16 @@ impl Config {
             Secret::new(k)
         });
 
+        let client_ip_header = var("WXPORTAL_CLIENT_IP_HEADER").and_then(|h| {
+            axum::http::HeaderName::try_from(h.as_str())
+                .map_err(|_| {
+                    problems.push(format!(
+                        "WXPORTAL_CLIENT_IP_HEADER must be a header name such as X-Real-IP (got {h:?})."
+                    ))
+                })
+                .ok()
+        });
+
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
@@ -299,7 +306,25 @@ impl Config {
             sqlite_synchronous,
             session_key,
             account_name: var("WXPORTAL_ACCOUNT_NAME").unwrap_or_else(|| "公众号".to_owned()),
+            client_ip_header,
         })
+    }
+
+    /// Only the database URL, for commands that need nothing else (`wxportal admin`).
+    pub fn database_url_from_env() -> Result<String, ConfigError> {
+        let mut problems = Vec::new();
+        let url = database_url(
+            &mut problems,
+            std::env::var("WXPORTAL_DATABASE_URL")
+                .ok()
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty()),
+        );
+        if problems.is_empty() {
+            Ok(url)
+        } else {
+            Err(ConfigError(problems))
+        }
     }
 
     /// The settings in use, one per line, secrets masked: what `wxportal check` prints.
@@ -341,6 +366,13 @@ impl Config {
             ),
             ("WXPORTAL_ACCOUNT_NAME", self.account_name.clone()),
             (
+                "WXPORTAL_CLIENT_IP_HEADER",
+                self.client_ip_header.as_ref().map_or_else(
+                    || "(not set: the connection's address)".to_owned(),
+                    ToString::to_string,
+                ),
+            ),
+            (
                 "WXPORTAL_SESSION_KEY",
                 self.session_key.as_ref().map_or_else(
                     || "(not set: generated once, kept in the database)".to_owned(),
@@ -353,6 +385,17 @@ impl Config {
             .map(|(k, v)| format!("{k:<36} {v}\n"))
             .collect()
     }
+}
+
+/// `WXPORTAL_DATABASE_URL`, defaulting to `wxportal.db` in the working directory.
+fn database_url(problems: &mut Vec<String>, value: Option<String>) -> String {
+    let url = value.unwrap_or_else(|| "sqlite://wxportal.db".into());
+    if !url.starts_with("sqlite:") {
+        problems.push(format!(
+            "WXPORTAL_DATABASE_URL must be a sqlite: URL such as sqlite://wxportal.db (got {url:?}); other databases are not supported yet."
+        ));
+    }
+    url
 }
 
 /// An http(s) base URL, stored without its trailing slash.

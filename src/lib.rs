@@ -1,8 +1,10 @@
 //! wxportal: a self-hosted server for WeChat Official Accounts.
 //!
-//! A request flows one way: [`routes`] → a feature's handlers ([`webhook`], [`oauth`], [`pages`]) →
+//! A request flows one way: [`routes`] → a feature's handlers ([`webhook`], [`oauth`], [`pages`], [`admin`]) →
 //! the protocol ([`wechat`], [`oauth::client`]) and the replies ([`replies`]) → the database ([`store`]).
 
+/// The operator's area under `/admin`.
+pub mod admin;
 /// The application state and the bound server.
 pub mod app;
 /// Subcommands: serve, check, send.

@@ -220,7 +220,7 @@ async fn me(State(app): State<AppState>, session: Session) -> Result<Response, A
 }
 
 /// Only web images or our own: never `javascript:` or `data:` from a profile.
-fn is_image_url(url: &str) -> bool {
+pub fn is_image_url(url: &str) -> bool {
     url.starts_with("https://") || url.starts_with("http://") || url.starts_with("/static/")
 }
 
@@ -233,7 +233,7 @@ fn sex_label(sex: Option<i64>) -> &'static str {
 }
 
 /// `2026-11-22 14:03` in China Standard Time (UTC+8), as followers read times.
-fn beijing_time(unix: i64) -> String {
+pub fn beijing_time(unix: i64) -> String {
     use tower_sessions::cookie::time::{OffsetDateTime, UtcOffset};
     let offset = UtcOffset::from_hms(8, 0, 0).expect("a valid offset");
     match OffsetDateTime::from_unix_timestamp(unix) {

@@ -1,19 +1,164 @@
-//! What the account says: the reply chosen for each inbound message.
+//! What the account says: the operator's reply rules, cached in memory so that answering a message
+//! never waits for the database.
+//!
+//! An edit in the admin area reloads this instance's cache at once; other instances sharing the
+//! database notice the bumped revision within [`WATCH_INTERVAL`].
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::store::{ReplyRule, Store, StoreError};
 use crate::wechat::{Event, Inbound, MessageKind, Reply};
 
-/// Chooses the reply to `msg`, or `None` for `success` (nothing to say).
-///
-/// `public_url` is the portal's base URL, linked from the welcome and help texts.
-pub async fn reply_to(msg: &Inbound, public_url: &str) -> Option<Reply> {
-    let guide = format!("{public_url}/");
-    match &msg.kind {
-        MessageKind::Event(Event::Subscribe { .. }) => Some(Reply::text(format!(
-            "欢迎关注！🎉\n点击 <a href=\"{guide}\">这里</a> 打开我们的页面，授权后即可查看你的资料。"
-        ))),
-        MessageKind::Text { .. } => Some(Reply::text(format!(
-            "你好！这里是自动回复。\n打开 <a href=\"{guide}\">我们的页面</a> 了解更多。"
-        ))),
-        _ => None,
+/// How often an instance checks whether another one edited the rules.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
+/// Stands for the portal's guide page in a rule's reply.
+pub const GUIDE_URL: &str = "{guide_url}";
+
+/// How a keyword rule matches a text message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchMode {
+    /// The whole message, ignoring surrounding space and letter case.
+    Exact,
+    /// Anywhere in the message, ignoring letter case.
+    Contains,
+}
+
+impl MatchMode {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "exact" => Some(Self::Exact),
+            "contains" => Some(Self::Contains),
+            _ => None,
+        }
+    }
+}
+
+/// The rules as the webhook consults them.
+#[derive(Debug, Default)]
+struct RuleSet {
+    revision: i64,
+    welcome: Option<Reply>,
+    default: Option<Reply>,
+    /// Tried in order; keywords lower-cased.
+    keywords: Vec<(MatchMode, String, Reply)>,
+    clicks: HashMap<String, Reply>,
+}
+
+/// The account's replies: the rule cache and where to reload it from.
+#[derive(Debug)]
+pub struct Replies {
+    store: Store,
+    guide_url: String,
+    rules: RwLock<Arc<RuleSet>>,
+}
+
+impl Replies {
+    /// Loads the rules; `public_url` is the portal's base URL, which `{guide_url}` stands for.
+    pub async fn load(store: Store, public_url: &str) -> Result<Arc<Self>, StoreError> {
+        let replies = Arc::new(Self {
+            store,
+            guide_url: format!("{public_url}/"),
+            rules: RwLock::new(Arc::default()),
+        });
+        replies.reload().await?;
+        Ok(replies)
+    }
+
+    /// Reads the rules again: after an edit, or when another instance bumped the revision.
+    pub async fn reload(&self) -> Result<(), StoreError> {
+        // The revision first: an edit landing between the two reads is picked up by the next check.
+        let revision = self.store.rules_revision().await?;
+        let rows = self.store.reply_rules().await?;
+        let set = self.compile(revision, rows);
+        *self.rules.write().expect("rule cache poisoned") = Arc::new(set);
+        Ok(())
+    }
+
+    fn compile(&self, revision: i64, rows: Vec<ReplyRule>) -> RuleSet {
+        let mut set = RuleSet {
+            revision,
+            ..RuleSet::default()
+        };
+        for row in rows.into_iter().filter(|r| r.enabled) {
+            let Some(reply) = self.reply_of(&row) else {
+                continue;
+            };
+            if let Some(key) = &row.click_key {
+                set.clicks.insert(key.clone(), reply.clone());
+            }
+            match row.kind.as_str() {
+                "welcome" => set.welcome = Some(reply),
+                "default" => set.default = Some(reply),
+                _ => {
+                    let keyword = row.keyword.as_deref().map(str::trim).unwrap_or_default();
+                    if let (Some(mode), false) =
+                        (MatchMode::parse(&row.match_mode), keyword.is_empty())
+                    {
+                        set.keywords.push((mode, keyword.to_lowercase(), reply));
+                    }
+                }
+            }
+        }
+        set
+    }
+
+    /// A rule's reply with `{guide_url}` filled in; `None` (and a log line) if the stored JSON is broken.
+    fn reply_of(&self, rule: &ReplyRule) -> Option<Reply> {
+        let guide = serde_json::to_string(&self.guide_url).unwrap_or_default();
+        let json = rule.reply.replace(GUIDE_URL, guide.trim_matches('"'));
+        match serde_json::from_str(&json) {
+            Ok(reply) => Some(reply),
+            Err(e) => {
+                tracing::error!(rule = rule.id, error = %e, "a stored reply rule is unreadable; skipped");
+                None
+            }
+        }
+    }
+
+    /// Chooses the reply to `msg`, or `None` for `success` (nothing to say). Reads only memory.
+    pub async fn reply_to(&self, msg: &Inbound) -> Option<Reply> {
+        let rules = Arc::clone(&self.rules.read().expect("rule cache poisoned"));
+        match &msg.kind {
+            MessageKind::Event(Event::Subscribe { .. }) => rules.welcome.clone(),
+            MessageKind::Event(Event::Click { key }) => rules.clicks.get(key).cloned(),
+            MessageKind::Event(_) => None,
+            MessageKind::Text { content, .. } => {
+                let text = content.trim().to_lowercase();
+                rules
+                    .keywords
+                    .iter()
+                    .find(|(mode, keyword, _)| match mode {
+                        MatchMode::Exact => text == *keyword,
+                        MatchMode::Contains => text.contains(keyword.as_str()),
+                    })
+                    .map(|(_, _, reply)| reply.clone())
+                    .or_else(|| rules.default.clone())
+            }
+            _ => rules.default.clone(),
+        }
+    }
+
+    /// Reloads whenever another instance edits the rules: one small query per interval, never one per
+    /// message.
+    pub async fn watch(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(WATCH_INTERVAL);
+        loop {
+            tick.tick().await;
+            let cached = self.rules.read().expect("rule cache poisoned").revision;
+            match self.store.rules_revision().await {
+                Ok(revision) if revision != cached => {
+                    if let Err(e) = self.reload().await {
+                        tracing::warn!(error = %e, "reloading reply rules failed");
+                    } else {
+                        tracing::info!(revision, "reply rules reloaded after an edit elsewhere");
+                    }
+                }
+                Ok(_) => {}
+                Err(_) if self.store.is_closed() => return,
+                Err(e) => tracing::warn!(error = %e, "checking the reply rules' revision failed"),
+            }
+        }
     }
 }

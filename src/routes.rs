@@ -15,7 +15,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::app::AppState;
-use crate::{oauth, pages, sessions, simulator, webhook};
+use crate::{admin, oauth, pages, sessions, simulator, webhook};
 
 pub fn router(state: AppState) -> Router {
     let trace = TraceLayer::new_for_http()
@@ -35,7 +35,10 @@ pub fn router(state: AppState) -> Router {
                 .latency_unit(tower_http::LatencyUnit::Micros),
         );
     // Pages get sessions and drawn error pages; the webhook and the probes need neither and skip both.
-    let mut pages = Router::new().merge(pages::router()).merge(oauth::router());
+    let mut pages = Router::new()
+        .merge(pages::router())
+        .merge(oauth::router())
+        .merge(admin::router(&state));
     if state.demo {
         pages = pages.merge(simulator::router());
     }

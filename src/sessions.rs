@@ -1,6 +1,7 @@
 //! Sessions (stored in the database, cookie signed), the server key they and OAuth states are signed
 //! with, and the CSRF token every form carries.
 
+use axum::http::StatusCode;
 use rand::RngCore;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
@@ -10,7 +11,7 @@ use tower_sessions::{Expiry, Session, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::config::Config;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorPage};
 use crate::oauth::state::StateSigner;
 use crate::store::{Store, StoreError};
 
@@ -123,9 +124,16 @@ pub async fn check_csrf(session: &Session, submitted: &str) -> Result<(), AppErr
     if same {
         Ok(())
     } else {
-        Err(AppError::forbidden(
-            "csrf",
-            "the form is stale or was not sent from this site",
-        ))
+        tracing::warn!(
+            reason = "csrf",
+            "form refused: its CSRF token is missing or stale"
+        );
+        Err(ErrorPage::new(
+            StatusCode::FORBIDDEN,
+            "页面已过期",
+            "这个页面已过期，或者表单不是从本站提交的。请返回、刷新页面后再试。",
+            "This page has expired, or the form was not sent from this site. Go back, reload and try again.",
+        )
+        .into())
     }
 }

@@ -18,7 +18,7 @@ use tokio::sync::OnceCell;
 use crate::app::AppState;
 use crate::config::{Config, MessageMode};
 use crate::error::AppError;
-use crate::replies;
+use crate::replies::Replies;
 use crate::store::{NewMessage, Recorded, Store, unix_now};
 use crate::wechat::reply::encrypted_envelope;
 use crate::wechat::{Inbound, MessageCrypto, XmlFields, signature};
@@ -34,7 +34,6 @@ pub struct Webhook {
     token: String,
     mode: MessageMode,
     max_clock_skew: Option<Duration>,
-    public_url: String,
     /// The current key first, then the previous one during a rotation.
     keys: Vec<MessageCrypto>,
     /// Messages being handled now, by dedup key: concurrent tries of one message wait for the first.
@@ -52,7 +51,6 @@ impl Webhook {
             token: config.token.expose().to_owned(),
             mode: config.message_mode,
             max_clock_skew: config.max_clock_skew,
-            public_url: config.public_url.clone(),
             keys,
             in_flight: Mutex::new(HashMap::new()),
         }
@@ -141,7 +139,7 @@ async fn receive(
         (body.to_owned(), None)
     };
     let msg = Inbound::parse(&xml).map_err(|e| AppError::bad_request("xml", e))?;
-    let reply_xml = handle(&state.store, hook, msg, xml, encrypted).await?;
+    let reply_xml = handle(&state, msg, xml, encrypted).await?;
 
     if reply_xml.is_empty() {
         return Ok("success".into_response());
@@ -225,12 +223,12 @@ fn decrypt<'a>(
 /// Handles a message once however many tries arrive: concurrent tries share the first one's answer,
 /// later ones (even after a restart) get the stored answer.
 async fn handle(
-    store: &Store,
-    hook: &Webhook,
+    state: &AppState,
     msg: Inbound,
     raw_xml: String,
     encrypted: bool,
 ) -> Result<String, AppError> {
+    let hook = &state.webhook;
     let key = msg.dedup_key();
     let cell = hook
         .in_flight
@@ -240,7 +238,7 @@ async fn handle(
         .or_default()
         .clone();
     let result = cell
-        .get_or_try_init(|| process(store, hook, &msg, &key, raw_xml, encrypted))
+        .get_or_try_init(|| process(&state.store, &state.replies, &msg, &key, raw_xml, encrypted))
         .await
         .cloned();
     let mut in_flight = hook.in_flight.lock().expect("in-flight map poisoned");
@@ -252,7 +250,7 @@ async fn handle(
 
 async fn process(
     store: &Store,
-    hook: &Webhook,
+    replies: &Replies,
     msg: &Inbound,
     key: &str,
     raw_xml: String,
@@ -260,9 +258,7 @@ async fn process(
 ) -> Result<String, AppError> {
     // Choosing a reply has no side effects; storing decides, atomically with the side effects, whether
     // this is the first try. A retry (even after a restart, or on another instance) gets the stored reply.
-    let reply = match tokio::time::timeout(REPLY_DEADLINE, replies::reply_to(msg, &hook.public_url))
-        .await
-    {
+    let reply = match tokio::time::timeout(REPLY_DEADLINE, replies.reply_to(msg)).await {
         Ok(reply) => reply,
         Err(_) => {
             tracing::warn!(

@@ -3,8 +3,10 @@
 //! Reads go through a pool; message writes go through one writer task that commits them in groups
 //! (one transaction and one sync per batch), and each caller is answered only after its commit.
 
+mod admin;
 mod messages;
 mod oauth;
+mod rules;
 mod users;
 
 use std::str::FromStr;
@@ -19,8 +21,12 @@ use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::config::SqliteSync;
 
+pub use admin::{
+    Admin, Authorized, MessageQuery, Stats, UserCursor, UserQuery, UserSort, beijing_day,
+};
 pub use messages::{MessageRecord, NewMessage, Recorded};
 pub use oauth::{Claim, OAuthState, Outcome};
+pub use rules::{Move, ReplyRule, RuleEdit};
 pub use users::{Profile, Tokens, User};
 
 /// A database failure; the caller sees a 5xx and the operator a log line.
@@ -95,6 +101,11 @@ impl Store {
                 tracing::warn!(error = %e, "deleting old authorization states failed");
             }
         }
+    }
+
+    /// Whether [`Store::close`] has run.
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
     }
 
     /// Checks that the database answers: the readiness probe.

@@ -136,7 +136,14 @@ async fn every_message_and_event_type_is_stored_and_answered_in_every_mode() {
                 .as_ref()
                 .and_then(|r| r.get("MsgType").map(str::to_owned));
             match &kind {
-                SendMessage::Text { .. } => {
+                // The default reply (收到消息回复) answers every message a follower sends.
+                SendMessage::Text { .. }
+                | SendMessage::Image { .. }
+                | SendMessage::Voice { .. }
+                | SendMessage::Video
+                | SendMessage::Shortvideo
+                | SendMessage::Location { .. }
+                | SendMessage::Link { .. } => {
                     let content = verdict.reply.as_ref().unwrap().text("Content");
                     assert!(
                         content.contains(&format!("{PUBLIC_URL}/")),
@@ -152,7 +159,7 @@ async fn every_message_and_event_type_is_stored_and_answered_in_every_mode() {
                 }
                 _ => assert!(
                     verdict.silent && reply_type.is_none(),
-                    "{kind:?} should answer success, got {body}"
+                    "the event {kind:?} should answer success, got {body}"
                 ),
             }
             expected_rows += 1;

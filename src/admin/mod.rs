@@ -1,0 +1,188 @@
+//! The operator's side: sign-in, the dashboard, followers, messages and reply rules under `/admin`.
+//!
+//! Every route but the sign-in page is declared in one [`Table`], and the router built from it puts all
+//! of them behind [`require_admin`]: a route cannot be added without the guard, and the test that checks
+//! every route refuses an anonymous visitor reads the same table.
+
+pub mod auth;
+mod dashboard;
+mod messages;
+mod rules;
+mod users;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::handler::Handler;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{MethodRouter, get, post};
+use axum::{Router, http::StatusCode};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_sessions::Session;
+
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::pages::Layout;
+use crate::sessions::{CsrfForm, check_csrf, csrf_token};
+
+pub use auth::{CurrentAdmin, hash_password};
+
+/// Admin forms are small; anything larger is refused before it is read.
+const MAX_FORM: usize = 64 * 1024;
+
+/// The guarded routes, and the list of them a test can walk.
+struct Table {
+    router: Router<AppState>,
+    listed: Vec<(Method, &'static str)>,
+}
+
+impl Table {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            listed: Vec::new(),
+        }
+    }
+
+    fn add(mut self, method: Method, path: &'static str, route: MethodRouter<AppState>) -> Self {
+        self.listed.push((method, path));
+        self.router = self.router.route(path, route);
+        self
+    }
+
+    fn get<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::GET, path, get(handler))
+    }
+
+    fn post<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::POST, path, post(handler))
+    }
+}
+
+fn table() -> Table {
+    Table::new()
+        .get("/admin", dashboard::show)
+        .post("/admin/logout", auth::logout)
+        .get("/admin/users", users::list)
+        .get("/admin/users.csv", users::export)
+        .get("/admin/users/{openid}", users::detail)
+        .post("/admin/users/{openid}/delete", users::delete)
+        .get("/admin/messages", messages::list)
+        .get("/admin/messages/{id}", messages::detail)
+        .get("/admin/replies", rules::list)
+        .get("/admin/replies/new", rules::new_rule)
+        .post("/admin/replies/new", rules::create)
+        .get("/admin/replies/{id}", rules::edit)
+        .post("/admin/replies/{id}", rules::update)
+        .post("/admin/replies/{id}/move", rules::move_rule)
+        .post("/admin/replies/{id}/delete", rules::delete)
+}
+
+/// Every route that requires a signed-in admin, with its method (paths as declared, `{param}` included).
+pub fn guarded_routes() -> Vec<(Method, &'static str)> {
+    table().listed
+}
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    table()
+        .router
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
+        .route("/admin/login", get(auth::login_page).post(auth::login))
+        // Admin pages hold followers' data: never cached, by the browser or anything between.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM))
+}
+
+/// The one gate: no admin in the session, off to the sign-in page; a form without the session's CSRF
+/// token, refused. Handlers behind it find the [`CurrentAdmin`] in the request.
+async fn require_admin(
+    State(app): State<AppState>,
+    session: Session,
+    request: Request,
+    next: Next,
+) -> Result<Response, AppError> {
+    let Some(admin) = auth::signed_in_admin(&app, &session).await? else {
+        let back = if request.method() == Method::GET {
+            request
+                .uri()
+                .path_and_query()
+                .map_or("/admin", |p| p.as_str())
+        } else {
+            "/admin"
+        };
+        let location = format!("/admin/login?next={}", urlencoding::encode(back));
+        return Ok(Redirect::to(&location).into_response());
+    };
+    let mut request = if request.method() == Method::GET || request.method() == Method::HEAD {
+        request
+    } else {
+        let (parts, body) = request.into_parts();
+        let bytes = axum::body::to_bytes(body, MAX_FORM)
+            .await
+            .map_err(|_| AppError::bad_request("form", "the form is too large"))?;
+        let form: CsrfForm = serde_urlencoded::from_bytes(&bytes).unwrap_or(CsrfForm {
+            csrf: String::new(),
+        });
+        check_csrf(&session, &form.csrf).await?;
+        Request::from_parts(parts, Body::from(bytes))
+    };
+    request.extensions_mut().insert(admin);
+    Ok(next.run(request).await)
+}
+
+/// What every admin page's frame needs: the layout, who is signed in, the CSRF token for its forms and
+/// which section is open.
+pub struct Nav {
+    pub layout: Layout,
+    pub admin: String,
+    pub csrf: String,
+}
+
+impl FromRequestParts<AppState> for Nav {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, AppError> {
+        let admin = parts
+            .extensions
+            .get::<CurrentAdmin>()
+            .cloned()
+            .ok_or_else(|| AppError::forbidden("admin", "not signed in"))?;
+        let session = Session::from_request_parts(parts, app)
+            .await
+            .map_err(|(_, e)| AppError::Session(e.to_owned()))?;
+        Ok(Self {
+            layout: Layout::new(app, false),
+            admin: admin.name,
+            csrf: csrf_token(&session).await?,
+        })
+    }
+}
+
+/// A 303 back to a page after a form: the browser then GETs it.
+fn see_other(location: &str) -> Response {
+    Redirect::to(location).into_response()
+}
+
+/// JSON indented for reading; as stored if it does not parse.
+fn pretty_json(raw: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(raw)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| raw.to_owned())
+}
+
+/// 404 as an admin page.
+fn not_found(what: &str) -> AppError {
+    crate::error::ErrorPage::new(
+        StatusCode::NOT_FOUND,
+        "找不到",
+        &format!("没有这个{what}。"),
+        "Not found.",
+    )
+    .retry("/admin")
+    .into()
+}

@@ -1,0 +1,461 @@
+//! `/admin/users`: the follower list (search, filters, sorting, keyset pages), its CSV export, and one
+//! follower's detail page.
+
+use askama::Template;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::messages::MessageRow;
+use super::{Nav, not_found, pretty_json, see_other};
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::pages::{Layout, beijing_time, is_image_url, render};
+use crate::store::{
+    Authorized, MessageQuery, Store, User, UserCursor, UserQuery, UserSort, unix_now,
+};
+
+pub const PAGE_SIZE: i64 = 50;
+/// Rows per database read while streaming the CSV.
+const EXPORT_CHUNK: i64 = 1000;
+
+/// The list's query string, as the filter form sends it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListParams {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    subscribed: String,
+    #[serde(default)]
+    authorized: String,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    after: String,
+}
+
+const SORTS: [(&str, UserSort, &str); 4] = [
+    ("last_seen", UserSort::LastSeenDesc, "最近活跃 · last seen"),
+    (
+        "last_seen_asc",
+        UserSort::LastSeenAsc,
+        "最久未活跃 · least recently seen",
+    ),
+    ("first_seen", UserSort::FirstSeenDesc, "最新关注 · newest"),
+    (
+        "first_seen_asc",
+        UserSort::FirstSeenAsc,
+        "最早关注 · oldest",
+    ),
+];
+
+impl ListParams {
+    /// The store query; values the form never sends are ignored rather than refused.
+    fn query(&self, limit: i64) -> UserQuery {
+        let sort = SORTS
+            .iter()
+            .find(|(name, _, _)| *name == self.sort)
+            .map_or_else(UserSort::default, |s| s.1);
+        UserQuery {
+            search: Some(self.q.trim().to_owned()).filter(|q| !q.is_empty()),
+            subscribed: match self.subscribed.as_str() {
+                "yes" => Some(true),
+                "no" => Some(false),
+                _ => None,
+            },
+            authorized: match self.authorized.as_str() {
+                "userinfo" => Some(Authorized::Userinfo),
+                "base" => Some(Authorized::Base),
+                "any" => Some(Authorized::Any),
+                "never" => Some(Authorized::Never),
+                _ => None,
+            },
+            sort,
+            after: self.after.split_once('.').and_then(|(at, openid)| {
+                Some(UserCursor {
+                    at: at.parse().ok()?,
+                    openid: openid.to_owned(),
+                })
+            }),
+            limit,
+        }
+    }
+
+    /// This list's query string with another cursor (`None`: the first page).
+    fn link(&self, after: Option<&str>) -> String {
+        let mut pairs = vec![
+            ("q", self.q.as_str()),
+            ("subscribed", &self.subscribed),
+            ("authorized", &self.authorized),
+            ("sort", &self.sort),
+        ];
+        if let Some(after) = after {
+            pairs.push(("after", after));
+        }
+        let pairs: Vec<_> = pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    }
+}
+
+/// One follower as a list row.
+struct Row {
+    openid: String,
+    nickname: String,
+    avatar: Option<String>,
+    subscribed: bool,
+    scope: &'static str,
+    region: String,
+    first_seen: String,
+    last_seen: String,
+}
+
+fn scope_label(scope: Option<&str>) -> &'static str {
+    match scope {
+        Some("snsapi_userinfo") => "授权资料",
+        Some("snsapi_base") => "静默授权",
+        Some(_) => "其他",
+        None => "未授权",
+    }
+}
+
+fn region(u: &User) -> String {
+    [&u.country, &u.province, &u.city]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl From<&User> for Row {
+    fn from(u: &User) -> Self {
+        Self {
+            openid: u.openid.clone(),
+            nickname: u.nickname.clone().unwrap_or_default(),
+            avatar: u.headimgurl.clone().filter(|url| is_image_url(url)),
+            subscribed: u.subscribed,
+            scope: scope_label(u.scope.as_deref()),
+            region: region(u),
+            first_seen: beijing_time(u.first_seen_at),
+            last_seen: beijing_time(u.last_seen_at),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+struct ListTemplate {
+    layout: Layout,
+    nav: Nav,
+    params: ListParams,
+    sorts: Vec<(&'static str, &'static str)>,
+    rows: Vec<Row>,
+    matching: i64,
+    next: Option<String>,
+    first: Option<String>,
+    export: String,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    nav: Nav,
+    Query(params): Query<ListParams>,
+) -> Result<Response, AppError> {
+    let query = params.query(PAGE_SIZE + 1);
+    let (mut users, matching) = tokio::try_join!(
+        app.store.list_users(&query),
+        app.store.count_matching_users(&query)
+    )?;
+    let more = users.len() as i64 > PAGE_SIZE;
+    users.truncate(PAGE_SIZE as usize);
+    let next = users.last().filter(|_| more).map(|u| {
+        let cursor = format!("{}.{}", query.sort.key_of(u), u.openid);
+        format!("/admin/users?{}", params.link(Some(&cursor)))
+    });
+    render(&ListTemplate {
+        layout: nav.layout.clone(),
+        nav,
+        sorts: SORTS.iter().map(|(k, _, label)| (*k, *label)).collect(),
+        rows: users.iter().map(Row::from).collect(),
+        matching,
+        next,
+        first: query
+            .after
+            .as_ref()
+            .map(|_| format!("/admin/users?{}", params.link(None))),
+        export: format!("/admin/users.csv?{}", params.link(None)),
+        params,
+    })
+}
+
+const CSV_HEADER: [&str; 14] = [
+    "openid",
+    "unionid",
+    "nickname",
+    "sex",
+    "country",
+    "province",
+    "city",
+    "subscribed",
+    "scope",
+    "first_seen",
+    "last_seen",
+    "first_authorized",
+    "last_authorized",
+    "headimgurl",
+];
+
+/// A spreadsheet runs a cell that starts with `=`, `+`, `-`, `@`, tab or CR as a formula: such a
+/// nickname is written with a leading `'`, which the spreadsheet shows as text.
+fn cell(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}").into()
+    } else {
+        value.into()
+    }
+}
+
+fn csv_rows(users: &[User]) -> Result<Vec<u8>, csv::Error> {
+    let mut out = csv::Writer::from_writer(Vec::with_capacity(users.len() * 160));
+    let time = |t: Option<i64>| t.map(beijing_time).unwrap_or_default();
+    for u in users {
+        let text = |v: &Option<String>| cell(v.as_deref().unwrap_or_default()).into_owned();
+        out.write_record([
+            u.openid.clone(),
+            text(&u.unionid),
+            text(&u.nickname),
+            u.sex.map(|s| s.to_string()).unwrap_or_default(),
+            text(&u.country),
+            text(&u.province),
+            text(&u.city),
+            if u.subscribed { "1" } else { "0" }.to_owned(),
+            text(&u.scope),
+            beijing_time(u.first_seen_at),
+            beijing_time(u.last_seen_at),
+            time(u.first_authorized_at),
+            time(u.last_authorized_at),
+            text(&u.headimgurl),
+        ])?;
+    }
+    out.into_inner().map_err(|e| e.into_error().into())
+}
+
+/// `/admin/users.csv`: every follower matching the list's filters, streamed a thousand rows at a time,
+/// UTF-8 with a byte-order mark (without it, Excel reads Chinese as mojibake).
+pub async fn export(
+    State(app): State<AppState>,
+    Query(params): Query<ListParams>,
+) -> Result<Response, AppError> {
+    let mut query = params.query(EXPORT_CHUNK);
+    query.after = None;
+    let mut head = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
+    head.write_record(CSV_HEADER)
+        .map_err(|e| AppError::bad_request("csv", e))?;
+    let head = head
+        .into_inner()
+        .map_err(|e| AppError::bad_request("csv", e.into_error()))?;
+
+    let pages = futures_util::stream::unfold(Some((app.store.clone(), query)), next_chunk);
+    let body = futures_util::stream::once(async move { Ok(Bytes::from(head)) }).chain(pages);
+    let filename = format!(
+        "followers-{}.csv",
+        beijing_time(unix_now())[..10].replace('-', "")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+type ChunkState = Option<(Store, UserQuery)>;
+
+async fn next_chunk(state: ChunkState) -> Option<(Result<Bytes, std::io::Error>, ChunkState)> {
+    let (store, mut query) = state?;
+    let users = match store.list_users(&query).await {
+        Ok(users) if users.is_empty() => return None,
+        Ok(users) => users,
+        Err(e) => {
+            // The response has started; ending the body early tells the client it is incomplete.
+            tracing::error!(error = %e, "CSV export failed midway");
+            return Some((Err(std::io::Error::other(e.to_string())), None));
+        }
+    };
+    let rows = match csv_rows(&users) {
+        Ok(rows) => rows,
+        Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
+    };
+    let last = users.last().expect("not empty");
+    query.after = Some(UserCursor {
+        at: query.sort.key_of(last),
+        openid: last.openid.clone(),
+    });
+    Some((Ok(Bytes::from(rows)), Some((store, query))))
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+struct DetailTemplate {
+    layout: Layout,
+    nav: Nav,
+    row: Row,
+    fields: Vec<(&'static str, String)>,
+    userinfo: Option<String>,
+    messages: Vec<MessageRow>,
+    history: String,
+}
+
+/// A token is a credential: the page shows that there is one, not the token.
+fn masked(token: &Option<String>) -> String {
+    match token.as_deref() {
+        Some(t) if t.len() > 8 => format!("{}…（已隐藏 · hidden）", &t[..6]),
+        Some(_) => "（已隐藏 · hidden）".into(),
+        None => String::new(),
+    }
+}
+
+pub async fn detail(
+    State(app): State<AppState>,
+    nav: Nav,
+    Path(openid): Path<String>,
+) -> Result<Response, AppError> {
+    let user = app
+        .store
+        .user(&openid)
+        .await?
+        .ok_or_else(|| not_found("粉丝"))?;
+    let messages = app
+        .store
+        .list_messages(&MessageQuery {
+            openid: Some(openid.clone()),
+            limit: 20,
+            ..MessageQuery::default()
+        })
+        .await?;
+    let time = |t: Option<i64>| t.map(beijing_time).unwrap_or_default();
+    let text = |v: &Option<String>| v.clone().unwrap_or_default();
+    let fields = vec![
+        ("OpenID", user.openid.clone()),
+        ("UnionID", text(&user.unionid)),
+        ("昵称 · nickname", text(&user.nickname)),
+        (
+            "性别 · sex",
+            user.sex.map(|s| s.to_string()).unwrap_or_default(),
+        ),
+        ("地区 · region", region(&user)),
+        ("头像 · headimgurl", text(&user.headimgurl)),
+        ("特权 · privilege", text(&user.privilege)),
+        (
+            "关注 · subscribed",
+            if user.subscribed {
+                "是 · yes"
+            } else {
+                "否 · no"
+            }
+            .into(),
+        ),
+        (
+            "关注状态更新 · subscription changed",
+            time(user.subscription_changed_at),
+        ),
+        ("首次出现 · first seen", beijing_time(user.first_seen_at)),
+        ("最近活跃 · last seen", beijing_time(user.last_seen_at)),
+        ("授权范围 · scope", text(&user.scope)),
+        (
+            "首次授权 · first authorized",
+            time(user.first_authorized_at),
+        ),
+        ("最近授权 · last authorized", time(user.last_authorized_at)),
+        ("access_token", masked(&user.access_token)),
+        (
+            "access_token 过期 · expires",
+            time(user.access_token_expires_at),
+        ),
+        ("refresh_token", masked(&user.refresh_token)),
+        (
+            "refresh_token 过期 · expires",
+            time(user.refresh_token_expires_at),
+        ),
+    ];
+    let userinfo = user.userinfo_json.as_deref().map(pretty_json);
+    render(&DetailTemplate {
+        layout: nav.layout.clone(),
+        nav,
+        row: Row::from(&user),
+        fields,
+        userinfo,
+        messages: messages.iter().map(MessageRow::from).collect(),
+        history: format!("/admin/messages?openid={}", urlencoding::encode(&openid)),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Deletes the follower's row and messages. The checkbox must be ticked; a message they send later
+/// creates a fresh row.
+pub async fn delete(
+    State(app): State<AppState>,
+    Path(openid): Path<String>,
+    axum::Form(form): axum::Form<DeleteForm>,
+) -> Result<Response, AppError> {
+    if form.confirm != "yes" {
+        return Ok(see_other(&format!(
+            "/admin/users/{}",
+            urlencoding::encode(&openid)
+        )));
+    }
+    if !app.store.delete_user(&openid).await? {
+        return Err(not_found("粉丝"));
+    }
+    tracing::info!("an admin deleted a follower and their messages");
+    Ok(see_other("/admin/users"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_defused_and_text_is_kept() {
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(cell("-_-"), "'-_-");
+        assert_eq!(cell("李雷 😀"), "李雷 😀");
+    }
+
+    #[test]
+    fn the_cursor_round_trips_through_the_next_link() {
+        let params = ListParams {
+            q: "李".into(),
+            sort: "first_seen_asc".into(),
+            after: "1700000000.oAbc_-1".into(),
+            ..ListParams::default()
+        };
+        let q = params.query(10);
+        assert_eq!(q.sort, UserSort::FirstSeenAsc);
+        assert_eq!(
+            q.after,
+            Some(UserCursor {
+                at: 1_700_000_000,
+                openid: "oAbc_-1".into()
+            })
+        );
+        assert_eq!(
+            params.link(Some("5.o1")),
+            "q=%E6%9D%8E&sort=first_seen_asc&after=5.o1"
+        );
+    }
+}

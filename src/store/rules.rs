@@ -1,0 +1,167 @@
+//! The account's reply rules, and the revision number every edit bumps so each instance's cache knows.
+
+use super::{Store, StoreError, unix_now};
+
+/// A reply rule as stored; `reply` is the [`crate::wechat::Reply`] as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ReplyRule {
+    pub id: i64,
+    /// `welcome`, `default` or `keyword`.
+    pub kind: String,
+    pub position: i64,
+    /// `exact` or `contains`.
+    pub match_mode: String,
+    pub keyword: Option<String>,
+    pub click_key: Option<String>,
+    pub reply: String,
+    pub enabled: bool,
+    pub updated_at: i64,
+}
+
+/// What an edit sets on a rule.
+#[derive(Debug, Clone)]
+pub struct RuleEdit {
+    pub match_mode: String,
+    pub keyword: Option<String>,
+    pub click_key: Option<String>,
+    pub reply: String,
+    pub enabled: bool,
+}
+
+/// Which way a keyword rule moves in the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    Up,
+    Down,
+}
+
+impl Store {
+    /// Every rule: welcome, default, then keyword rules in the order they are tried.
+    pub async fn reply_rules(&self) -> Result<Vec<ReplyRule>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM reply_rules
+             ORDER BY CASE kind WHEN 'welcome' THEN 0 WHEN 'default' THEN 1 ELSE 2 END, position, id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn reply_rule(&self, id: i64) -> Result<Option<ReplyRule>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM reply_rules WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The rules' revision: it changes with every edit, from any instance.
+    pub async fn rules_revision(&self) -> Result<i64, StoreError> {
+        let value: Option<String> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = 'reply_rules_revision'")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
+    }
+
+    /// Adds a keyword rule at the end of the order; returns its id.
+    pub async fn add_keyword_rule(&self, edit: &RuleEdit) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id = sqlx::query_scalar(
+            "INSERT INTO reply_rules (kind, position, match_mode, keyword, click_key, reply, enabled, updated_at)
+             VALUES ('keyword', (SELECT coalesce(max(position), 0) + 1 FROM reply_rules WHERE kind = 'keyword'),
+                     ?, ?, ?, ?, ?, ?)
+             RETURNING id",
+        )
+        .bind(&edit.match_mode)
+        .bind(&edit.keyword)
+        .bind(&edit.click_key)
+        .bind(&edit.reply)
+        .bind(edit.enabled)
+        .bind(unix_now())
+        .fetch_one(&mut *tx)
+        .await?;
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Changes a rule; `false` when there is no such rule.
+    pub async fn update_rule(&self, id: i64, edit: &RuleEdit) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE reply_rules SET match_mode = ?, keyword = ?, click_key = ?, reply = ?, enabled = ?,
+                 updated_at = ? WHERE id = ?",
+        )
+        .bind(&edit.match_mode)
+        .bind(&edit.keyword)
+        .bind(&edit.click_key)
+        .bind(&edit.reply)
+        .bind(edit.enabled)
+        .bind(unix_now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes a keyword rule (the welcome and default rules are switched off instead).
+    pub async fn delete_rule(&self, id: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("DELETE FROM reply_rules WHERE id = ? AND kind = 'keyword'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        bump_revision(&mut tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Swaps a keyword rule with its neighbour in the order.
+    pub async fn move_rule(&self, id: i64, direction: Move) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let (cmp, order) = match direction {
+            Move::Up => ("<", "DESC"),
+            Move::Down => (">", "ASC"),
+        };
+        let neighbour: Option<(i64, i64, i64)> = sqlx::query_as(&format!(
+            "SELECT me.position, other.id, other.position FROM reply_rules me, reply_rules other
+             WHERE me.id = ? AND me.kind = 'keyword' AND other.kind = 'keyword'
+               AND (other.position, other.id) {cmp} (me.position, me.id)
+             ORDER BY other.position {order}, other.id {order} LIMIT 1"
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((mine, other_id, theirs)) = neighbour {
+            // Positions are distinct (each new rule goes after the last), so a swap keeps them so.
+            for (rule, position) in [(id, theirs), (other_id, mine)] {
+                sqlx::query("UPDATE reply_rules SET position = ? WHERE id = ?")
+                    .bind(position)
+                    .bind(rule)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            bump_revision(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+async fn bump_revision(tx: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES ('reply_rules_revision', '1')
+         ON CONFLICT (name) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+impl StoreError {
+    /// Whether a write failed on a uniqueness constraint (a CLICK key bound twice, a name taken).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
