@@ -144,6 +144,11 @@ impl TestApp {
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
+    /// The database's URL, for seeding it directly.
+    pub fn database_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("wxportal.db").display())
+    }
+
     pub async fn message_count(&self) -> i64 {
         self.store.count_messages().await.unwrap()
     }
@@ -209,6 +214,15 @@ pub struct Page {
     pub body: String,
 }
 
+impl Page {
+    /// The CSRF token of the page's (first) form.
+    pub fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self.body.find(marker).expect("a form with a CSRF token") + marker.len();
+        self.body[start..start + 32].to_owned()
+    }
+}
+
 /// A phone's browser: keeps the session cookie between requests, follows nothing on its own.
 pub struct Browser {
     base: String,
@@ -221,9 +235,14 @@ pub const WECHAT_UA: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS
 
 impl Browser {
     pub fn new(app: &TestApp) -> Self {
+        Self::at(&app.base, app.client.clone())
+    }
+
+    /// A browser for the server at `base` (a demo, say), sending through `client`.
+    pub fn at(base: &str, client: reqwest::Client) -> Self {
         Self {
-            base: app.base.clone(),
-            client: app.client.clone(),
+            base: base.to_owned(),
+            client,
             cookie: std::sync::Mutex::new(None),
         }
     }

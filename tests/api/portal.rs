@@ -10,7 +10,7 @@ const EXCHANGE: &str = "/sns/oauth2/access_token";
 const USERINFO: &str = "/sns/userinfo";
 const REFRESH: &str = "/sns/oauth2/refresh_token";
 
-async fn portal() -> (TestApp, MockWeChat) {
+pub(crate) async fn portal() -> (TestApp, MockWeChat) {
     let mock = MockWeChat::start().await;
     let app = TestApp::spawn(&[
         ("WXPORTAL_APPSECRET", APPSECRET),
@@ -368,12 +368,10 @@ async fn the_same_follower_authorizing_twice_at_once_leaves_one_row() {
 }
 
 /// A signed-in browser and the CSRF token its profile page carries.
-async fn signed_in(app: &TestApp, mock: &MockWeChat, openid: &str) -> (Browser, String) {
+pub(crate) async fn signed_in(app: &TestApp, mock: &MockWeChat, openid: &str) -> (Browser, String) {
     let browser = Browser::new(app);
     authorize(&browser, mock, openid, "").await;
-    let me = browser.get("/me").await;
-    let start = me.body.find("name=\"csrf\" value=\"").unwrap() + 19;
-    let csrf = me.body[start..start + 32].to_owned();
+    let csrf = browser.get("/me").await.csrf();
     (browser, csrf)
 }
 
