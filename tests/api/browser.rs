@@ -121,24 +121,23 @@ async fn wait_for(client: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("{css} never appeared: {e}"));
 }
 
-#[tokio::test]
-async fn a_follower_walks_the_demo_in_a_phone_sized_wechat_browser() {
+/// A headless Chromium session at phone size with WeChat's User-Agent, or `None` (the test skips) when
+/// chromedriver is not installed and `WXPORTAL_REQUIRE_BROWSER` is unset.
+async fn phone_browser() -> Option<(Driver, Client, tempfile::TempDir)> {
     let Some(driver_path) = chromedriver() else {
         assert!(
             std::env::var_os("WXPORTAL_REQUIRE_BROWSER").is_none(),
             "chromedriver is missing: apt-get install chromium chromium-driver"
         );
         eprintln!("SKIPPED: no chromedriver (apt-get install chromium chromium-driver)");
-        return;
+        return None;
     };
-    let (base, _dir) = spawn_demo().await;
-
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let _driver = Driver(
+    let driver = Driver(
         Command::new(driver_path)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -180,6 +179,27 @@ async fn a_follower_walks_the_demo_in_a_phone_sized_wechat_browser() {
         }
     }
     let client = client.expect("chromedriver starts a session");
+    Some((driver, client, profile))
+}
+
+/// Waits until the address bar's path and query contain `part` (a navigation has landed).
+async fn wait_for_url(client: &Client, part: &str) {
+    for _ in 0..100 {
+        let url = client.current_url().await.unwrap();
+        if format!("{}?{}", url.path(), url.query().unwrap_or_default()).contains(part) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never navigated to {part}");
+}
+
+#[tokio::test]
+async fn a_follower_walks_the_demo_in_a_phone_sized_wechat_browser() {
+    let Some((_driver, client, _profile)) = phone_browser().await else {
+        return;
+    };
+    let (base, _dir, _banner) = spawn_demo().await;
 
     // The guide page, as WeChat's browser shows it.
     client.goto(&format!("{base}/")).await.unwrap();
@@ -256,6 +276,133 @@ async fn a_follower_walks_the_demo_in_a_phone_sized_wechat_browser() {
     screenshot(&client, "4-chat").await;
 
     let errors = console_errors(&client).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_operator_uses_the_admin_area_on_a_phone() {
+    let Some((_driver, client, _profile)) = phone_browser().await else {
+        return;
+    };
+    let (base, _dir, banner) = spawn_demo().await;
+    let password = banner
+        .split("password ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the banner prints the admin password")
+        .to_owned();
+
+    // A follower authorizes first, so there is someone to find.
+    client.goto(&format!("{base}/")).await.unwrap();
+    click(&client, "#authorize").await;
+    wait_for(&client, "#consent").await;
+    click(&client, "#allow").await;
+    wait_for(&client, "#profile").await;
+
+    // Anonymous: /admin leads to the sign-in page, which leads back.
+    client.goto(&format!("{base}/admin/users")).await.unwrap();
+    wait_for(&client, "#login-form").await;
+    assert_fits_the_phone(&client, "the sign-in page").await;
+    screenshot(&client, "5-admin-login").await;
+    let field = |id: &'static str| client.find(Locator::Id(id));
+    field("name")
+        .await
+        .unwrap()
+        .send_keys("admin")
+        .await
+        .unwrap();
+    field("password")
+        .await
+        .unwrap()
+        .send_keys("not it at all")
+        .await
+        .unwrap();
+    click(&client, "#sign-in").await;
+    wait_for(&client, "#login-error").await;
+    field("password")
+        .await
+        .unwrap()
+        .send_keys(&password)
+        .await
+        .unwrap();
+    click(&client, "#sign-in").await;
+
+    // The list: search the follower by part of the nickname, open the detail.
+    wait_for(&client, "#user-filters").await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/admin/users");
+    field("q").await.unwrap().send_keys("小").await.unwrap();
+    click(&client, "#search").await;
+    wait_for_url(&client, "q=%E5%B0%8F").await;
+    wait_for(&client, "#users a.mono").await;
+    assert_eq!(text_of(&client, "#matching").await, "1");
+    assert_fits_the_phone(&client, "the follower list").await;
+    screenshot(&client, "6-admin-users").await;
+    click(&client, "#users a.mono").await;
+    wait_for(&client, "#userinfo").await;
+    assert_eq!(text_of(&client, "#nickname").await, "小明");
+    assert!(
+        text_of(&client, "#userinfo")
+            .await
+            .contains("uDemo00000000000000xiaoming")
+    );
+    assert_fits_the_phone(&client, "the follower detail").await;
+    screenshot(&client, "7-admin-user").await;
+
+    // A keyword rule, added here, answers the follower's next message.
+    click(&client, "#nav-replies").await;
+    wait_for(&client, "#new-rule").await;
+    click(&client, "#new-rule").await;
+    wait_for(&client, "#rule-form").await;
+    field("keyword")
+        .await
+        .unwrap()
+        .send_keys("营业时间")
+        .await
+        .unwrap();
+    field("content")
+        .await
+        .unwrap()
+        .send_keys("每天 9:00–18:00")
+        .await
+        .unwrap();
+    assert_fits_the_phone(&client, "the rule form").await;
+    screenshot(&client, "8-admin-rule").await;
+    click(&client, "#save").await;
+    wait_for(&client, "#rules").await;
+    assert!(text_of(&client, "#rules").await.contains("营业时间"));
+    assert_fits_the_phone(&client, "the reply rules").await;
+    screenshot(&client, "9-admin-replies").await;
+
+    client.goto(&format!("{base}/_sim/chat")).await.unwrap();
+    field("content")
+        .await
+        .unwrap()
+        .send_keys("营业时间")
+        .await
+        .unwrap();
+    click(&client, "#send").await;
+    wait_for(&client, "#latest").await;
+    let answer = text_of(&client, "#latest").await;
+    assert!(answer.starts_with("每天 9:00–18:00"), "{answer}");
+
+    // The dashboard counts them; sign out ends it.
+    client.goto(&format!("{base}/admin")).await.unwrap();
+    wait_for(&client, "#chart").await;
+    assert_eq!(text_of(&client, "#stat-authorized").await, "1");
+    assert_fits_the_phone(&client, "the dashboard").await;
+    screenshot(&client, "10-admin-dashboard").await;
+    click(&client, "#logout").await;
+    wait_for(&client, "#login-form").await;
+    client.goto(&format!("{base}/admin")).await.unwrap();
+    wait_for(&client, "#login-form").await;
+
+    // The wrong password's 401 is the one expected failure.
+    let errors: Vec<_> = console_errors(&client)
+        .await
+        .into_iter()
+        .filter(|e| !(e.contains("/admin/login") && e.contains("401")))
+        .collect();
     assert!(errors.is_empty(), "console errors: {errors:?}");
     client.close().await.unwrap();
 }

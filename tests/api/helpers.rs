@@ -313,11 +313,11 @@ impl Browser {
     }
 }
 
-/// `wxportal demo` (simulator mounted) on a random port with its own database: its base URL, and the
-/// directory to keep alive while it runs.
-pub async fn spawn_demo() -> (String, tempfile::TempDir) {
+/// `wxportal demo` (simulator mounted) on a random port with its own database: its base URL, the
+/// directory to keep alive while it runs, and the banner it prints.
+pub async fn spawn_demo() -> (String, tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    let (demo, _banner) = wxportal::cli::build_demo(&[
+    let (demo, banner) = wxportal::cli::build_demo(&[
         ("WXPORTAL_BIND", "127.0.0.1:0".to_owned()),
         (
             "WXPORTAL_DATABASE_URL",
@@ -328,5 +328,5 @@ pub async fn spawn_demo() -> (String, tempfile::TempDir) {
     .unwrap();
     let base = format!("http://{}", demo.addr());
     tokio::spawn(demo.run(std::future::pending()));
-    (base, dir)
+    (base, dir, banner)
 }

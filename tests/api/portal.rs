@@ -587,7 +587,7 @@ async fn the_simulator_is_not_reachable_under_serve() {
 
 #[tokio::test]
 async fn the_simulator_speaks_wechats_errors() {
-    let (base, _dir) = spawn_demo().await;
+    let (base, _dir, _) = spawn_demo().await;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
