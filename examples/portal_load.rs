@@ -6,6 +6,8 @@
 //!   → `/me`. One flow = five requests.
 //! - `me`: each connection signs in once, then loads `/me` over and over.
 //! - `healthz`: `GET /healthz`, the machine's ceiling in the same run.
+//! - `admin:PATH`: each connection signs in to the admin area once (password in `WXPORTAL_ADMIN_PASSWORD`,
+//!   admin `admin`), then loads `PATH` (e.g. `/admin/users?q=…`) over and over.
 //!
 //! Prints one line: scenario, operations/s, p50 and p99 latency per operation, errors.
 
@@ -95,6 +97,47 @@ impl Phone {
         self.me().await
     }
 
+    /// Signs in to the admin area as `admin`.
+    async fn admin_sign_in(&mut self, password: &str) -> Result<(), String> {
+        let response = self
+            .http
+            .get(self.url("/admin/login"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        self.cookie = response
+            .headers()
+            .get(SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|set| set.split(';').next())
+            .map(str::to_owned);
+        let page = response.text().await.map_err(|e| e.to_string())?;
+        let marker = "name=\"csrf\" value=\"";
+        let at = page
+            .find(marker)
+            .ok_or("no CSRF token on the sign-in page")?
+            + marker.len();
+        let form = [
+            ("csrf", &page[at..at + 32]),
+            ("name", "admin"),
+            ("password", password),
+        ];
+        match self
+            .send(self.http.post(self.url("/admin/login")).form(&form))
+            .await?
+        {
+            (303, Some(next)) if next.starts_with("/admin") => Ok(()),
+            other => Err(format!("admin sign-in failed: {other:?}")),
+        }
+    }
+
+    async fn get_ok(&mut self, path: &str) -> Result<(), String> {
+        match self.send(self.http.get(self.url(path))).await? {
+            (200, _) => Ok(()),
+            (status, _) => Err(format!("{path} {status}")),
+        }
+    }
+
     async fn me(&mut self) -> Result<(), String> {
         match self.send(self.http.get(self.url("/me"))).await? {
             (200, _) => Ok(()),
@@ -130,13 +173,28 @@ async fn main() {
             let scenario = scenario.clone();
             tokio::spawn(async move {
                 let (mut latencies, mut errors) = (Vec::new(), 0u64);
-                if scenario == "me" && phone.flow(i % 4).await.is_err() {
+                let admin_path = scenario.strip_prefix("admin:").map(str::to_owned);
+                let ready = match (&admin_path, scenario.as_str()) {
+                    (Some(_), _) => {
+                        let password = std::env::var("WXPORTAL_ADMIN_PASSWORD").unwrap_or_default();
+                        phone.admin_sign_in(&password).await
+                    }
+                    (None, "me") => phone.flow(i % 4).await,
+                    _ => Ok(()),
+                };
+                if let Err(e) = ready {
+                    eprintln!("error: {e}");
                     return (latencies, 1);
                 }
                 let mut n = 0;
                 while Instant::now() < deadline {
                     let t = Instant::now();
                     let result = match scenario.as_str() {
+                        _ if admin_path.is_some() => {
+                            phone
+                                .get_ok(admin_path.as_deref().unwrap_or_default())
+                                .await
+                        }
                         "flow" => phone.flow((i + n) % 4).await,
                         "me" => phone.me().await,
                         _ => phone
@@ -172,7 +230,8 @@ async fn main() {
             .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
     };
     println!(
-        "{scenario:<8} {:>9.0} ops/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} ops, {} errors, {connections} connections)",
+        "{:<24} {:>9.0} ops/s   p50 {:>6.2} ms   p99 {:>6.2} ms   ({} ops, {} errors, {connections} connections)",
+        scenario.chars().take(24).collect::<String>(),
         all.len() as f64 / elapsed,
         pct(0.50),
         pct(0.99),

@@ -19,7 +19,7 @@ pub struct Admin {
 /// Which followers the list shows, in which order, from where.
 #[derive(Debug, Clone, Default)]
 pub struct UserQuery {
-    /// Part of a nickname, or a whole OpenID or UnionID.
+    /// A whole OpenID or UnionID, or else part of a nickname.
     pub search: Option<String>,
     pub subscribed: Option<bool>,
     pub authorized: Option<Authorized>,
@@ -108,6 +108,14 @@ const BEIJING_OFFSET: i64 = 8 * 3600;
 /// The day number (days since 1970-01-01, Beijing time) of a unix time.
 pub fn beijing_day(unix: i64) -> i64 {
     (unix + BEIJING_OFFSET).div_euclid(86_400)
+}
+
+/// OpenIDs and UnionIDs are 28 or 29 characters of letters, digits, `-` and `_`; no nickname search
+/// looks like that.
+fn looks_like_an_id(s: &str) -> bool {
+    (20..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 fn escape_like(s: &str) -> String {
@@ -357,13 +365,18 @@ impl Store {
 
 fn push_user_filters(sql: &mut QueryBuilder<'_, Sqlite>, q: &UserQuery) {
     if let Some(search) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        sql.push(" AND (openid = ")
-            .push_bind(search.to_owned())
-            .push(" OR unionid = ")
-            .push_bind(search.to_owned())
-            .push(" OR nickname LIKE ")
-            .push_bind(format!("%{}%", escape_like(search)))
-            .push(" ESCAPE '\\')");
+        if looks_like_an_id(search) {
+            // Two index lookups (SQLite's multi-index OR), not a scan.
+            sql.push(" AND (openid = ")
+                .push_bind(search.to_owned())
+                .push(" OR unionid = ")
+                .push_bind(search.to_owned())
+                .push(")");
+        } else {
+            sql.push(" AND nickname LIKE ")
+                .push_bind(format!("%{}%", escape_like(search)))
+                .push(" ESCAPE '\\'");
+        }
     }
     if let Some(subscribed) = q.subscribed {
         sql.push(" AND subscribed = ").push_bind(subscribed);
@@ -394,6 +407,14 @@ mod tests {
         // 2026-11-21 15:59:59 UTC is 23:59:59 in Beijing; one second later it is the 22nd there.
         let before = 1_795_276_799;
         assert_eq!(beijing_day(before) + 1, beijing_day(before + 1));
+    }
+
+    #[test]
+    fn ids_are_told_from_nicknames() {
+        assert!(looks_like_an_id("oDemo0000000000000xiaoming"));
+        assert!(looks_like_an_id("o6_bmasdasdsad6_2sgVt7hMZOPfL"));
+        assert!(!looks_like_an_id("李雷"));
+        assert!(!looks_like_an_id("user_4242"));
     }
 
     #[test]

@@ -67,7 +67,16 @@ fn click(from: &str, key: &str) -> Push {
     push
 }
 
-/// Inserts `n` followers straight into the database: `o{i:06}`, nickname from `nickname(i)`.
+/// The OpenID of seeded follower `i`: 28 characters, as WeChat's are.
+fn openid(i: usize) -> String {
+    format!("oSeed{i:023}")
+}
+
+fn unionid(i: usize) -> String {
+    format!("uSeed{i:023}")
+}
+
+/// Inserts `n` followers straight into the database: [`openid`]`(i)`, nickname from `nickname(i)`.
 async fn seed_users(app: &TestApp, n: usize, nickname: impl Fn(usize) -> String) {
     let mut conn = SqliteConnection::connect(&app.database_url())
         .await
@@ -78,8 +87,8 @@ async fn seed_users(app: &TestApp, n: usize, nickname: impl Fn(usize) -> String)
             "INSERT INTO users (openid, unionid, nickname, subscribed, first_seen_at, last_seen_at, scope, city)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
-        .bind(format!("o{i:06}"))
-        .bind(format!("u{i:06}"))
+        .bind(openid(i))
+        .bind(unionid(i))
         .bind(nickname(i))
         .bind(i % 3 != 0)
         .bind(1_700_000_000 + i as i64)
@@ -752,7 +761,7 @@ async fn the_follower_list_searches_filters_sorts_and_pages() {
 
     let openids = |body: &str| -> Vec<String> {
         body.match_indices("href=\"/admin/users/o")
-            .map(|(at, _)| body[at + 19..at + 26].to_owned())
+            .map(|(at, _)| body[at + 19..at + 19 + 28].to_owned())
             .collect()
     };
     // Every page, following the next links: each follower once, most recently seen first.
@@ -774,16 +783,16 @@ async fn the_follower_list_searches_filters_sorts_and_pages() {
     }
     assert_eq!(seen.len(), 130);
     let mut expected: Vec<(i64, String)> = (0..130)
-        .map(|i| (1_700_000_000 + (i * 7919) % 100_000, format!("o{i:06}")))
+        .map(|i| (1_700_000_000 + (i * 7919) % 100_000, openid(i as usize)))
         .collect();
     expected.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, expected.into_iter().map(|e| e.1).collect::<Vec<_>>());
 
     // Search: part of a nickname (wildcards literal), a whole OpenID, a whole UnionID.
     for (q, want) in [
-        ("100%_", "o000077"),
-        ("o000042", "o000042"),
-        ("u000005", "o000005"),
+        ("100%_", openid(77)),
+        (&openid(42), openid(42)),
+        (&unionid(5), openid(5)),
     ] {
         let page = browser
             .get(&format!("/admin/users?q={}", urlencoding::encode(q)))
@@ -801,7 +810,7 @@ async fn the_follower_list_searches_filters_sorts_and_pages() {
     let rows = openids(&page.body);
     let want: Vec<String> = (0..130)
         .filter(|i| i % 3 == 0 && i % 2 == 0)
-        .map(|i| format!("o{i:06}"))
+        .map(openid)
         .collect();
     assert_eq!(rows, want);
     assert!(
@@ -848,7 +857,7 @@ async fn csv_export_of_ten_thousand_followers_parses_back() {
     let mut openids = std::collections::HashSet::new();
     for record in reader.records() {
         let record = record.unwrap();
-        let i: usize = record[0][1..].parse().unwrap();
+        let i: usize = record[0][5..].parse().unwrap();
         let want = nickname(i);
         let want = if want.starts_with('=') {
             format!("'{want}")
@@ -856,7 +865,7 @@ async fn csv_export_of_ten_thousand_followers_parses_back() {
             want
         };
         assert_eq!(&record[2], want, "row {i}");
-        assert_eq!(&record[1], format!("u{i:06}"));
+        assert_eq!(&record[1], unionid(i));
         assert_eq!(&record[7], if i.is_multiple_of(3) { "0" } else { "1" });
         assert_eq!(&record[6], "深圳");
         openids.insert(record[0].to_owned());
