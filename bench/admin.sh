@@ -10,18 +10,13 @@
 # and a filtered, re-sorted page. Reports pages/s, p50/p99 latency and the server's peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-CONNECTIONS=${1:-4}
+CONNECTIONS=${1:-2}
 SECONDS_PER_RUN=${2:-10}
 FOLLOWERS=${3:-100000}
 PORT=${BENCH_PORT:-18183}
 
 cargo build --release --quiet --bin wxportal --example portal_load
-out=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$out"' EXIT
-root=$PWD
-(cd "$out" && WXPORTAL_BIND=127.0.0.1:$PORT RUST_LOG=warn exec "$root/target/release/wxportal" demo >"$out/server.log" 2>&1) &
-server=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+source bench/demo.sh
 for _ in $(seq 50); do grep -q "password " "$out/server.log" && break; sleep 0.1; done
 export WXPORTAL_ADMIN_PASSWORD=$(sed -n 's/.*password \([A-Za-z0-9]*\).*/\1/p' "$out/server.log" | head -1)
 

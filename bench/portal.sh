@@ -14,12 +14,7 @@ SECONDS_PER_RUN=${2:-10}
 PORT=${BENCH_PORT:-18182}
 
 cargo build --release --quiet --bin wxportal --example portal_load
-out=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$out"' EXIT
-root=$PWD
-(cd "$out" && WXPORTAL_BIND=127.0.0.1:$PORT RUST_LOG=warn exec "$root/target/release/wxportal" demo >"$out/server.log" 2>&1) &
-server=$!
-for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+source bench/demo.sh
 
 run() { ./target/release/examples/portal_load "$1" "http://127.0.0.1:$PORT" "$CONNECTIONS" "$SECONDS_PER_RUN"; }
 echo "wxportal portal benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine"

@@ -154,7 +154,8 @@ struct ListTemplate {
     params: ListParams,
     sorts: Vec<(&'static str, &'static str)>,
     rows: Vec<Row>,
-    matching: i64,
+    /// How many match, on the first page.
+    matching: Option<i64>,
     next: Option<String>,
     first: Option<String>,
     export: String,
@@ -166,12 +167,15 @@ pub async fn list(
     Query(params): Query<ListParams>,
 ) -> Result<Response, AppError> {
     let query = params.query(PAGE_SIZE + 1);
-    let (mut users, matching) = tokio::try_join!(
-        app.store.list_users(&query),
-        app.store.count_matching_users(&query)
-    )?;
+    let mut users = app.store.list_users(&query).await?;
     let more = users.len() as i64 > PAGE_SIZE;
     users.truncate(PAGE_SIZE as usize);
+    // Counting scans every match: done on the first page only, and only when it is not already known.
+    let matching = match (&query.after, more) {
+        (Some(_), _) => None,
+        (None, false) => Some(users.len() as i64),
+        (None, true) => Some(app.store.count_matching_users(&query).await?),
+    };
     let next = users.last().filter(|_| more).map(|u| {
         let cursor = format!("{}.{}", query.sort.key_of(u), u.openid);
         format!("/admin/users?{}", params.link(Some(&cursor)))

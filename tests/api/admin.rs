@@ -770,6 +770,12 @@ async fn the_follower_list_searches_filters_sorts_and_pages() {
     loop {
         let page = browser.get(&path).await;
         assert_eq!(page.status, 200);
+        // The count is on the first page only.
+        assert_eq!(
+            page.body.contains("<span id=\"matching\">130</span>"),
+            seen.is_empty(),
+            "{path}"
+        );
         seen.extend(openids(&page.body));
         let Some(at) = page.body.find("id=\"next-page\"") else {
             break;

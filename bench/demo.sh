@@ -1,0 +1,8 @@
+# Sourced by the benchmark scripts: starts a release `wxportal demo` on $PORT in a fresh directory ($out,
+# removed on exit) and waits until it answers. Sets $out and $server.
+out=$(mktemp -d)
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$out"' EXIT
+root=$PWD
+(cd "$out" && WXPORTAL_BIND=127.0.0.1:$PORT RUST_LOG=warn exec "$root/target/release/wxportal" demo >"$out/server.log" 2>&1) &
+server=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
