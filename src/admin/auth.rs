@@ -12,10 +12,11 @@ use askama::Template;
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
+use super::see_other;
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::oauth::local_path;
@@ -44,7 +45,6 @@ struct AdminSession {
 /// The admin a request is signed in as, put in the request by the guard.
 #[derive(Debug, Clone)]
 pub struct CurrentAdmin {
-    pub id: i64,
     pub name: String,
 }
 
@@ -121,10 +121,7 @@ pub async fn signed_in_admin(
         .admin_by_id(remembered.id)
         .await?
         .filter(|a| a.password_changed_at == remembered.password_changed_at)
-        .map(|a| CurrentAdmin {
-            id: a.id,
-            name: a.name,
-        }))
+        .map(|a| CurrentAdmin { name: a.name }))
 }
 
 /// Where to go after signing in: a path in the admin area, or the dashboard.
@@ -170,15 +167,28 @@ pub async fn login_page(
 ) -> Result<Response, AppError> {
     let next = admin_next(q.next.as_deref());
     if signed_in_admin(&app, &session).await?.is_some() {
-        return Ok(Redirect::to(next).into_response());
+        return Ok(see_other(next));
     }
-    render(&LoginTemplate {
-        layout: Layout::new(&app, false),
-        csrf: csrf_token(&session).await?,
+    login_form(&app, &session, StatusCode::OK, next, "", None).await
+}
+
+/// The sign-in page: blank, or again after a failure with its reason and the name typed.
+async fn login_form(
+    app: &AppState,
+    session: &Session,
+    status: StatusCode,
+    next: &str,
+    name: &str,
+    error: Option<String>,
+) -> Result<Response, AppError> {
+    let page = render(&LoginTemplate {
+        layout: Layout::new(app, false),
+        csrf: csrf_token(session).await?,
         next,
-        name: "",
-        error: None,
-    })
+        name,
+        error,
+    })?;
+    Ok((status, page).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,17 +213,7 @@ pub async fn login(
     let next = admin_next(form.next.as_deref());
     let name = form.name.trim();
     let address = client_address(&app, &headers, peer);
-    let (app_ref, session_ref) = (&app, &session);
-    let again = |status: StatusCode, error: String| async move {
-        let page = render(&LoginTemplate {
-            layout: Layout::new(app_ref, false),
-            csrf: csrf_token(session_ref).await?,
-            next,
-            name,
-            error: Some(error),
-        })?;
-        Ok::<_, AppError>((status, page).into_response())
-    };
+    let again = |status, error: String| login_form(&app, &session, status, next, name, Some(error));
 
     let now = unix_now();
     let (by_account, by_address) = app
@@ -284,7 +284,7 @@ pub async fn login(
         .await
         .map_err(AppError::session)?;
     tracing::info!(admin = admin.name, address, "admin signed in");
-    Ok(Redirect::to(next).into_response())
+    Ok(see_other(next))
 }
 
 /// `POST /admin/logout` (behind the guard, so the CSRF token is checked).
@@ -294,7 +294,7 @@ pub async fn logout(session: Session) -> Result<Response, AppError> {
         .await
         .map_err(AppError::session)?;
     session.cycle_id().await.map_err(AppError::session)?;
-    Ok(Redirect::to("/admin/login").into_response())
+    Ok(see_other("/admin/login"))
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ async fn require_admin(
             "/admin"
         };
         let location = format!("/admin/login?next={}", urlencoding::encode(back));
-        return Ok(Redirect::to(&location).into_response());
+        return Ok(see_other(&location));
     };
     let mut request = if request.method() == Method::GET || request.method() == Method::HEAD {
         request
