@@ -6,8 +6,12 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
+use crate::api::account::Account;
+use crate::api::sns::SnsClient;
+use crate::api::token::Credentials;
+use crate::api::{Upstream, http_client};
 use crate::config::Config;
-use crate::oauth::client::{SnsClient, http_client};
+use crate::outbox::Outbox;
 use crate::replies::Replies;
 use crate::routes;
 use crate::sessions::Keys;
@@ -26,6 +30,10 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Web authorization's calls to WeChat.
     pub sns: Arc<SnsClient>,
+    /// The account's calls to WeChat, with the shared access_token.
+    pub account: Account,
+    /// Work for WeChat's API that must not be lost.
+    pub outbox: Arc<Outbox>,
     /// The session-cookie and OAuth-state keys.
     pub keys: Keys,
     /// Set by `wxportal demo`: the WeChat simulator is mounted and pages carry its banner.
@@ -76,6 +84,22 @@ impl App {
         let replies = Replies::load(store.clone(), &config.public_url).await?;
         tokio::spawn(Arc::clone(&replies).watch());
         let http = http_client();
+        let upstream = Upstream::new(http.clone(), &config.wechat_api_url);
+        let credentials = Arc::new(Credentials::new(
+            store.clone(),
+            upstream.clone(),
+            &config.appid,
+            config.appsecret.clone(),
+            config.access_token_api,
+        ));
+        tokio::spawn(Arc::clone(&credentials).keep_fresh());
+        let account = Account::new(upstream.clone(), credentials);
+        let outbox = Arc::new(Outbox::new(
+            store.clone(),
+            account.clone(),
+            Arc::clone(&replies),
+        ));
+        tokio::spawn(Arc::clone(&outbox).run());
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: config.bind,
             source,
@@ -84,9 +108,10 @@ impl App {
             local_addr,
             webhook: Arc::new(Webhook::new(&config)),
             replies,
+            account,
+            outbox,
             sns: Arc::new(SnsClient::new(
-                http.clone(),
-                &config.wechat_api_url,
+                upstream,
                 &config.appid,
                 config.appsecret.clone(),
             )),

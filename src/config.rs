@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use crate::api::token::TokenApi;
 use crate::wechat::AesKey;
 
 /// A secret value: never shown by `Debug` or `Display`; read it with [`Secret::expose`] where it is used.
@@ -81,6 +82,9 @@ pub struct Config {
     /// The header a reverse proxy puts the client's address in (e.g. `X-Real-IP`); without it, the
     /// connection's peer address is the client's.
     pub client_ip_header: Option<axum::http::HeaderName>,
+    /// How the account access_token is fetched: `stable_token` (shared by every caller) or the classic
+    /// `token` (each fetch replaces the last).
+    pub access_token_api: TokenApi,
 }
 
 /// SQLite's durability level for the messages a reply depends on.
@@ -287,10 +291,22 @@ impl Config {
                 .ok()
         });
 
+        let access_token_api = match var("WXPORTAL_ACCESS_TOKEN_API").as_deref() {
+            None | Some("stable_token") => TokenApi::Stable,
+            Some("token") => TokenApi::Classic,
+            Some(other) => {
+                problems.push(format!(
+                    "WXPORTAL_ACCESS_TOKEN_API must be stable_token or token (got {other:?})."
+                ));
+                TokenApi::Stable
+            }
+        };
+
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
         Ok(Self {
+            access_token_api,
             bind,
             database_url,
             public_url,
@@ -371,6 +387,14 @@ impl Config {
                     || "(not set: the connection's address)".to_owned(),
                     ToString::to_string,
                 ),
+            ),
+            (
+                "WXPORTAL_ACCESS_TOKEN_API",
+                match self.access_token_api {
+                    TokenApi::Stable => "stable_token",
+                    TokenApi::Classic => "token",
+                }
+                .to_owned(),
             ),
             (
                 "WXPORTAL_SESSION_KEY",

@@ -1,10 +1,12 @@
 //! wxportal: a self-hosted server for WeChat Official Accounts.
 //!
 //! A request flows one way: [`routes`] → a feature's handlers ([`webhook`], [`oauth`], [`pages`], [`admin`]) →
-//! the protocol ([`wechat`], [`oauth::client`]) and the replies ([`replies`]) → the database ([`store`]).
+//! the protocol ([`wechat`], [`api`]) and the replies ([`replies`]) → the database ([`store`]).
 
 /// The operator's area under `/admin`.
 pub mod admin;
+/// The typed client of WeChat's HTTP API.
+pub mod api;
 /// The application state and the bound server.
 pub mod app;
 /// Subcommands: serve, check, send.
@@ -13,8 +15,10 @@ pub mod cli;
 pub mod config;
 /// The one error type and its HTTP responses.
 pub mod error;
-/// Web authorization: login, callback, logout, and the `sns` client.
+/// Web authorization: login, callback, logout.
 pub mod oauth;
+/// Replies after the 5-second window and follower info, delivered from a durable queue.
+pub mod outbox;
 /// The follower's pages and the static assets.
 pub mod pages;
 /// What the account answers to each message.

@@ -10,9 +10,9 @@ use axum::routing::get;
 use axum::{Form, Router};
 use tower_sessions::Session;
 
+use crate::api::ApiError;
 use crate::app::AppState;
 use crate::error::{AppError, ErrorPage};
-use crate::oauth::client::SnsError;
 use crate::oauth::{
     DEFAULT_NEXT, Follower, SCOPE_USERINFO, fetch_profile, found, login_path, tokens_of,
     upstream_failure,
@@ -289,7 +289,7 @@ async fn refresh(
         };
         match fetch_profile(&app, &tokens.access_token, &user.openid, None).await {
             Ok(profile) => break (tokens, profile),
-            Err(SnsError::Api {
+            Err(ApiError::Api {
                 errcode: 42001 | 40001,
                 ..
             }) if !renewed => {}
@@ -331,7 +331,7 @@ async fn renew(app: &AppState, user: &User, tokens: Option<&Tokens>) -> Renewal 
             Renewal::Renewed(renewed)
         }
         Ok(_) => Renewal::Dead,
-        Err(SnsError::Api {
+        Err(ApiError::Api {
             errcode: 40030 | 42002 | 42007 | 40001 | 40003 | 40029,
             ..
         }) => Renewal::Dead,

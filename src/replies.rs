@@ -39,11 +39,18 @@ impl MatchMode {
 #[derive(Debug, Default)]
 struct RuleSet {
     revision: i64,
-    welcome: Option<Reply>,
-    default: Option<Reply>,
+    welcome: Option<Answer>,
+    default: Option<Answer>,
     /// Tried in order; keywords lower-cased.
-    keywords: Vec<(MatchMode, String, Reply)>,
-    clicks: HashMap<String, Reply>,
+    keywords: Vec<(MatchMode, String, Answer)>,
+    clicks: HashMap<String, Answer>,
+}
+
+/// A rule's reply, and whether it is slow: delivered after the 5-second window, through the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub reply: Reply,
+    pub slow: bool,
 }
 
 /// The account's replies: the rule cache and where to reload it from.
@@ -85,6 +92,10 @@ impl Replies {
             let Some(reply) = self.reply_of(&row) else {
                 continue;
             };
+            let reply = Answer {
+                reply,
+                slow: row.slow,
+            };
             if let Some(key) = &row.click_key {
                 set.clicks.insert(key.clone(), reply.clone());
             }
@@ -117,8 +128,8 @@ impl Replies {
         }
     }
 
-    /// Chooses the reply to `msg`, or `None` for `success` (nothing to say). Reads only memory.
-    pub async fn reply_to(&self, msg: &Inbound) -> Option<Reply> {
+    /// Chooses the answer to `msg`, or `None` for `success` (nothing to say). Reads only memory.
+    pub async fn reply_to(&self, msg: &Inbound) -> Option<Answer> {
         let rules = Arc::clone(&self.rules.read().expect("rule cache poisoned"));
         match &msg.kind {
             MessageKind::Event(Event::Subscribe { .. }) => rules.welcome.clone(),

@@ -18,10 +18,10 @@ use tokio::sync::OnceCell;
 use crate::app::AppState;
 use crate::config::{Config, MessageMode};
 use crate::error::AppError;
-use crate::replies::Replies;
-use crate::store::{NewMessage, Recorded, Store, unix_now};
+use crate::replies::Answer;
+use crate::store::{JOB_REPLY, JOB_USER_INFO, NewMessage, Recorded, unix_now};
 use crate::wechat::reply::encrypted_envelope;
-use crate::wechat::{Inbound, MessageCrypto, XmlFields, signature};
+use crate::wechat::{Event, Inbound, MessageCrypto, MessageKind, XmlFields, signature};
 
 /// WeChat's messages are a few kilobytes; anything far larger is not from WeChat.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -238,7 +238,7 @@ async fn handle(
         .or_default()
         .clone();
     let result = cell
-        .get_or_try_init(|| process(&state.store, &state.replies, &msg, &key, raw_xml, encrypted))
+        .get_or_try_init(|| process(state, &msg, &key, raw_xml, encrypted))
         .await
         .cloned();
     let mut in_flight = hook.in_flight.lock().expect("in-flight map poisoned");
@@ -249,8 +249,7 @@ async fn handle(
 }
 
 async fn process(
-    store: &Store,
-    replies: &Replies,
+    state: &AppState,
     msg: &Inbound,
     key: &str,
     raw_xml: String,
@@ -258,21 +257,32 @@ async fn process(
 ) -> Result<String, AppError> {
     // Choosing a reply has no side effects; storing decides, atomically with the side effects, whether
     // this is the first try. A retry (even after a restart, or on another instance) gets the stored reply.
-    let reply = match tokio::time::timeout(REPLY_DEADLINE, replies.reply_to(msg)).await {
-        Ok(reply) => reply,
+    let now = unix_now();
+    let mut jobs = Vec::new();
+    let reply_xml = match tokio::time::timeout(REPLY_DEADLINE, state.replies.reply_to(msg)).await {
+        Ok(Some(Answer { slow: true, .. })) => {
+            jobs.push(JOB_REPLY);
+            String::new()
+        }
+        Ok(Some(answer)) => answer.reply.to_xml(&msg.from, &msg.to, now),
+        Ok(None) => String::new(),
         Err(_) => {
             tracing::warn!(
                 msg_type = msg.msg_type(),
-                "reply logic missed its deadline; answering success"
+                "reply logic missed its deadline; answering success and replying through the outbox"
             );
-            None
+            jobs.push(JOB_REPLY);
+            String::new()
         }
     };
-    let now = unix_now();
-    let reply_xml = reply
-        .map(|r| r.to_xml(&msg.from, &msg.to, now))
-        .unwrap_or_default();
-    let recorded = store
+    if matches!(msg.kind, MessageKind::Event(Event::Subscribe { .. }))
+        && state.account.credentials.configured()
+    {
+        jobs.push(JOB_USER_INFO);
+    }
+    let queues_work = !jobs.is_empty();
+    let recorded = state
+        .store
         .record_message(NewMessage {
             dedup_key: key.to_owned(),
             openid: msg.from.clone(),
@@ -286,8 +296,12 @@ async fn process(
             raw_xml,
             reply_xml: reply_xml.clone(),
             encrypted,
+            jobs,
         })
         .await?;
+    if queues_work {
+        state.outbox.wake();
+    }
     Ok(match recorded {
         Recorded::Inserted => {
             tracing::debug!(

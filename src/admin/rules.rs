@@ -35,6 +35,8 @@ pub struct RuleForm {
     click_key: String,
     /// A checkbox: present when ticked.
     enabled: Option<String>,
+    /// A checkbox: deliver after the 5-second window, as a customer-service message.
+    slow: Option<String>,
     #[serde(default)]
     reply_type: String,
     #[serde(default)]
@@ -63,6 +65,7 @@ impl RuleForm {
             keyword: rule.keyword.clone().unwrap_or_default(),
             click_key: rule.click_key.clone().unwrap_or_default(),
             enabled: rule.enabled.then(|| "on".to_owned()),
+            slow: rule.slow.then(|| "on".to_owned()),
             ..Self::default()
         };
         match serde_json::from_str::<Reply>(&rule.reply) {
@@ -185,6 +188,7 @@ impl RuleForm {
             click_key: Some(click_key.to_owned()).filter(|k| !k.is_empty()),
             reply: serde_json::to_string(&reply).expect("a reply serializes"),
             enabled: self.enabled.is_some(),
+            slow: self.slow.is_some(),
         })
     }
 }
@@ -206,6 +210,7 @@ struct RuleRow {
     click_key: String,
     reply: String,
     enabled: bool,
+    slow: bool,
 }
 
 impl From<&ReplyRule> for RuleRow {
@@ -235,6 +240,7 @@ impl From<&ReplyRule> for RuleRow {
             click_key: r.click_key.clone().unwrap_or_default(),
             reply,
             enabled: r.enabled,
+            slow: r.slow,
         }
     }
 }
@@ -470,6 +476,7 @@ mod tests {
             reply: edit.reply,
             enabled: true,
             updated_at: 0,
+            slow: false,
         };
         let form = RuleForm::of(&rule);
         assert_eq!(

@@ -4,7 +4,6 @@
 //! claimed in the database before the one exchange, and a repeat either finds the browser that started it
 //! (and signs that browser in) or quietly starts a fresh authorization. A follower never sees 40163.
 
-pub mod client;
 pub mod state;
 
 use std::time::Duration;
@@ -18,11 +17,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tower_sessions::Session;
 
+use crate::api::ApiError;
+use crate::api::sns::Grant;
 use crate::app::AppState;
 use crate::error::{AppError, ErrorPage};
 use crate::sessions::{CsrfForm, check_csrf};
 use crate::store::{Claim, OAuthState, Outcome, Profile, Tokens, unix_now};
-use client::{Grant, SnsError};
 use state::StateError;
 
 /// The two scopes of §6.1.
@@ -356,7 +356,7 @@ pub async fn fetch_profile(
     access_token: &str,
     openid: &str,
     unionid: Option<&str>,
-) -> Result<Profile, SnsError> {
+) -> Result<Profile, ApiError> {
     let info = app.sns.userinfo(access_token, openid).await?;
     Ok(Profile {
         unionid: info.unionid.or_else(|| unionid.map(str::to_owned)),
@@ -413,10 +413,10 @@ fn state_failure(e: StateError) -> AppError {
 
 /// The page for a failed call to WeChat, with the status that says whose side failed, and the log line
 /// with the errcode for the operator.
-pub fn upstream_failure(call: &str, e: &SnsError, retry: &str) -> ErrorPage {
+pub fn upstream_failure(call: &str, e: &ApiError, retry: &str) -> ErrorPage {
     tracing::warn!(call, errcode = e.errcode(), error = %e, "WeChat call failed");
     let (status, title, zh, en) = match e {
-        SnsError::Api { errcode, .. } => match errcode {
+        ApiError::Api { errcode, .. } => match errcode {
             40029 | 40163 | 42003 | 41008 => (
                 StatusCode::BAD_REQUEST,
                 "授权已失效",
@@ -460,19 +460,19 @@ pub fn upstream_failure(call: &str, e: &SnsError, retry: &str) -> ErrorPage {
                 "WeChat refused the request. Please try again later.",
             ),
         },
-        SnsError::Status(_) | SnsError::Garbage(_) | SnsError::Unreachable(_) => (
+        ApiError::Status(_) | ApiError::Garbage(_) | ApiError::Unreachable(_) => (
             StatusCode::BAD_GATEWAY,
             "微信服务异常",
             "暂时无法连接微信服务，请稍后重试。",
             "WeChat's service did not answer properly. Please try again later.",
         ),
-        SnsError::Timeout => (
+        ApiError::Timeout => (
             StatusCode::GATEWAY_TIMEOUT,
             "微信响应超时",
             "微信没有及时响应，请稍后重试。",
             "WeChat did not answer in time. Please try again later.",
         ),
-        SnsError::NoSecret => (
+        ApiError::NoSecret => (
             StatusCode::SERVICE_UNAVAILABLE,
             "公众号尚未配置",
             "公众号还没有配置 AppSecret，暂时无法登录。请联系公众号运营者。",

@@ -279,6 +279,10 @@ impl Store {
     /// Deletes a follower and their messages; `false` when there was no such follower.
     pub async fn delete_user(&self, openid: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM outbox WHERE openid = ?")
+            .bind(openid)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM messages WHERE openid = ?")
             .bind(openid)
             .execute(&mut *tx)

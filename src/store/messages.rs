@@ -28,6 +28,9 @@ pub struct NewMessage {
     /// The plaintext reply XML, or empty for `success`.
     pub reply_xml: String,
     pub encrypted: bool,
+    /// Outbox jobs (`JOB_REPLY`, `JOB_USER_INFO`) queued in the same commit, if this try is the first.
+    #[sqlx(skip)]
+    pub jobs: Vec<&'static str>,
 }
 
 /// What happened to a message handed to [`Store::record_message`].
@@ -163,8 +166,24 @@ async fn commit_batch(
     conn: &mut SqliteConnection,
     messages: &[(Box<NewMessage>, Ack)],
 ) -> Result<Vec<Recorded>, sqlx::Error> {
-    // One multi-row statement, atomic on its own: the unique dedup key decides which messages are new, and
-    // the messages_touch_sender trigger updates their senders in the same commit.
+    // Jobs must be queued in the messages' commit (a crash between the two would lose them); without
+    // jobs the one multi-row statement below is atomic on its own and needs no transaction around it.
+    if messages.iter().any(|(m, _)| !m.jobs.is_empty()) {
+        let mut tx = conn.begin().await?;
+        let recorded = insert_batch(&mut tx, messages).await?;
+        tx.commit().await?;
+        Ok(recorded)
+    } else {
+        insert_batch(conn, messages).await
+    }
+}
+
+async fn insert_batch(
+    conn: &mut SqliteConnection,
+    messages: &[(Box<NewMessage>, Ack)],
+) -> Result<Vec<Recorded>, sqlx::Error> {
+    // The unique dedup key decides which messages are new, and the messages_touch_sender trigger updates
+    // their senders in the same statement.
     let mut insert = QueryBuilder::<Sqlite>::new(
         "INSERT INTO messages (dedup_key, openid, account, msg_type, event, msg_id, created_at, received_at, \
          fields, raw_xml, reply_xml, encrypted) ",
@@ -183,18 +202,40 @@ async fn commit_batch(
             .push_bind(&m.reply_xml)
             .push_bind(m.encrypted);
     });
-    insert.push(" ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key");
-    let inserted: HashSet<String> = insert
-        .build_query_scalar::<String>()
+    insert.push(" ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key, id");
+    let inserted: HashMap<String, i64> = insert
+        .build_query_as::<(String, i64)>()
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
         .collect();
 
+    let mut queued = HashSet::new();
+    for (m, _) in messages {
+        let Some(&id) = inserted.get(&m.dedup_key) else {
+            continue;
+        };
+        if m.jobs.is_empty() || !queued.insert(m.dedup_key.as_str()) {
+            continue;
+        }
+        for kind in &m.jobs {
+            sqlx::query(
+                "INSERT INTO outbox (kind, openid, message_id, due_at, created_at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(kind)
+            .bind(&m.openid)
+            .bind(id)
+            .bind(m.received_at)
+            .bind(m.received_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+
     let duplicates: Vec<&str> = messages
         .iter()
         .map(|(m, _)| m.dedup_key.as_str())
-        .filter(|k| !inserted.contains(*k))
+        .filter(|k| !inserted.contains_key(*k))
         .collect();
     let mut stored: HashMap<String, String> = HashMap::new();
     if !duplicates.is_empty() {
@@ -219,7 +260,7 @@ async fn commit_batch(
     Ok(messages
         .iter()
         .map(|(m, _)| {
-            if inserted.contains(&m.dedup_key) && claimed.insert(m.dedup_key.as_str()) {
+            if inserted.contains_key(&m.dedup_key) && claimed.insert(m.dedup_key.as_str()) {
                 Recorded::Inserted
             } else {
                 let first_in_batch = || {

@@ -3,6 +3,7 @@
 //! Reads go through a pool; message writes go through one writer task that commits them in groups
 //! (one transaction and one sync per batch), and each caller is answered only after its commit.
 
+mod account;
 mod admin;
 mod messages;
 mod oauth;
@@ -21,6 +22,7 @@ use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::config::SqliteSync;
 
+pub use account::{CredentialRow, FollowerInfo, JOB_REPLY, JOB_USER_INFO, Job, OutboxCounts};
 pub use admin::{
     Admin, Authorized, MessageQuery, Stats, UserCursor, UserQuery, UserSort, beijing_day,
 };

@@ -16,6 +16,8 @@ pub struct ReplyRule {
     pub reply: String,
     pub enabled: bool,
     pub updated_at: i64,
+    /// Delivered after the 5-second window, as a customer-service message.
+    pub slow: bool,
 }
 
 /// What an edit sets on a rule.
@@ -26,6 +28,7 @@ pub struct RuleEdit {
     pub click_key: Option<String>,
     pub reply: String,
     pub enabled: bool,
+    pub slow: bool,
 }
 
 /// Which way a keyword rule moves in the order.
@@ -66,9 +69,10 @@ impl Store {
     pub async fn add_keyword_rule(&self, edit: &RuleEdit) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin().await?;
         let id = sqlx::query_scalar(
-            "INSERT INTO reply_rules (kind, position, match_mode, keyword, click_key, reply, enabled, updated_at)
+            "INSERT INTO reply_rules (kind, position, match_mode, keyword, click_key, reply, enabled, slow,
+                 updated_at)
              VALUES ('keyword', (SELECT coalesce(max(position), 0) + 1 FROM reply_rules WHERE kind = 'keyword'),
-                     ?, ?, ?, ?, ?, ?)
+                     ?, ?, ?, ?, ?, ?, ?)
              RETURNING id",
         )
         .bind(&edit.match_mode)
@@ -76,6 +80,7 @@ impl Store {
         .bind(&edit.click_key)
         .bind(&edit.reply)
         .bind(edit.enabled)
+        .bind(edit.slow)
         .bind(unix_now())
         .fetch_one(&mut *tx)
         .await?;
@@ -89,13 +94,14 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE reply_rules SET match_mode = ?, keyword = ?, click_key = ?, reply = ?, enabled = ?,
-                 updated_at = ? WHERE id = ?",
+                 slow = ?, updated_at = ? WHERE id = ?",
         )
         .bind(&edit.match_mode)
         .bind(&edit.keyword)
         .bind(&edit.click_key)
         .bind(&edit.reply)
         .bind(edit.enabled)
+        .bind(edit.slow)
         .bind(unix_now())
         .bind(id)
         .execute(&mut *tx)

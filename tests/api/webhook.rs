@@ -593,6 +593,7 @@ async fn the_store_keeps_the_first_of_two_writes_racing_for_one_message() {
         raw_xml: "<xml/>".into(),
         reply_xml: reply.into(),
         encrypted: false,
+        jobs: Vec::new(),
     };
     let (a, b) = tokio::join!(
         app.store.record_message(message("first")),

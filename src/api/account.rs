@@ -1,0 +1,189 @@
+//! The calls an account makes with its access_token (WECHAT.md §7). Each gets the shared token, and when
+//! WeChat refuses it (40001/42001) has it renewed once and tries again.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use super::menu::{CurrentMenu, Menu};
+use super::token::{Credentials, Kind};
+use super::{ApiError, Done, Upstream};
+use crate::wechat::reply::Reply;
+
+/// What `cgi-bin/user/info` returns about a follower.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserInfoAnswer {
+    #[serde(default)]
+    pub subscribe: i64,
+    pub openid: String,
+    #[serde(default)]
+    pub subscribe_time: Option<i64>,
+    #[serde(default)]
+    pub unionid: Option<String>,
+    #[serde(default)]
+    pub remark: Option<String>,
+    #[serde(default)]
+    pub tagid_list: Vec<i64>,
+}
+
+/// The account's API.
+#[derive(Debug, Clone)]
+pub struct Account {
+    upstream: Upstream,
+    pub credentials: Arc<Credentials>,
+}
+
+impl Account {
+    pub fn new(upstream: Upstream, credentials: Arc<Credentials>) -> Self {
+        Self {
+            upstream,
+            credentials,
+        }
+    }
+
+    /// `POST /cgi-bin/menu/create` with a menu already checked by [`Menu::problems`].
+    pub async fn create_menu(&self, menu: &Menu) -> Result<(), ApiError> {
+        let body = serde_json::to_value(menu).expect("a menu serializes");
+        self.call::<Done>("/cgi-bin/menu/create", &[], Some(&body))
+            .await
+            .map(drop)
+    }
+
+    /// `GET /cgi-bin/get_current_selfmenu_info`: the menu followers see now.
+    pub async fn current_menu(&self) -> Result<CurrentMenu, ApiError> {
+        self.call("/cgi-bin/get_current_selfmenu_info", &[], None)
+            .await
+    }
+
+    /// `GET /cgi-bin/menu/delete`.
+    pub async fn delete_menu(&self) -> Result<(), ApiError> {
+        self.call::<Done>("/cgi-bin/menu/delete", &[], None)
+            .await
+            .map(drop)
+    }
+
+    /// `POST /cgi-bin/message/custom/send`: a customer-service message (within 48 h of the follower's
+    /// last message). `message` comes from [`custom_message`].
+    pub async fn send_custom(&self, message: &Value) -> Result<(), ApiError> {
+        self.call::<Done>("/cgi-bin/message/custom/send", &[], Some(message))
+            .await
+            .map(drop)
+    }
+
+    /// `GET /cgi-bin/user/info`.
+    pub async fn user_info(&self, openid: &str) -> Result<UserInfoAnswer, ApiError> {
+        self.call(
+            "/cgi-bin/user/info",
+            &[("openid", openid), ("lang", "zh_CN")],
+            None,
+        )
+        .await
+    }
+
+    /// One call with the token, renewed once if WeChat refuses it.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> Result<T, ApiError> {
+        let mut retried = false;
+        loop {
+            let token = self.credentials.get(Kind::AccessToken).await?;
+            let mut full = vec![("access_token", token.value.as_str())];
+            full.extend_from_slice(query);
+            let answer = match body {
+                Some(body) => self.upstream.post(path, &full, body).await,
+                None => self.upstream.get(path, &full).await,
+            };
+            match answer {
+                Ok((value, _)) => return Ok(value),
+                Err(e) if e.is_stale_token() && !retried => {
+                    retried = true;
+                    self.credentials
+                        .refused(Kind::AccessToken, &token.value)
+                        .await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// A passive reply as a customer-service message to `openid`, or `None` for a reply that has no such
+/// form (handing over to the customer-service system).
+pub fn custom_message(openid: &str, reply: &Reply) -> Option<Value> {
+    let (msgtype, content) = match reply {
+        Reply::Text { content } => ("text", json!({ "content": content })),
+        Reply::Image { media_id } => ("image", json!({ "media_id": media_id })),
+        Reply::Voice { media_id } => ("voice", json!({ "media_id": media_id })),
+        Reply::Video {
+            media_id,
+            title,
+            description,
+        } => (
+            "video",
+            json!({ "media_id": media_id, "title": title, "description": description }),
+        ),
+        Reply::Music {
+            title,
+            description,
+            music_url,
+            hq_music_url,
+            thumb_media_id,
+        } => (
+            "music",
+            json!({
+                "title": title,
+                "description": description,
+                "musicurl": music_url,
+                "hqmusicurl": hq_music_url,
+                "thumb_media_id": thumb_media_id,
+            }),
+        ),
+        Reply::News { articles } => (
+            "news",
+            json!({ "articles": articles.iter().map(|a| json!({
+                "title": a.title,
+                "description": a.description,
+                "url": a.url,
+                "picurl": a.pic_url,
+            })).collect::<Vec<_>>() }),
+        ),
+        Reply::TransferCustomerService => return None,
+    };
+    let mut message = json!({ "touser": openid, "msgtype": msgtype });
+    message[msgtype] = content;
+    Some(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wechat::reply::Article;
+
+    #[test]
+    fn replies_become_customer_service_messages() {
+        let text = custom_message("o1", &Reply::text("你好 <a href=\"x\">链接</a>")).unwrap();
+        assert_eq!(
+            text,
+            json!({"touser": "o1", "msgtype": "text", "text": {"content": "你好 <a href=\"x\">链接</a>"}})
+        );
+        let news = custom_message(
+            "o1",
+            &Reply::News {
+                articles: vec![Article {
+                    title: "T".into(),
+                    description: "D".into(),
+                    pic_url: "https://p/1.png".into(),
+                    url: "https://u/".into(),
+                }],
+            },
+        )
+        .unwrap();
+        assert_eq!(news["news"]["articles"][0]["picurl"], "https://p/1.png");
+        assert_eq!(custom_message("o1", &Reply::TransferCustomerService), None);
+    }
+}

@@ -1,0 +1,256 @@
+//! The outbox worker: replies after the 5-second window (`message/custom/send`) and follower info on
+//! subscribe (`cgi-bin/user/info`), from the `outbox` table.
+//!
+//! Jobs are queued in the same commit as the message they answer, so a stored message never loses its
+//! job. Every process runs a worker; a job is claimed for [`CLAIM_SECS`] before each attempt (one
+//! attempt is bounded well inside that), so two workers never send the same job at once. If a process
+//! dies mid-attempt its claim lapses and another worker (or the restarted one) takes the job over: the
+//! only way a follower can get a message twice, and the log says so when it happens.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::api::ApiError;
+use crate::api::account::{Account, custom_message};
+use crate::replies::Replies;
+use crate::store::{FollowerInfo, JOB_REPLY, JOB_USER_INFO, Job, Store, unix_now};
+use crate::wechat::Inbound;
+
+/// How long a claim lasts; an attempt is cut off well before.
+pub const CLAIM_SECS: i64 = 20;
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(15);
+/// After this many attempts a job that keeps failing for passing reasons is given up.
+pub const MAX_ATTEMPTS: i64 = 10;
+/// Jobs in progress at once, per process.
+const CONCURRENCY: usize = 4;
+/// How often an idle worker looks for jobs queued by other processes.
+const POLL: Duration = Duration::from_secs(1);
+
+/// The pause before attempt `attempts + 1`: 2 s, 4 s, 8 s … up to 10 minutes.
+pub fn backoff(attempts: i64) -> i64 {
+    2i64.saturating_pow(attempts.clamp(1, 30) as u32).min(600)
+}
+
+/// Why an attempt failed.
+#[derive(Debug)]
+struct Failure {
+    reason: String,
+    transient: bool,
+    /// What was to be sent, kept with a job given up (for the operator).
+    sent: Option<String>,
+}
+
+impl Failure {
+    fn permanent(reason: String) -> Self {
+        Self {
+            reason,
+            transient: false,
+            sent: None,
+        }
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(e: ApiError) -> Self {
+        Self {
+            transient: e.is_transient(),
+            reason: e.to_string(),
+            sent: None,
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for Failure {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self {
+            reason: format!("database: {e}"),
+            transient: true,
+            sent: None,
+        }
+    }
+}
+
+/// One process's worker.
+#[derive(Debug)]
+pub struct Outbox {
+    store: Store,
+    account: Account,
+    replies: Arc<Replies>,
+    owner: String,
+    wake: Notify,
+}
+
+impl Outbox {
+    pub fn new(store: Store, account: Account, replies: Arc<Replies>) -> Self {
+        let id: [u8; 8] = rand::thread_rng().r#gen();
+        Self {
+            store,
+            account,
+            replies,
+            owner: format!("{}:{}", std::process::id(), hex::encode(id)),
+            wake: Notify::new(),
+        }
+    }
+
+    /// A job was queued in this process: look now rather than at the next poll.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Takes due jobs and works on them, forever (until the database closes).
+    pub async fn run(self: Arc<Self>) {
+        let permits = Arc::new(Semaphore::new(CONCURRENCY));
+        loop {
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                return;
+            };
+            if self.store.is_closed() {
+                return;
+            }
+            match self.store.claim_job(&self.owner, CLAIM_SECS).await {
+                Ok(Some((job, taken_over))) => {
+                    let worker = Arc::clone(&self);
+                    tokio::spawn(async move {
+                        worker.attempt(job, taken_over).await;
+                        drop(permit);
+                    });
+                }
+                Ok(None) => {
+                    drop(permit);
+                    let pause = match self.store.next_job_due().await {
+                        Ok(Some(due)) => {
+                            Duration::from_secs((due - unix_now()).max(0) as u64).min(POLL)
+                        }
+                        _ => POLL,
+                    };
+                    tokio::select! {
+                        () = self.wake.notified() => {}
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+                Err(_) if self.store.is_closed() => return,
+                Err(e) => {
+                    drop(permit);
+                    tracing::warn!(error = %e, "taking a job from the outbox failed");
+                    tokio::time::sleep(POLL).await;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, job: Job, taken_over: bool) {
+        if taken_over {
+            tracing::warn!(
+                job = job.id,
+                kind = %job.kind,
+                attempt = job.attempts,
+                "an attempt was cut off in mid-call (its process stopped); trying again, so WeChat may \
+                 receive this one twice"
+            );
+        }
+        let outcome = match tokio::time::timeout(ATTEMPT_LIMIT, self.perform(&job)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Failure {
+                reason: "the attempt took too long".into(),
+                transient: true,
+                sent: None,
+            }),
+        };
+        let recorded = match outcome {
+            Ok(sent) => {
+                tracing::info!(job = job.id, kind = %job.kind, attempt = job.attempts, "outbox job done");
+                self.store.finish_job(job.id, sent.as_deref()).await
+            }
+            Err(f) if f.transient && job.attempts < MAX_ATTEMPTS => {
+                let pause = backoff(job.attempts);
+                tracing::info!(job = job.id, kind = %job.kind, attempt = job.attempts, retry_in = pause, reason = %f.reason, "outbox job will be retried");
+                self.store
+                    .retry_job(job.id, unix_now() + pause, &f.reason)
+                    .await
+            }
+            Err(f) => {
+                tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, reason = %f.reason, "outbox job given up");
+                self.store
+                    .fail_job(job.id, &f.reason, f.sent.as_deref())
+                    .await
+            }
+        };
+        if let Err(e) = recorded {
+            // The claim lapses and the job is attempted again: a reply may then be sent twice.
+            tracing::error!(job = job.id, error = %e, "recording an outbox attempt failed");
+        }
+    }
+
+    /// Does the job; returns what was sent, if anything.
+    async fn perform(&self, job: &Job) -> Result<Option<String>, Failure> {
+        match job.kind.as_str() {
+            JOB_REPLY => self.reply(job).await,
+            JOB_USER_INFO => {
+                let info = self.account.user_info(&job.openid).await?;
+                let tags = serde_json::to_string(&info.tagid_list).unwrap_or_else(|_| "[]".into());
+                self.store
+                    .save_follower_info(
+                        &job.openid,
+                        &FollowerInfo {
+                            unionid: info.unionid,
+                            subscribe_time: info.subscribe_time,
+                            remark: info.remark,
+                            tags,
+                        },
+                    )
+                    .await?;
+                Ok(None)
+            }
+            other => Err(Failure::permanent(format!("unknown job kind {other:?}"))),
+        }
+    }
+
+    /// Answers the job's message with the rule that matches it now, as a customer-service message.
+    async fn reply(&self, job: &Job) -> Result<Option<String>, Failure> {
+        let message = match job.message_id {
+            Some(id) => self.store.message(id).await?,
+            None => None,
+        };
+        let Some(message) = message else {
+            return Err(Failure::permanent(
+                "the message it answers was deleted".into(),
+            ));
+        };
+        let inbound = Inbound::parse(&message.message.raw_xml)
+            .map_err(|e| Failure::permanent(format!("the stored message is unreadable: {e}")))?;
+        let Some(answer) = self.replies.reply_to(&inbound).await else {
+            // The rule was switched off or deleted since: nothing to say any more.
+            return Ok(None);
+        };
+        let Some(custom) = custom_message(&job.openid, &answer.reply) else {
+            return Err(Failure::permanent(format!(
+                "a {} reply cannot be sent as a customer-service message",
+                answer.reply.msg_type()
+            )));
+        };
+        let sent = custom.to_string();
+        match self.account.send_custom(&custom).await {
+            Ok(()) => Ok(Some(sent)),
+            Err(e) => Err(Failure {
+                sent: Some(sent),
+                ..Failure::from(e)
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_ten_minutes() {
+        assert_eq!(
+            (1..=11).map(backoff).collect::<Vec<_>>(),
+            [2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]
+        );
+    }
+}

@@ -1,0 +1,373 @@
+//! What talking back to WeChat keeps: the shared credentials with their lease, the outbox, follower info
+//! and the menu draft.
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError, beijing_day, unix_now};
+
+/// A credential's row: the value (if any), its expiry and who is fetching a new one.
+#[derive(Debug, Clone, FromRow)]
+pub struct CredentialRow {
+    pub kind: String,
+    pub value: Option<String>,
+    /// Unix seconds; -1 once WeChat refused the value (40001).
+    pub expires_at: i64,
+    pub fetched_at: i64,
+    pub lease_owner: Option<String>,
+    pub lease_until: i64,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
+}
+
+impl CredentialRow {
+    /// WeChat said the value is no good: the next fetch must force a new one.
+    pub fn refused(&self) -> bool {
+        self.value.is_some() && self.expires_at == -1
+    }
+}
+
+/// The kinds of work the outbox does.
+pub const JOB_REPLY: &str = "reply";
+pub const JOB_USER_INFO: &str = "user_info";
+
+/// A job taken from the outbox.
+#[derive(Debug, Clone, FromRow)]
+pub struct Job {
+    pub id: i64,
+    pub kind: String,
+    pub openid: String,
+    pub message_id: Option<i64>,
+    pub state: String,
+    pub attempts: i64,
+    pub due_at: i64,
+    pub created_at: i64,
+    pub finished_at: Option<i64>,
+    pub last_error: Option<String>,
+    pub sent: Option<String>,
+}
+
+/// How many jobs wait, failed and were done in the last day.
+#[derive(Debug, Clone, Default, FromRow)]
+pub struct OutboxCounts {
+    pub pending: i64,
+    pub failed: i64,
+    pub done_today: i64,
+}
+
+/// What `cgi-bin/user/info` tells about a follower.
+#[derive(Debug, Clone)]
+pub struct FollowerInfo {
+    pub unionid: Option<String>,
+    pub subscribe_time: Option<i64>,
+    pub remark: Option<String>,
+    /// JSON array of tag ids.
+    pub tags: String,
+}
+
+impl Store {
+    pub async fn credential(&self, kind: &str) -> Result<CredentialRow, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM credentials WHERE kind = ?")
+            .bind(kind)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Takes the right to fetch `kind` until `until`, unless another owner holds an unexpired lease.
+    pub async fn take_credential_lease(
+        &self,
+        kind: &str,
+        owner: &str,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE credentials SET lease_owner = ?, lease_until = ?
+             WHERE kind = ? AND (lease_until < ? OR lease_owner = ?)",
+        )
+        .bind(owner)
+        .bind(until)
+        .bind(kind)
+        .bind(unix_now())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores a freshly fetched value, counts the fetch and gives up the lease.
+    pub async fn save_credential(
+        &self,
+        kind: &str,
+        value: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let now = unix_now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE credentials SET value = ?, expires_at = ?, fetched_at = ?, lease_owner = NULL,
+                 lease_until = 0, last_error = NULL, last_error_at = NULL
+             WHERE kind = ?",
+        )
+        .bind(value)
+        .bind(expires_at)
+        .bind(now)
+        .bind(kind)
+        .execute(&mut *tx)
+        .await?;
+        count_fetch(&mut tx, kind, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a failed fetch (it counts against the quota too) and gives up the lease.
+    pub async fn fail_credential(&self, kind: &str, error: &str) -> Result<(), StoreError> {
+        let now = unix_now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE credentials SET lease_owner = NULL, lease_until = 0, last_error = ?,
+                 last_error_at = ?
+             WHERE kind = ?",
+        )
+        .bind(error)
+        .bind(now)
+        .bind(kind)
+        .execute(&mut *tx)
+        .await?;
+        count_fetch(&mut tx, kind, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks `value` refused by WeChat, if it is still the stored one (many callers may report the same
+    /// refusal; only the first changes anything, and a newer value is never touched).
+    pub async fn refuse_credential(&self, kind: &str, value: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE credentials SET expires_at = -1 WHERE kind = ? AND value = ? AND expires_at <> -1",
+        )
+        .bind(kind)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Fetches of `kind` made today (Beijing time), successful or not.
+    pub async fn credential_fetches_today(&self, kind: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT coalesce((SELECT count FROM credential_fetches WHERE day = ? AND kind = ?), 0)",
+        )
+        .bind(beijing_day(unix_now()).to_string())
+        .bind(kind)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Queues a job due now (jobs that answer a message are queued with it, in its commit).
+    pub async fn enqueue_job(&self, kind: &str, openid: &str) -> Result<i64, StoreError> {
+        let now = unix_now();
+        Ok(sqlx::query_scalar(
+            "INSERT INTO outbox (kind, openid, due_at, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(kind)
+        .bind(openid)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Claims the next due job for `claim_secs`: a queued one whose time has come, or one whose claim
+    /// lapsed (its process stopped mid-attempt). The second element says which.
+    pub async fn claim_job(
+        &self,
+        owner: &str,
+        claim_secs: i64,
+    ) -> Result<Option<(Job, bool)>, StoreError> {
+        loop {
+            let now = unix_now();
+            let candidate: Option<(i64, String, i64)> = sqlx::query_as(
+                "SELECT id, state, claimed_until FROM outbox
+                 WHERE state IN ('queued', 'sending') AND due_at <= ?
+                   AND (state = 'queued' OR claimed_until < ?)
+                 ORDER BY due_at, id LIMIT 1",
+            )
+            .bind(now)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some((id, state, claimed_until)) = candidate else {
+                return Ok(None);
+            };
+            // Only if nobody claimed it in between; otherwise look again.
+            let job: Option<Job> = sqlx::query_as(
+                "UPDATE outbox SET state = 'sending', claimed_by = ?, claimed_until = ?,
+                     attempts = attempts + 1
+                 WHERE id = ? AND state = ? AND claimed_until = ?
+                 RETURNING id, kind, openid, message_id, state, attempts, due_at, created_at,
+                     finished_at, last_error, sent",
+            )
+            .bind(owner)
+            .bind(now + claim_secs)
+            .bind(id)
+            .bind(&state)
+            .bind(claimed_until)
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(job) = job {
+                return Ok(Some((job, state == "sending")));
+            }
+        }
+    }
+
+    /// When the next queued job is due, if any.
+    pub async fn next_job_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT min(CASE state WHEN 'queued' THEN due_at ELSE max(due_at, claimed_until + 1) END)
+             FROM outbox WHERE state IN ('queued', 'sending')",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The job is done; `sent` is what went to WeChat.
+    pub async fn finish_job(&self, id: i64, sent: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'done', finished_at = ?, sent = ?, claimed_by = NULL,
+                 claimed_until = 0 WHERE id = ?",
+        )
+        .bind(unix_now())
+        .bind(sent)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The attempt failed for a passing reason: try again at `due_at`.
+    pub async fn retry_job(&self, id: i64, due_at: i64, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'queued', due_at = ?, last_error = ?, claimed_by = NULL,
+                 claimed_until = 0 WHERE id = ?",
+        )
+        .bind(due_at)
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The job cannot succeed: it stays, failed, with the reason, for the operator.
+    pub async fn fail_job(
+        &self,
+        id: i64,
+        error: &str,
+        sent: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'failed', finished_at = ?, last_error = ?, sent = ?,
+                 claimed_by = NULL, claimed_until = 0 WHERE id = ?",
+        )
+        .bind(unix_now())
+        .bind(error)
+        .bind(sent)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest jobs first, optionally only those in `state`.
+    pub async fn list_jobs(&self, state: Option<&str>, limit: i64) -> Result<Vec<Job>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, kind, openid, message_id, state, attempts, due_at, created_at, finished_at,
+                 last_error, sent
+             FROM outbox WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC LIMIT ?2",
+        )
+        .bind(state)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The jobs that answer one message.
+    pub async fn jobs_of_message(&self, message_id: i64) -> Result<Vec<Job>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, kind, openid, message_id, state, attempts, due_at, created_at, finished_at,
+                 last_error, sent
+             FROM outbox WHERE message_id = ? ORDER BY id",
+        )
+        .bind(message_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT
+                 (SELECT count(*) FROM outbox WHERE state IN ('queued', 'sending')) AS pending,
+                 (SELECT count(*) FROM outbox WHERE state = 'failed') AS failed,
+                 (SELECT count(*) FROM outbox WHERE state = 'done' AND finished_at >= ?) AS done_today",
+        )
+        .bind(unix_now() - 86_400)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Stores what `cgi-bin/user/info` said; a known UnionID is never erased by an answer without one.
+    pub async fn save_follower_info(
+        &self,
+        openid: &str,
+        info: &FollowerInfo,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE users SET unionid = coalesce(?, unionid), subscribe_time = ?, remark = ?, tags = ?,
+                 info_fetched_at = ?
+             WHERE openid = ?",
+        )
+        .bind(&info.unionid)
+        .bind(info.subscribe_time)
+        .bind(&info.remark)
+        .bind(&info.tags)
+        .bind(unix_now())
+        .bind(openid)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The menu being edited (menu/create's JSON) and when it was last pushed.
+    pub async fn menu_draft(&self) -> Result<String, StoreError> {
+        let value: Option<String> =
+            sqlx::query_scalar("SELECT value FROM settings WHERE name = 'menu_draft'")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(value.unwrap_or_else(|| r#"{"button":[]}"#.into()))
+    }
+
+    pub async fn save_menu_draft(&self, json: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ('menu_draft', ?)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(json)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn count_fetch(
+    tx: &mut sqlx::SqliteConnection,
+    kind: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO credential_fetches (day, kind, count) VALUES (?, ?, 1)
+         ON CONFLICT (day, kind) DO UPDATE SET count = count + 1",
+    )
+    .bind(beijing_day(now).to_string())
+    .bind(kind)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
