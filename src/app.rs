@@ -85,15 +85,8 @@ impl App {
         tokio::spawn(Arc::clone(&replies).watch());
         let http = http_client();
         let upstream = Upstream::new(http.clone(), &config.wechat_api_url);
-        let credentials = Arc::new(Credentials::new(
-            store.clone(),
-            upstream.clone(),
-            &config.appid,
-            config.appsecret.clone(),
-            config.access_token_api,
-        ));
-        tokio::spawn(Arc::clone(&credentials).keep_fresh());
-        let account = Account::new(upstream.clone(), credentials);
+        let account = account(&config, &store, upstream.clone());
+        tokio::spawn(Arc::clone(&account.credentials).keep_fresh());
         let outbox = Arc::new(Outbox::new(
             store.clone(),
             account.clone(),
@@ -159,6 +152,18 @@ impl App {
         store.close().await;
         served
     }
+}
+
+/// The account's API client, sharing the access_token through `store` with every other process.
+pub fn account(config: &Config, store: &Store, upstream: Upstream) -> Account {
+    let credentials = Credentials::new(
+        store.clone(),
+        upstream.clone(),
+        &config.appid,
+        config.appsecret.clone(),
+        config.access_token_api,
+    );
+    Account::new(upstream, Arc::new(credentials))
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -1,11 +1,13 @@
-//! The command line: `serve` (the default), `demo`, `check`, `send`, `admin`.
+//! The command line: `serve` (the default), `demo`, `check`, `send`, `admin`, `menu`.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 use crate::admin::{auth, hash_password};
-use crate::app::{App, shutdown_signal};
+use crate::api::menu::Menu;
+use crate::api::{Upstream, http_client};
+use crate::app::{self, App, shutdown_signal};
 use crate::config::{Config, SqliteSync};
 use crate::pages::beijing_time;
 use crate::send::{self, SendArgs};
@@ -38,6 +40,22 @@ pub enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Manage the account's custom menu on WeChat (the access_token is shared with running servers
+    /// through the database).
+    Menu {
+        #[command(subcommand)]
+        action: MenuAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MenuAction {
+    /// Check a menu in menu/create's JSON shape against WeChat's rules, then send it.
+    Push { file: std::path::PathBuf },
+    /// Print the menu followers see now, as JSON that `menu push` takes.
+    Show,
+    /// Delete the menu on WeChat.
+    Delete,
 }
 
 #[derive(Debug, Subcommand)]
@@ -75,6 +93,16 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         },
         Command::Send(args) => send::run(*args).await,
+        Command::Menu { action } => match menu_command(action).await {
+            Ok(message) => {
+                println!("{message}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Admin { action } => match admin_command(action).await {
             Ok(message) => {
                 println!("{message}");
@@ -86,6 +114,73 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         },
     }
+}
+
+/// Runs a `menu` subcommand; the text to print, or the problem.
+async fn menu_command(action: MenuAction) -> Result<String, String> {
+    // A menu file is checked before anything else: its problems need neither a database nor WeChat.
+    let menu = match &action {
+        MenuAction::Push { file } => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let menu: Menu = serde_json::from_str(&text).map_err(|e| {
+                format!(
+                    "{} is not a menu in menu/create's JSON shape ({{\"button\": [...]}}): {e}",
+                    file.display()
+                )
+            })?;
+            let problems = menu.problems();
+            if !problems.is_empty() {
+                return Err(format!(
+                    "nothing was sent; the menu breaks WeChat's rules:\n  - {}",
+                    problems.join("\n  - ")
+                ));
+            }
+            Some(menu)
+        }
+        _ => None,
+    };
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let store = Store::connect(&config.database_url, config.sqlite_synchronous)
+        .await
+        .map_err(|e| e.to_string())?;
+    let account = app::account(
+        &config,
+        &store,
+        Upstream::new(http_client(), &config.wechat_api_url),
+    );
+    let result = match (action, menu) {
+        (MenuAction::Push { .. }, Some(menu)) => {
+            account
+                .create_menu(&menu)
+                .await
+                .map_err(|e| format!("WeChat refused the menu: {e}"))?;
+            let json = serde_json::to_string(&menu).expect("a menu serializes");
+            store
+                .save_menu_draft(&json)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(format!(
+                "menu pushed: {} buttons (also saved as the draft in /admin/menu)",
+                menu.button.len()
+            ))
+        }
+        (MenuAction::Show, _) => {
+            let current = account
+                .current_menu()
+                .await
+                .map_err(|e| format!("loading the menu failed: {e}"))?;
+            Ok(serde_json::to_string_pretty(&current.to_menu()).expect("a menu serializes"))
+        }
+        (MenuAction::Delete, _) => account
+            .delete_menu()
+            .await
+            .map(|()| "menu deleted on WeChat".to_owned())
+            .map_err(|e| format!("deleting the menu failed: {e}")),
+        (MenuAction::Push { .. }, None) => unreachable!("a pushed menu was read above"),
+    };
+    store.close().await;
+    result
 }
 
 /// Runs an `admin` subcommand; the text to print, or the problem.

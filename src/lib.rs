@@ -15,6 +15,8 @@ pub mod cli;
 pub mod config;
 /// The one error type and its HTTP responses.
 pub mod error;
+/// `/jssdk/config`: the JS-SDK signature for our own pages.
+pub mod jssdk;
 /// Web authorization: login, callback, logout.
 pub mod oauth;
 /// Replies after the 5-second window and follower info, delivered from a durable queue.

@@ -86,6 +86,8 @@ struct GuideTemplate {
     layout: Layout,
     in_wechat: bool,
     page_url: String,
+    /// The image a share of the page shows (absolute, as WeChat requires).
+    share_image: String,
 }
 
 /// Whether the request comes from WeChat's built-in browser (§8).
@@ -106,6 +108,7 @@ async fn guide(
         layout: Layout::new(&app, signed_in),
         in_wechat: in_wechat(&headers),
         page_url: format!("{}/", app.config.public_url),
+        share_image: format!("{}/static/logo.svg", app.config.public_url),
     })
 }
 
@@ -412,6 +415,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "wxportal.css",
         "text/css; charset=utf-8",
         include_bytes!("../static/wxportal.css"),
+    ),
+    (
+        "share.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../static/share.js"),
     ),
     (
         "logo.svg",

@@ -15,7 +15,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::app::AppState;
-use crate::{admin, oauth, pages, sessions, simulator, webhook};
+use crate::{admin, jssdk, oauth, pages, sessions, simulator, webhook};
 
 pub fn router(state: AppState) -> Router {
     let trace = TraceLayer::new_for_http()
@@ -48,16 +48,19 @@ pub fn router(state: AppState) -> Router {
             pages::render_error_pages,
         ))
         .layer(sessions::layer(&state.store, &state.keys, &state.config));
-    let app = Router::new().merge(webhook::router()).merge(pages);
+    let app = Router::new()
+        .merge(webhook::router())
+        .merge(jssdk::router())
+        .merge(pages);
     app.route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
         // Every response: no sniffing, no framing, no referrer leaking a code or state, scripts only from
-        // this site (the pages have none inline).
+        // this site and WeChat's JS-SDK (the pages have none inline).
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(
-                "default-src 'self'; img-src 'self' data: https: http:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+                "default-src 'self'; img-src 'self' data: https: http:; style-src 'self'; script-src 'self' https://res.wx.qq.com; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
             ),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(

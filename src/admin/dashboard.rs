@@ -5,10 +5,12 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::Nav;
+use crate::api::token::Kind;
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::pages::beijing_time;
 use crate::pages::render;
-use crate::store::{Stats, unix_now};
+use crate::store::{OutboxCounts, Stats, unix_now};
 
 /// The chart's drawing area, in SVG user units (it scales to the page's width).
 const CHART_WIDTH: i64 = 600;
@@ -25,12 +27,70 @@ struct Bar {
     count: i64,
 }
 
+/// The account's standing with WeChat's API: its token, today's quota use, and the outbox.
+struct ApiStatus {
+    configured: bool,
+    /// "fetched 12 min ago, expires in 108 min", or why there is none.
+    token: String,
+    fetches_today: i64,
+    /// The last failed fetch (a quota reached, a wrong secret…), until one succeeds.
+    last_error: Option<String>,
+    outbox: OutboxCounts,
+}
+
+/// Minutes, for people.
+fn minutes(secs: i64) -> i64 {
+    (secs.max(0) + 59) / 60
+}
+
+async fn api_status(app: &AppState, now: i64) -> Result<ApiStatus, AppError> {
+    let row = app.store.credential(Kind::AccessToken.as_str()).await?;
+    let configured = app.account.credentials.configured();
+    let token = match (&row.value, configured) {
+        (_, false) => "未配置 AppSecret：不会获取 · WXPORTAL_APPSECRET is not set".to_owned(),
+        (None, true) => {
+            "尚未获取（首次需要时获取）· not fetched yet (fetched when first needed)".to_owned()
+        }
+        (Some(_), true) if row.expires_at == -1 => {
+            "被微信拒绝，下次使用时重新获取 · refused by WeChat; renewed on next use".to_owned()
+        }
+        (Some(_), true) if row.expires_at <= now => format!(
+            "{} 分钟前获取，已过期 · fetched {} min ago, expired",
+            minutes(now - row.fetched_at),
+            minutes(now - row.fetched_at)
+        ),
+        (Some(_), true) => format!(
+            "{} 分钟前获取，{} 分钟后过期 · fetched {} min ago, expires in {} min",
+            minutes(now - row.fetched_at),
+            minutes(row.expires_at - now),
+            minutes(now - row.fetched_at),
+            minutes(row.expires_at - now),
+        ),
+    };
+    Ok(ApiStatus {
+        configured,
+        token,
+        fetches_today: app
+            .store
+            .credential_fetches_today(Kind::AccessToken.as_str())
+            .await?,
+        last_error: row.last_error.map(|e| {
+            format!(
+                "{} · {e}",
+                row.last_error_at.map(beijing_time).unwrap_or_default()
+            )
+        }),
+        outbox: app.store.outbox_counts().await?,
+    })
+}
+
 #[derive(Template)]
 #[template(path = "admin/dashboard.html")]
 struct DashboardTemplate {
     layout: crate::pages::Layout,
     nav: Nav,
     stats: Stats,
+    api: ApiStatus,
     bars: Vec<Bar>,
     peak: i64,
     first_day: String,
@@ -71,9 +131,12 @@ fn bars(per_day: &[(i64, i64)]) -> (Vec<Bar>, i64) {
 }
 
 pub async fn show(State(app): State<AppState>, nav: Nav) -> Result<Response, AppError> {
-    let stats = app.store.stats(unix_now()).await?;
+    let now = unix_now();
+    let stats = app.store.stats(now).await?;
+    let api = api_status(&app, now).await?;
     let (bars, peak) = bars(&stats.per_day);
     render(&DashboardTemplate {
+        api,
         layout: nav.layout.clone(),
         first_day: bars.first().map(|b| b.label.clone()).unwrap_or_default(),
         last_day: bars.last().map(|b| b.label.clone()).unwrap_or_default(),

@@ -1,4 +1,5 @@
-//! The operator's side: sign-in, the dashboard, followers, messages and reply rules under `/admin`.
+//! The operator's side under `/admin`: sign-in, the dashboard, followers, messages, reply rules, the
+//! custom menu and the outbox.
 //!
 //! Every route but the sign-in page is declared in one [`Table`], and the router built from it puts all
 //! of them behind [`require_admin`]: a route cannot be added without the guard, and the test that checks
@@ -6,7 +7,9 @@
 
 pub mod auth;
 mod dashboard;
+mod menu;
 mod messages;
+mod outbox;
 mod rules;
 mod users;
 
@@ -78,6 +81,11 @@ fn table() -> Table {
         .post("/admin/replies/{id}", rules::update)
         .post("/admin/replies/{id}/move", rules::move_rule)
         .post("/admin/replies/{id}/delete", rules::delete)
+        .get("/admin/menu", menu::show)
+        .post("/admin/menu", menu::save)
+        .post("/admin/menu/load", menu::load)
+        .post("/admin/menu/delete", menu::delete)
+        .get("/admin/outbox", outbox::list)
 }
 
 /// Every route that requires a signed-in admin, with its method (paths as declared, `{param}` included).

@@ -27,6 +27,12 @@ pub struct User {
     pub refresh_token_expires_at: Option<i64>,
     pub first_authorized_at: Option<i64>,
     pub last_authorized_at: Option<i64>,
+    /// From `cgi-bin/user/info`, fetched after a subscribe.
+    pub subscribe_time: Option<i64>,
+    pub remark: Option<String>,
+    /// JSON array of tag ids.
+    pub tags: Option<String>,
+    pub info_fetched_at: Option<i64>,
 }
 
 /// The per-follower tokens of web authorization and when they expire.

@@ -1,0 +1,92 @@
+//! `/admin/outbox`: replies sent after the 5-second window and follower-info fetches, with what WeChat
+//! said about each (why one is being retried, or why it was given up).
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::Nav;
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::pages::{Layout, beijing_time, render};
+use crate::store::Job;
+
+const SHOWN: i64 = 100;
+const STATES: [(&str, &str); 4] = [
+    ("queued", "等待 · queued"),
+    ("sending", "发送中 · sending"),
+    ("done", "完成 · done"),
+    ("failed", "放弃 · failed"),
+];
+
+#[derive(Debug, Default, Deserialize)]
+pub struct OutboxParams {
+    #[serde(default)]
+    state: String,
+}
+
+/// One job as a list row.
+struct JobRow {
+    id: i64,
+    kind: &'static str,
+    openid: String,
+    message_id: Option<i64>,
+    state: String,
+    attempts: i64,
+    created: String,
+    /// When it finished, or when it is next due.
+    when: String,
+    reason: String,
+    sent: String,
+}
+
+impl From<Job> for JobRow {
+    fn from(j: Job) -> Self {
+        let when = match j.finished_at {
+            Some(t) => beijing_time(t),
+            None => format!("下次 · next {}", beijing_time(j.due_at)),
+        };
+        Self {
+            id: j.id,
+            kind: match j.kind.as_str() {
+                "reply" => "客服消息回复 · reply",
+                _ => "粉丝信息 · user info",
+            },
+            openid: j.openid,
+            message_id: j.message_id,
+            state: j.state,
+            attempts: j.attempts,
+            created: beijing_time(j.created_at),
+            when,
+            reason: j.last_error.unwrap_or_default(),
+            sent: j.sent.unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/outbox.html")]
+struct OutboxTemplate {
+    layout: Layout,
+    nav: Nav,
+    params: OutboxParams,
+    states: [(&'static str, &'static str); 4],
+    jobs: Vec<JobRow>,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    nav: Nav,
+    Query(params): Query<OutboxParams>,
+) -> Result<Response, AppError> {
+    let state = STATES.iter().map(|(s, _)| *s).find(|s| *s == params.state);
+    let jobs = app.store.list_jobs(state, SHOWN).await?;
+    render(&OutboxTemplate {
+        layout: nav.layout.clone(),
+        nav,
+        params,
+        states: STATES,
+        jobs: jobs.into_iter().map(JobRow::from).collect(),
+    })
+}

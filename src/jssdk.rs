@@ -1,0 +1,128 @@
+//! `GET /jssdk/config?url=…`: what a page of ours needs for `wx.config` (WECHAT.md §7): the AppID, a
+//! timestamp, a nonce and the signature over the jsapi_ticket, for page URLs on our own host only.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rand::Rng;
+use rand::distributions::Alphanumeric;
+use serde::{Deserialize, Serialize};
+use sha1::{Digest, Sha1};
+
+use crate::api::token::Kind;
+use crate::app::AppState;
+use crate::store::unix_now;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/jssdk/config", get(config))
+}
+
+/// `wx.config`'s signature: SHA-1 over the four fields in this order, the URL without its fragment.
+pub fn signature(ticket: &str, nonce: &str, timestamp: i64, url: &str) -> String {
+    let plain = format!("jsapi_ticket={ticket}&noncestr={nonce}&timestamp={timestamp}&url={url}");
+    hex::encode(Sha1::digest(plain.as_bytes()))
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfigQuery {
+    url: Option<String>,
+}
+
+/// The answer, named as `wx.config` takes it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsConfig {
+    app_id: String,
+    timestamp: i64,
+    nonce_str: String,
+    signature: String,
+}
+
+fn refuse(status: StatusCode, error: &str) -> Response {
+    (
+        status,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(serde_json::json!({ "error": error })),
+    )
+        .into_response()
+}
+
+/// The page URL to sign, as the page sees it (`location.href` up to `#`), if it is one of ours.
+fn own_page(url: &str, public_url: &str) -> Option<String> {
+    let page = url.split('#').next().unwrap_or_default();
+    let parsed = reqwest::Url::parse(page).ok()?;
+    let ours = reqwest::Url::parse(public_url).ok()?;
+    let same_origin = parsed.scheme() == ours.scheme()
+        && parsed.host_str() == ours.host_str()
+        && parsed.port_or_known_default() == ours.port_or_known_default()
+        && parsed.username().is_empty()
+        && parsed.password().is_none();
+    same_origin.then(|| page.to_owned())
+}
+
+async fn config(State(app): State<AppState>, Query(q): Query<ConfigQuery>) -> Response {
+    let Some(url) = q.url.as_deref().filter(|u| !u.is_empty()) else {
+        return refuse(StatusCode::BAD_REQUEST, "the url parameter is missing");
+    };
+    let Some(page) = own_page(url, &app.config.public_url) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "the url is not a page of this site (WXPORTAL_PUBLIC_URL)",
+        );
+    };
+    let ticket = match app.account.credentials.get(Kind::JsapiTicket).await {
+        Ok(ticket) => ticket,
+        Err(e) => {
+            tracing::warn!(errcode = e.errcode(), error = %e, "no jsapi_ticket for the JS-SDK");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the JS-SDK ticket is unavailable",
+            );
+        }
+    };
+    let nonce: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(16)
+        .map(char::from)
+        .collect();
+    let timestamp = unix_now();
+    let body = JsConfig {
+        app_id: app.config.appid.clone(),
+        timestamp,
+        signature: signature(&ticket.value, &nonce, timestamp, &page),
+        nonce_str: nonce,
+    };
+    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_pages_of_our_own_origin_are_signed() {
+        let ours = "https://example.com";
+        assert_eq!(
+            own_page("https://example.com/?a=1#share", ours).as_deref(),
+            Some("https://example.com/?a=1")
+        );
+        assert_eq!(
+            own_page("https://example.com:443/me", ours).as_deref(),
+            Some("https://example.com:443/me")
+        );
+        for other in [
+            "https://evil.com/",
+            "https://example.com.evil.com/",
+            "http://example.com/",
+            "https://example.com:8443/",
+            "https://user@example.com/",
+            "javascript:alert(1)",
+            "/relative",
+        ] {
+            assert_eq!(own_page(other, ours), None, "{other}");
+        }
+    }
+}
