@@ -17,8 +17,11 @@ use super::{ApiError, Upstream};
 use crate::config::Secret;
 use crate::store::{CredentialRow, Store, unix_now};
 
-/// Renew a value this long before it expires.
-pub const REFRESH_AHEAD: i64 = 300;
+/// Renew a value this long before it expires. stable_token hands out a new token only in the last five
+/// minutes of the old one's life (before that it returns the same one), so this is inside those five.
+pub const REFRESH_AHEAD: i64 = 240;
+/// Renewals ahead are at least this far apart, whatever WeChat answers.
+const RENEW_SPACING: u64 = 10;
 /// A value with less than this left is not handed out: a call made with it could arrive too late.
 const MIN_LEFT: i64 = 30;
 /// How long a fetch may hold the lease; the lease of a process that died mid-fetch lapses after this.
@@ -171,8 +174,8 @@ impl Credentials {
             for kind in [Kind::AccessToken, Kind::JsapiTicket] {
                 match self.renew_if_due(kind).await {
                     Ok(Some(expires_at)) => {
-                        let until_due = (expires_at - REFRESH_AHEAD - unix_now()).max(1) as u64;
-                        next = next.min(Duration::from_secs(until_due));
+                        let until_due = (expires_at - REFRESH_AHEAD - unix_now()).max(0) as u64;
+                        next = next.min(Duration::from_secs(until_due.max(RENEW_SPACING)));
                     }
                     Ok(None) => {}
                     Err(_) if self.store.is_closed() => return,

@@ -13,7 +13,7 @@ use crate::helpers::*;
 const PASSWORD: &str = "correct horse battery";
 
 /// A server with one admin, `ops`.
-async fn with_admin(vars: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn with_admin(vars: &[(&str, &str)]) -> TestApp {
     let app = TestApp::spawn(vars).await;
     let hash = wxportal::admin::hash_password(PASSWORD).unwrap();
     assert!(app.store.create_admin("ops", &hash).await.unwrap());
@@ -42,7 +42,7 @@ async fn sign_in_with(browser: &Browser, name: &str, password: &str) -> Page {
 }
 
 /// A signed-in admin's browser and the CSRF token of its pages.
-async fn signed_in(app: &TestApp) -> (Browser, String) {
+pub(crate) async fn signed_in(app: &TestApp) -> (Browser, String) {
     let (browser, page) = sign_in_as(app, "ops", PASSWORD).await;
     assert_eq!(page.status, 303, "{page:?}");
     let csrf = browser.get("/admin").await.csrf();
@@ -50,7 +50,7 @@ async fn signed_in(app: &TestApp) -> (Browser, String) {
 }
 
 /// The reply the webhook sends to `push` (plaintext mode), as XML fields; `None` for `success`.
-async fn reply_to(app: &TestApp, push: &Push) -> Option<wxportal::wechat::XmlFields> {
+pub(crate) async fn reply_to(app: &TestApp, push: &Push) -> Option<wxportal::wechat::XmlFields> {
     let started = Instant::now();
     let (status, body) = app.post(push, PushMode::Plain, None).await;
     let verdict = push::check_reply(push, TOKEN, None, status, started.elapsed(), &body);
@@ -58,7 +58,7 @@ async fn reply_to(app: &TestApp, push: &Push) -> Option<wxportal::wechat::XmlFie
     verdict.reply
 }
 
-fn click(from: &str, key: &str) -> Push {
+pub(crate) fn click(from: &str, key: &str) -> Push {
     let mut push = event(from, "CLICK", unix_now());
     push.fields = vec![
         ("Event".into(), "CLICK".into()),
@@ -110,7 +110,7 @@ fn browser_client() -> reqwest::Client {
 }
 
 /// The text of an HTML page with character references decoded: what a reader sees.
-fn unescape(html: &str) -> String {
+pub(crate) fn unescape(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
     let mut rest = html;
     while let Some(at) = rest.find('&') {

@@ -153,3 +153,26 @@ fn every_wechatpy_encrypted_reply_passes_the_wechat_side_check() {
         assert!(!verdict.accepted(), "{}", r.kind);
     }
 }
+
+/// JS-SDK signatures wechatpy computed (`gen_jsapi.py`), on the same inputs.
+#[test]
+fn every_wechatpy_jssdk_signature_matches() {
+    #[derive(serde::Deserialize)]
+    struct Case {
+        nonce: String,
+        ticket: String,
+        timestamp: i64,
+        url: String,
+        signature: String,
+    }
+    let cases: Vec<Case> = serde_json::from_str(include_str!("../fixtures/jsapi.json")).unwrap();
+    assert!(cases.len() >= 4);
+    for c in cases {
+        assert_eq!(
+            wxportal::jssdk::signature(&c.ticket, &c.nonce, c.timestamp, &c.url),
+            c.signature,
+            "{}",
+            c.url
+        );
+    }
+}

@@ -330,3 +330,85 @@ pub async fn spawn_demo() -> (String, tempfile::TempDir, String) {
     tokio::spawn(demo.run(std::future::pending()));
     (base, dir, banner)
 }
+
+/// The real binary serving on a free port: for what only separate processes show (a shared database,
+/// kill -9).
+pub struct ServerProcess {
+    pub base: String,
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `wxportal serve` with the test settings (database in `dir`) and `vars`; waits until ready.
+    pub async fn start(dir: &std::path::Path, vars: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.join(format!("server-{port}.log"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wxportal"));
+        cmd.arg("serve")
+            .env_clear()
+            .env("WXPORTAL_TOKEN", TOKEN)
+            .env("WXPORTAL_APPID", APPID)
+            .env("WXPORTAL_BIND", format!("127.0.0.1:{port}"))
+            .env(
+                "WXPORTAL_DATABASE_URL",
+                format!("sqlite://{}", dir.join("wxportal.db").display()),
+            )
+            .env("WXPORTAL_PUBLIC_URL", PUBLIC_URL)
+            .env("RUST_LOG", "info")
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let server = Self {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+            log,
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            let ready = client.get(format!("{}/readyz", server.base)).send().await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return server;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the server did not start: {}", server.log());
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` every 50 ms for up to `secs` seconds; true once it holds.
+pub async fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..secs * 20 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    check()
+}

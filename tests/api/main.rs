@@ -1,5 +1,6 @@
 //! Black-box tests: the real server on a random loopback port, a fresh SQLite file per test.
 
+mod account;
 mod admin;
 mod browser;
 mod cli;

@@ -394,7 +394,8 @@ async fn stable_token(State(mock): State<Arc<Mock>>, Json(body): Json<Value>) ->
             .as_ref()
             .filter(|_| !force)
             .and_then(|stable| Some((stable, *account.tokens.get(stable)?)));
-        if let Some((stable, expires)) = current.filter(|(_, expires)| *expires > now()) {
+        // The same token until its last five minutes; then a new one (the old still works until it expires).
+        if let Some((stable, expires)) = current.filter(|(_, expires)| *expires - now() > 300) {
             return token_json(stable, expires - now());
         }
     }

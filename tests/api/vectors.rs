@@ -107,3 +107,16 @@ async fn the_server_accepts_each_published_request() {
         assert!(stored.received_at >= unix_now() - 60);
     }
 }
+
+#[test]
+fn the_published_jssdk_signature_matches() {
+    assert_eq!(
+        wxportal::jssdk::signature(
+            "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg",
+            "Wm3WZYTPz0wzccnW",
+            1414587457,
+            "http://mp.weixin.qq.com?params=value",
+        ),
+        "0f9de62fce790f9a083d5c99e95740ceb90c27ed"
+    );
+}
