@@ -598,7 +598,8 @@ async fn the_menu_is_checked_before_anything_is_sent_then_pushed_loaded_and_dele
     assert!(mock.menu().is_none());
 }
 
-fn wxportal_menu(args: &[&str], dir: &std::path::Path, api: &str) -> (bool, String) {
+/// Runs `wxportal menu ARGS`: success, stdout, and stdout with stderr (the logs).
+fn wxportal_menu(args: &[&str], dir: &std::path::Path, api: &str) -> (bool, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wxportal"))
         .arg("menu")
         .args(args)
@@ -614,14 +615,9 @@ fn wxportal_menu(args: &[&str], dir: &std::path::Path, api: &str) -> (bool, Stri
         .current_dir(dir)
         .output()
         .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), stdout, all)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -634,14 +630,14 @@ async fn the_menu_is_managed_from_the_command_line() {
         r#"{"button":[{"type":"click","name":"这个名字实在太长了","key":"K"},{"type":"teleport","name":"x"}]}"#,
     )
     .unwrap();
-    let (ok, out) = wxportal_menu(&["push", bad.to_str().unwrap()], dir.path(), &mock.base);
+    let (ok, _, out) = wxportal_menu(&["push", bad.to_str().unwrap()], dir.path(), &mock.base);
     assert!(!ok);
     assert!(out.contains("nothing was sent"), "{out}");
     assert!(out.contains("Button 1 「这个名字实在太长了」"), "{out}");
     assert!(out.contains("Button 2: the type \"teleport\""), "{out}");
     assert_eq!(mock.calls(STABLE), 0, "not even a token was fetched");
 
-    let (ok, out) = wxportal_menu(&["push", "/no/such/file.json"], dir.path(), &mock.base);
+    let (ok, _, out) = wxportal_menu(&["push", "/no/such/file.json"], dir.path(), &mock.base);
     assert!(!ok && out.contains("cannot read"), "{out}");
 
     let good = dir.path().join("menu.json");
@@ -650,17 +646,17 @@ async fn the_menu_is_managed_from_the_command_line() {
         r#"{"button":[{"type":"click","name":"今日歌曲","key":"V1001_TODAY_MUSIC"}]}"#,
     )
     .unwrap();
-    let (ok, out) = wxportal_menu(&["push", good.to_str().unwrap()], dir.path(), &mock.base);
+    let (ok, _, out) = wxportal_menu(&["push", good.to_str().unwrap()], dir.path(), &mock.base);
     assert!(ok, "{out}");
     assert_eq!(
         mock.menu().unwrap()["button"][0]["key"],
         "V1001_TODAY_MUSIC"
     );
-    let (ok, out) = wxportal_menu(&["show"], dir.path(), &mock.base);
+    let (ok, shown, out) = wxportal_menu(&["show"], dir.path(), &mock.base);
     assert!(ok, "{out}");
-    let shown: Value = serde_json::from_str(&out).unwrap();
+    let shown: Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown["button"][0]["name"], "今日歌曲");
-    let (ok, out) = wxportal_menu(&["delete"], dir.path(), &mock.base);
+    let (ok, _, out) = wxportal_menu(&["delete"], dir.path(), &mock.base);
     assert!(ok, "{out}");
     assert!(mock.menu().is_none());
     // Three commands, one token: it is kept in the database between them.

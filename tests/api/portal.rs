@@ -314,7 +314,7 @@ async fn each_upstream_failure_is_a_page_with_the_right_status_and_nothing_store
 }
 
 #[tokio::test]
-async fn system_busy_is_retried_once() {
+async fn system_busy_is_retried_with_backoff() {
     let (app, mock) = portal().await;
     mock.script(EXCHANGE, Scripted::Errcode(-1));
     let browser = Browser::new(&app);
@@ -322,8 +322,9 @@ async fn system_busy_is_retried_once() {
     assert_eq!(page.location.as_deref(), Some("/me"));
     assert_eq!(mock.calls(EXCHANGE), 2);
 
-    mock.script(EXCHANGE, Scripted::Errcode(-1));
-    mock.script(EXCHANGE, Scripted::Errcode(-1));
+    for _ in 0..3 {
+        mock.script(EXCHANGE, Scripted::Errcode(-1));
+    }
     let page = authorize(&Browser::new(&app), &mock, "oBusy2", "").await;
     assert_eq!(page.status, 503);
     assert!(page.body.contains("繁忙"));
