@@ -1,5 +1,6 @@
 //! `wxportal demo`'s stand-in for WeChat: `open.weixin.qq.com` (the consent page) under `/_sim/open`,
-//! `api.weixin.qq.com` (the `sns` API) under `/_sim/api`, and a follower's chat at `/_sim/chat`.
+//! `api.weixin.qq.com` (the `sns` API and the account's `cgi-bin` calls) under `/_sim/api`, and a follower's
+//! chat at `/_sim/chat`, where customer-service messages show up too and the pushed menu can be clicked.
 //!
 //! Mounted only by `wxportal demo` ([`crate::app::App::with_simulator`]), never under `serve`. It speaks the
 //! real protocol over real HTTP — single-use codes that live 5 minutes, tokens that expire, `text/plain`
@@ -14,7 +15,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
 use rand::Rng;
 use serde::Deserialize;
@@ -160,6 +161,7 @@ pub fn segments(text: &str) -> Vec<Segment> {
 #[derive(Debug, Clone)]
 pub struct ChatLine {
     pub follower: &'static str,
+    /// What the follower sent; empty for a customer-service message the account sent on its own.
     pub sent: String,
     pub answer: Vec<Segment>,
     pub problems: Vec<String>,
@@ -173,6 +175,10 @@ pub struct Simulator {
     access: Mutex<HashMap<String, Token>>,
     refresh: Mutex<HashMap<String, Token>>,
     chat: Mutex<VecDeque<ChatLine>>,
+    /// The account's access tokens and jsapi tickets issued, with their expiry.
+    account_tokens: Mutex<HashMap<String, i64>>,
+    /// The menu as last created (menu/create's JSON).
+    menu: Mutex<Option<serde_json::Value>>,
 }
 
 pub fn router() -> Router<AppState> {
@@ -185,6 +191,17 @@ pub fn router() -> Router<AppState> {
         .route("/_sim/api/sns/oauth2/refresh_token", get(refresh_token))
         .route("/_sim/api/sns/userinfo", get(userinfo))
         .route("/_sim/api/sns/auth", get(check_token))
+        .route("/_sim/api/cgi-bin/stable_token", post(stable_token))
+        .route("/_sim/api/cgi-bin/token", get(classic_token))
+        .route("/_sim/api/cgi-bin/ticket/getticket", get(ticket))
+        .route("/_sim/api/cgi-bin/menu/create", post(menu_create))
+        .route(
+            "/_sim/api/cgi-bin/get_current_selfmenu_info",
+            get(menu_current),
+        )
+        .route("/_sim/api/cgi-bin/menu/delete", get(menu_delete))
+        .route("/_sim/api/cgi-bin/message/custom/send", post(custom_send))
+        .route("/_sim/api/cgi-bin/user/info", get(user_info))
         .route("/_sim/chat", get(chat).post(send_chat))
         .layer(Extension(Arc::new(Simulator::default())))
 }
@@ -496,6 +513,8 @@ struct ChatTemplate {
     chosen: usize,
     lines: Vec<ChatLine>,
     mode: &'static str,
+    /// The pushed menu's CLICK buttons: (name, key).
+    clicks: Vec<(String, String)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -522,6 +541,7 @@ async fn chat(
         chosen: q.follower.unwrap_or(0).min(FOLLOWERS.len() - 1),
         lines,
         mode: app.config.message_mode.as_str(),
+        clicks: menu_clicks(&sim),
     })
 }
 
@@ -643,14 +663,219 @@ async fn send_chat(
             millis: started.elapsed().as_millis(),
         },
     };
-    {
-        let mut chat = sim.chat.lock().expect("simulator lock");
-        chat.push_back(line);
-        while chat.len() > TRANSCRIPT_LEN {
-            chat.pop_front();
+    add_line(&sim, line);
+    Ok(Redirect::to(&format!("/_sim/chat?follower={}#latest", form.follower)).into_response())
+}
+
+fn add_line(sim: &Simulator, line: ChatLine) {
+    let mut chat = sim.chat.lock().expect("simulator lock");
+    chat.push_back(line);
+    while chat.len() > TRANSCRIPT_LEN {
+        chat.pop_front();
+    }
+}
+
+/// A new account token (or ticket) valid for 2 hours.
+fn account_token(sim: &Simulator, prefix: &str) -> Response {
+    let token = random_token(prefix);
+    sim.account_tokens
+        .lock()
+        .expect("simulator lock")
+        .insert(token.clone(), unix_now() + ACCESS_LIFETIME);
+    let field = if prefix == "simTicket" {
+        "ticket"
+    } else {
+        "access_token"
+    };
+    wechat_json(serde_json::json!({ field: token, "expires_in": ACCESS_LIFETIME }))
+}
+
+fn account_secret_ok(app: &AppState, appid: Option<&str>, secret: Option<&str>) -> bool {
+    appid == Some(app.config.appid.as_str())
+        && app
+            .config
+            .appsecret
+            .as_ref()
+            .is_some_and(|s| secret == Some(s.expose()))
+}
+
+async fn stable_token(
+    State(app): State<AppState>,
+    Extension(sim): Extension<Arc<Simulator>>,
+    body: String,
+) -> Response {
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    if !account_secret_ok(&app, body["appid"].as_str(), body["secret"].as_str()) {
+        return wechat_error(40125, "invalid appsecret");
+    }
+    account_token(&sim, "simST")
+}
+
+async fn classic_token(
+    State(app): State<AppState>,
+    Extension(sim): Extension<Arc<Simulator>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let (appid, secret) = (q.get("appid"), q.get("secret"));
+    if !account_secret_ok(&app, appid.map(String::as_str), secret.map(String::as_str)) {
+        return wechat_error(40125, "invalid appsecret");
+    }
+    account_token(&sim, "simCT")
+}
+
+/// Checks the call's access_token: `Err` is WeChat's answer to a bad one.
+fn account_call(sim: &Simulator, q: &HashMap<String, String>) -> Result<(), Response> {
+    let tokens = sim.account_tokens.lock().expect("simulator lock");
+    match q.get("access_token").and_then(|t| tokens.get(t)) {
+        None => Err(wechat_error(40001, "invalid credential")),
+        Some(&expires) if expires <= unix_now() => Err(wechat_error(42001, "access_token expired")),
+        Some(_) => Ok(()),
+    }
+}
+
+fn ok() -> Response {
+    wechat_error(0, "ok")
+}
+
+async fn ticket(
+    Extension(sim): Extension<Arc<Simulator>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(answer) = account_call(&sim, &q) {
+        return answer;
+    }
+    account_token(&sim, "simTicket")
+}
+
+async fn menu_create(
+    Extension(sim): Extension<Arc<Simulator>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: String,
+) -> Response {
+    if let Err(answer) = account_call(&sim, &q) {
+        return answer;
+    }
+    match serde_json::from_str::<crate::api::menu::Menu>(&body) {
+        Ok(menu) if menu.problems().is_empty() => {
+            *sim.menu.lock().expect("simulator lock") = serde_json::to_value(&menu).ok();
+            ok()
+        }
+        _ => wechat_error(40016, "invalid button size"),
+    }
+}
+
+async fn menu_current(
+    Extension(sim): Extension<Arc<Simulator>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(answer) = account_call(&sim, &q) {
+        return answer;
+    }
+    let Some(mut menu) = sim.menu.lock().expect("simulator lock").clone() else {
+        return wechat_json(serde_json::json!({ "is_menu_open": 0 }));
+    };
+    // get_current_selfmenu_info nests sub-buttons under "list".
+    if let Some(buttons) = menu["button"].as_array_mut() {
+        for b in buttons {
+            if let Some(subs) = b.get("sub_button").cloned() {
+                b["sub_button"] = serde_json::json!({ "list": subs });
+            }
         }
     }
-    Ok(Redirect::to(&format!("/_sim/chat?follower={}#latest", form.follower)).into_response())
+    wechat_json(serde_json::json!({ "is_menu_open": 1, "selfmenu_info": menu }))
+}
+
+async fn menu_delete(
+    Extension(sim): Extension<Arc<Simulator>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(answer) = account_call(&sim, &q) {
+        return answer;
+    }
+    *sim.menu.lock().expect("simulator lock") = None;
+    ok()
+}
+
+/// A customer-service message appears in the chat, as a late answer from the account.
+async fn custom_send(
+    Extension(sim): Extension<Arc<Simulator>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: String,
+) -> Response {
+    if let Err(answer) = account_call(&sim, &q) {
+        return answer;
+    }
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let to = body["touser"].as_str().unwrap_or_default();
+    let Some(follower) = FOLLOWERS.iter().find(|f| f.openid == to) else {
+        return wechat_error(40003, "invalid openid");
+    };
+    let text = match body["msgtype"].as_str() {
+        Some("text") => body["text"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        Some("news") => body["news"]["articles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| format!("📰 {}", a["title"].as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Some(other) => format!("[{other}]"),
+        None => return wechat_error(40008, "invalid message type"),
+    };
+    add_line(
+        &sim,
+        ChatLine {
+            follower: follower.nickname,
+            sent: String::new(),
+            answer: segments(&text),
+            problems: Vec::new(),
+            millis: 0,
+        },
+    );
+    ok()
+}
+
+async fn user_info(
+    Extension(sim): Extension<Arc<Simulator>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(answer) = account_call(&sim, &q) {
+        return answer;
+    }
+    let openid = q.get("openid").cloned().unwrap_or_default();
+    let Some(follower) = FOLLOWERS.iter().find(|f| f.openid == openid) else {
+        return wechat_error(40003, "invalid openid");
+    };
+    let mut info = serde_json::json!({
+        "subscribe": 1,
+        "openid": follower.openid,
+        "language": "zh_CN",
+        "subscribe_time": unix_now(),
+        "remark": "",
+        "groupid": 0,
+        "tagid_list": [],
+        "subscribe_scene": "ADD_SCENE_QR_CODE",
+    });
+    if let Some(unionid) = follower.unionid {
+        info["unionid"] = unionid.into();
+    }
+    wechat_json(info)
+}
+
+/// The CLICK buttons of the menu, for the chat to offer (name, key).
+fn menu_clicks(sim: &Simulator) -> Vec<(String, String)> {
+    let menu = sim.menu.lock().expect("simulator lock").clone();
+    menu.and_then(|m| serde_json::from_value::<crate::api::menu::Menu>(m).ok())
+        .map(|m| {
+            m.click_keys()
+                .into_iter()
+                .map(|(key, name)| (name.to_owned(), key.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A passive reply as the follower would see it.

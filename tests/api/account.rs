@@ -705,3 +705,60 @@ async fn the_jssdk_config_is_for_our_own_pages_only() {
     assert_eq!(script.status(), 200);
     assert!(script.text().await.unwrap().contains("/jssdk/config?url="));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_shows_late_replies_and_the_pushed_menu_in_its_chat() {
+    let (base, _dir, banner) = spawn_demo().await;
+    let password = banner
+        .split("password ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    let browser = Browser::at(&base, crate::admin::browser_client());
+    let page = crate::admin::sign_in_with(&browser, wxportal::cli::DEMO_ADMIN, &password).await;
+    assert_eq!(page.status, 303);
+    let csrf = browser.get("/admin").await.csrf();
+    add_rule(&browser, &csrf, "慢", "这是稍后送达的回复", true).await;
+    let page = browser
+        .post_form(
+            "/admin/menu",
+            &[
+                ("csrf", &csrf),
+                ("action", "push"),
+                ("b1_name", "营业时间"),
+                ("b1_type", "click"),
+                ("b1_value", "HOURS"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+
+    let page = browser
+        .post_form(
+            "/_sim/chat",
+            &[("follower", "0"), ("kind", "text"), ("content", "慢")],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    let mut chat = String::new();
+    for _ in 0..100 {
+        chat = browser.get("/_sim/chat").await.body;
+        if chat.contains("这是稍后送达的回复") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(chat.contains("这是稍后送达的回复"), "{chat}");
+    assert!(chat.contains("客服消息"), "{chat}");
+    assert!(
+        chat.contains("营业时间"),
+        "the menu's CLICK button is offered"
+    );
+    // Nothing went wrong with WeChat's side on the dashboard.
+    let dashboard = browser.get("/admin").await.body;
+    assert!(!dashboard.contains("上次获取失败"), "{dashboard}");
+    assert!(dashboard.contains("分钟后过期"), "{dashboard}");
+}

@@ -26,7 +26,7 @@ async fn sign_in_as(app: &TestApp, name: &str, password: &str) -> (Browser, Page
     (browser, page)
 }
 
-async fn sign_in_with(browser: &Browser, name: &str, password: &str) -> Page {
+pub(crate) async fn sign_in_with(browser: &Browser, name: &str, password: &str) -> Page {
     let csrf = browser.get("/admin/login").await.csrf();
     browser
         .post_form(
@@ -102,7 +102,7 @@ async fn seed_users(app: &TestApp, n: usize, nickname: impl Fn(usize) -> String)
     tx.commit().await.unwrap();
 }
 
-fn browser_client() -> reqwest::Client {
+pub(crate) fn browser_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
