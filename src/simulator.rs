@@ -723,13 +723,15 @@ async fn classic_token(
     account_token(&sim, "simCT")
 }
 
-/// Checks the call's access_token: `Err` is WeChat's answer to a bad one.
-fn account_call(sim: &Simulator, q: &HashMap<String, String>) -> Result<(), Response> {
+/// WeChat's answer to a call whose access_token is bad; `None` when it is good.
+fn refused_token(sim: &Simulator, q: &HashMap<String, String>) -> Option<Response> {
     let tokens = sim.account_tokens.lock().expect("simulator lock");
     match q.get("access_token").and_then(|t| tokens.get(t)) {
-        None => Err(wechat_error(40001, "invalid credential")),
-        Some(&expires) if expires <= unix_now() => Err(wechat_error(42001, "access_token expired")),
-        Some(_) => Ok(()),
+        None => Some(wechat_error(40001, "invalid credential")),
+        Some(&expires) if expires <= unix_now() => {
+            Some(wechat_error(42001, "access_token expired"))
+        }
+        Some(_) => None,
     }
 }
 
@@ -741,7 +743,7 @@ async fn ticket(
     Extension(sim): Extension<Arc<Simulator>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(answer) = account_call(&sim, &q) {
+    if let Some(answer) = refused_token(&sim, &q) {
         return answer;
     }
     account_token(&sim, "simTicket")
@@ -752,7 +754,7 @@ async fn menu_create(
     Query(q): Query<HashMap<String, String>>,
     body: String,
 ) -> Response {
-    if let Err(answer) = account_call(&sim, &q) {
+    if let Some(answer) = refused_token(&sim, &q) {
         return answer;
     }
     match serde_json::from_str::<crate::api::menu::Menu>(&body) {
@@ -768,7 +770,7 @@ async fn menu_current(
     Extension(sim): Extension<Arc<Simulator>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(answer) = account_call(&sim, &q) {
+    if let Some(answer) = refused_token(&sim, &q) {
         return answer;
     }
     let Some(mut menu) = sim.menu.lock().expect("simulator lock").clone() else {
@@ -789,7 +791,7 @@ async fn menu_delete(
     Extension(sim): Extension<Arc<Simulator>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(answer) = account_call(&sim, &q) {
+    if let Some(answer) = refused_token(&sim, &q) {
         return answer;
     }
     *sim.menu.lock().expect("simulator lock") = None;
@@ -802,7 +804,7 @@ async fn custom_send(
     Query(q): Query<HashMap<String, String>>,
     body: String,
 ) -> Response {
-    if let Err(answer) = account_call(&sim, &q) {
+    if let Some(answer) = refused_token(&sim, &q) {
         return answer;
     }
     let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -842,7 +844,7 @@ async fn user_info(
     Extension(sim): Extension<Arc<Simulator>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(answer) = account_call(&sim, &q) {
+    if let Some(answer) = refused_token(&sim, &q) {
         return answer;
     }
     let openid = q.get("openid").cloned().unwrap_or_default();
