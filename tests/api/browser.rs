@@ -366,6 +366,12 @@ async fn an_operator_uses_the_admin_area_on_a_phone() {
         .send_keys("每天 9:00–18:00")
         .await
         .unwrap();
+    field("click_key")
+        .await
+        .unwrap()
+        .send_keys("HOURS")
+        .await
+        .unwrap();
     assert_fits_the_phone(&client, "the rule form").await;
     screenshot(&client, "8-admin-rule").await;
     click(&client, "#save").await;
@@ -386,12 +392,45 @@ async fn an_operator_uses_the_admin_area_on_a_phone() {
     let answer = text_of(&client, "#latest").await;
     assert!(answer.starts_with("每天 9:00–18:00"), "{answer}");
 
+    // A menu whose button answers with that rule: pushed to the (simulated) WeChat, clicked in the chat.
+    client.goto(&format!("{base}/admin/menu")).await.unwrap();
+    wait_for(&client, "#menu-form").await;
+    field("b1_name")
+        .await
+        .unwrap()
+        .send_keys("营业时间")
+        .await
+        .unwrap();
+    field("b1_type")
+        .await
+        .unwrap()
+        .select_by_value("click")
+        .await
+        .unwrap();
+    field("b1_value")
+        .await
+        .unwrap()
+        .send_keys("HOURS")
+        .await
+        .unwrap();
+    click(&client, "#push").await;
+    wait_for(&client, "#menu-notice").await;
+    assert!(text_of(&client, "#bindings").await.contains("answered by"));
+    assert_fits_the_phone(&client, "the menu editor").await;
+    screenshot(&client, "10-admin-menu").await;
+    client.goto(&format!("{base}/_sim/chat")).await.unwrap();
+    wait_for(&client, "#sim-menu").await;
+    click(&client, "#sim-menu button").await;
+    wait_for_url(&client, "follower=").await;
+    let answer = text_of(&client, "#latest").await;
+    assert!(answer.starts_with("每天 9:00–18:00"), "{answer}");
+
     // The dashboard counts them; sign out ends it.
     client.goto(&format!("{base}/admin")).await.unwrap();
     wait_for(&client, "#chart").await;
     assert_eq!(text_of(&client, "#stat-authorized").await, "1");
     assert_fits_the_phone(&client, "the dashboard").await;
-    screenshot(&client, "10-admin-dashboard").await;
+    screenshot(&client, "11-admin-dashboard").await;
     click(&client, "#logout").await;
     wait_for(&client, "#login-form").await;
     client.goto(&format!("{base}/admin")).await.unwrap();
