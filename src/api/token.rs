@@ -31,6 +31,11 @@ const WAIT_STEP: Duration = Duration::from_millis(100);
 /// The background renewal looks at least this often (values can also change in other processes).
 const CHECK_EVERY: Duration = Duration::from_secs(60);
 
+/// Seconds to wait after `failures` failed renewals in a row: 10, 20, 40 … up to 10 minutes.
+fn retry_pause(failures: u32) -> u64 {
+    (RENEW_SPACING << failures.saturating_sub(1).min(6)).min(600)
+}
+
 /// Which credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -169,8 +174,12 @@ impl Credentials {
         if self.secret.is_none() {
             return;
         }
+        // Failed renewals in a row: the pause after one doubles, so a lasting refusal (an IP whitelist, a
+        // quota) is not asked about every few seconds all day.
+        let mut failures = 0u32;
         loop {
             let mut next = CHECK_EVERY;
+            let mut failed = false;
             for kind in [Kind::AccessToken, Kind::JsapiTicket] {
                 match self.renew_if_due(kind).await {
                     Ok(Some(expires_at)) => {
@@ -181,9 +190,13 @@ impl Credentials {
                     Err(_) if self.store.is_closed() => return,
                     Err(e) => {
                         tracing::warn!(kind = kind.as_str(), error = %e, "renewing ahead failed");
-                        next = next.min(Duration::from_secs(10));
+                        failed = true;
                     }
                 }
+            }
+            failures = if failed { failures + 1 } else { 0 };
+            if failed {
+                next = Duration::from_secs(retry_pause(failures));
             }
             tokio::time::sleep(next).await;
         }
@@ -351,5 +364,16 @@ impl Credentials {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_renewals_back_off_to_ten_minutes() {
+        let pauses: Vec<u64> = (1..=9).map(retry_pause).collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 600, 600, 600]);
     }
 }

@@ -474,6 +474,16 @@ async fn queued_replies_survive_kill_9_and_only_a_cut_off_send_repeats() {
         4,
         "each repeat is logged: {log}"
     );
+    // Neither the AppSecret nor the token it bought appears in any log line.
+    let token = mock.tokens_used(CUSTOM_SEND).pop().unwrap();
+    for log in [log, server.log()] {
+        assert!(!log.contains(APPSECRET));
+        assert!(!log.contains(&format!("={token}")) && !log.contains(&format!("\"{token}\"")));
+        assert!(
+            !log.contains("收到"),
+            "message bodies are not logged at info"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
