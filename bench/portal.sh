@@ -6,7 +6,7 @@
 # The demo's built-in simulator plays WeChat over real HTTP, in the same process, so a flow costs what it
 # costs in production plus the simulator's share. Measures GET /healthz (the ceiling), whole
 # authorizations (login → consent → allow → callback with code exchange and userinfo → /me) and /me
-# renders for signed-in followers; reports operations/s, p50/p99 latency and the server's peak RSS.
+# renders for signed-in followers, and JS-SDK configs; reports operations/s, p50/p99 latency and the server's peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNECTIONS=${1:-16}
@@ -21,6 +21,8 @@ echo "wxportal portal benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s p
 run healthz
 run flow
 run me
+# wx.config signatures: the jsapi_ticket (and the token behind it) fetched once, then served from memory.
+run "get:/jssdk/config?url=http%3A%2F%2F127.0.0.1%3A$PORT%2F%3Ffrom%3Dtimeline"
 pid=$(pgrep -f "target/release/wxportal demo" | head -1)
 echo "peak RSS of the server: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$pid/status)"
 python3 - "$out/wxportal-demo.db" <<'PY'

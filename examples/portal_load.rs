@@ -8,6 +8,7 @@
 //! - `healthz`: `GET /healthz`, the machine's ceiling in the same run.
 //! - `admin:PATH`: each connection signs in to the admin area once (password in `WXPORTAL_ADMIN_PASSWORD`,
 //!   admin `admin`), then loads `PATH` (e.g. `/admin/users?q=…`) over and over.
+//! - `get:PATH`: `GET PATH` over and over, expecting 200 (e.g. `/jssdk/config?url=…`).
 //!
 //! Prints one line: scenario, operations/s, p50 and p99 latency per operation, errors.
 
@@ -174,6 +175,7 @@ async fn main() {
             tokio::spawn(async move {
                 let (mut latencies, mut errors) = (Vec::new(), 0u64);
                 let admin_path = scenario.strip_prefix("admin:").map(str::to_owned);
+                let get_path = scenario.strip_prefix("get:").map(str::to_owned);
                 let ready = match (&admin_path, scenario.as_str()) {
                     (Some(_), _) => {
                         let password = std::env::var("WXPORTAL_ADMIN_PASSWORD").unwrap_or_default();
@@ -194,6 +196,9 @@ async fn main() {
                             phone
                                 .get_ok(admin_path.as_deref().unwrap_or_default())
                                 .await
+                        }
+                        _ if get_path.is_some() => {
+                            phone.get_ok(get_path.as_deref().unwrap_or_default()).await
                         }
                         "flow" => phone.flow((i + n) % 4).await,
                         "me" => phone.me().await,
