@@ -206,6 +206,8 @@ struct DetailTemplate {
     fields: String,
     raw_xml: String,
     reply_xml: String,
+    /// Work the message queued (a late reply, follower info): (kind, state, attempts, reason).
+    jobs: Vec<(String, String, i64, String)>,
 }
 
 pub async fn detail(
@@ -220,7 +222,22 @@ pub async fn detail(
         .ok_or_else(|| not_found("消息"))?;
     let m = &record.message;
     let fields = pretty_json(&m.fields);
+    let jobs = app
+        .store
+        .jobs_of_message(id)
+        .await?
+        .into_iter()
+        .map(|j| {
+            (
+                j.kind,
+                j.state,
+                j.attempts,
+                j.last_error.unwrap_or_default(),
+            )
+        })
+        .collect();
     render(&DetailTemplate {
+        jobs,
         layout: nav.layout.clone(),
         nav,
         row: MessageRow::from(&record),

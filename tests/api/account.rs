@@ -303,6 +303,17 @@ async fn a_slow_rule_answers_success_and_replies_through_the_outbox() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(mock.sent().len(), 1);
 
+    let message = app.store.recent_messages(1).await.unwrap().remove(0);
+    let detail = unescape(
+        &browser
+            .get(&format!("/admin/messages/{}", message.id))
+            .await
+            .body,
+    );
+    assert!(
+        detail.contains("late reply") && detail.contains("done · 1 次"),
+        "{detail}"
+    );
     let outbox = unescape(&browser.get("/admin/outbox?state=done").await.body);
     assert!(outbox.contains("oSlowFollower000000000000001"), "{outbox}");
     assert!(outbox.contains("今日报价"), "{outbox}");
