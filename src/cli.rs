@@ -119,26 +119,9 @@ pub async fn run(cli: Cli) -> ExitCode {
 /// Runs a `menu` subcommand; the text to print, or the problem.
 async fn menu_command(action: MenuAction) -> Result<String, String> {
     // A menu file is checked before anything else: its problems need neither a database nor WeChat.
-    let menu = match &action {
-        MenuAction::Push { file } => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let menu: Menu = serde_json::from_str(&text).map_err(|e| {
-                format!(
-                    "{} is not a menu in menu/create's JSON shape ({{\"button\": [...]}}): {e}",
-                    file.display()
-                )
-            })?;
-            let problems = menu.problems();
-            if !problems.is_empty() {
-                return Err(format!(
-                    "nothing was sent; the menu breaks WeChat's rules:\n  - {}",
-                    problems.join("\n  - ")
-                ));
-            }
-            Some(menu)
-        }
-        _ => None,
+    let push = match &action {
+        MenuAction::Push { file } => Some(read_menu(file)?),
+        MenuAction::Show | MenuAction::Delete => None,
     };
     let config = Config::from_env().map_err(|e| e.to_string())?;
     let store = Store::connect(&config.database_url, config.sqlite_synchronous)
@@ -149,38 +132,59 @@ async fn menu_command(action: MenuAction) -> Result<String, String> {
         &store,
         Upstream::new(http_client(), &config.wechat_api_url),
     );
-    let result = match (action, menu) {
-        (MenuAction::Push { .. }, Some(menu)) => {
-            account
-                .create_menu(&menu)
-                .await
-                .map_err(|e| format!("WeChat refused the menu: {e}"))?;
-            let json = serde_json::to_string(&menu).expect("a menu serializes");
-            store
-                .save_menu_draft(&json)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(format!(
-                "menu pushed: {} buttons (also saved as the draft in /admin/menu)",
-                menu.button.len()
-            ))
-        }
-        (MenuAction::Show, _) => {
-            let current = account
-                .current_menu()
-                .await
-                .map_err(|e| format!("loading the menu failed: {e}"))?;
-            Ok(serde_json::to_string_pretty(&current.to_menu()).expect("a menu serializes"))
-        }
-        (MenuAction::Delete, _) => account
+    let result = match push {
+        Some(menu) => match account.create_menu(&menu).await {
+            Ok(()) => {
+                let json = serde_json::to_string(&menu).expect("a menu serializes");
+                store
+                    .save_menu_draft(&json)
+                    .await
+                    .map(|()| {
+                        format!(
+                            "menu pushed: {} buttons (also saved as the draft in /admin/menu)",
+                            menu.button.len()
+                        )
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(format!("WeChat refused the menu: {e}")),
+        },
+        None if matches!(action, MenuAction::Show) => account
+            .current_menu()
+            .await
+            .map(|current| {
+                serde_json::to_string_pretty(&current.to_menu()).expect("a menu serializes")
+            })
+            .map_err(|e| format!("loading the menu failed: {e}")),
+        None => account
             .delete_menu()
             .await
             .map(|()| "menu deleted on WeChat".to_owned())
             .map_err(|e| format!("deleting the menu failed: {e}")),
-        (MenuAction::Push { .. }, None) => unreachable!("a pushed menu was read above"),
     };
     store.close().await;
     result
+}
+
+/// A menu file in menu/create's JSON shape that keeps WeChat's rules, or every reason it does not.
+fn read_menu(file: &std::path::Path) -> Result<Menu, String> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let menu: Menu = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "{} is not a menu in menu/create's JSON shape ({{\"button\": [...]}}): {e}",
+            file.display()
+        )
+    })?;
+    let problems = menu.problems();
+    if problems.is_empty() {
+        Ok(menu)
+    } else {
+        Err(format!(
+            "nothing was sent; the menu breaks WeChat's rules:\n  - {}",
+            problems.join("\n  - ")
+        ))
+    }
 }
 
 /// Runs an `admin` subcommand; the text to print, or the problem.
