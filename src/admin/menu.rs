@@ -151,14 +151,22 @@ fn menu_of(form: &HashMap<String, String>) -> Menu {
     menu
 }
 
-async fn page(
-    app: &AppState,
-    nav: Nav,
-    menu: &Menu,
-    status: StatusCode,
-    problems: Vec<String>,
-    notice: Option<String>,
-) -> Result<Response, AppError> {
+/// What the page says above the editor.
+enum Said {
+    Nothing,
+    /// Something done, in green.
+    Done(&'static str),
+    /// Why nothing (more) was done, with the status that says whose side failed.
+    Refused(StatusCode, Vec<String>),
+}
+
+impl Said {
+    fn refused(status: StatusCode, problem: String) -> Self {
+        Self::Refused(status, vec![problem])
+    }
+}
+
+async fn page(app: &AppState, nav: Nav, menu: &Menu, said: Said) -> Result<Response, AppError> {
     let rules = app.store.reply_rules().await?;
     let bindings = menu
         .click_keys()
@@ -172,6 +180,11 @@ async fn page(
                 .map(|r| (r.id, r.keyword.clone().unwrap_or_else(|| r.kind.clone()))),
         })
         .collect();
+    let (status, problems, notice) = match said {
+        Said::Nothing => (StatusCode::OK, Vec::new(), None),
+        Said::Done(notice) => (StatusCode::OK, Vec::new(), Some(notice.to_owned())),
+        Said::Refused(status, problems) => (status, problems, None),
+    };
     let html = MenuTemplate {
         layout: nav.layout.clone(),
         nav,
@@ -189,9 +202,14 @@ async fn draft(app: &AppState) -> Result<Menu, AppError> {
     Ok(serde_json::from_str(&json).unwrap_or_default())
 }
 
+async fn save_draft(app: &AppState, menu: &Menu) -> Result<(), AppError> {
+    let json = serde_json::to_string(menu).expect("a menu serializes");
+    Ok(app.store.save_menu_draft(&json).await?)
+}
+
 pub async fn show(State(app): State<AppState>, nav: Nav) -> Result<Response, AppError> {
     let menu = draft(&app).await?;
-    page(&app, nav, &menu, StatusCode::OK, Vec::new(), None).await
+    page(&app, nav, &menu, Said::Nothing).await
 }
 
 /// Saves the form as the draft; with `action=push` also checks it and sends it to WeChat.
@@ -203,94 +221,54 @@ pub async fn save(
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body)
         .map_err(|_| AppError::bad_request("form", "the menu form is unreadable"))?;
     let menu = menu_of(&form);
-    let json = serde_json::to_string(&menu).expect("a menu serializes");
-    app.store.save_menu_draft(&json).await?;
-    if form.get("action").map(String::as_str) != Some("push") {
-        return page(
-            &app,
-            nav,
-            &menu,
-            StatusCode::OK,
-            Vec::new(),
-            Some("草稿已保存 · Draft saved (not yet sent to WeChat).".into()),
-        )
-        .await;
-    }
+    save_draft(&app, &menu).await?;
     let problems = menu.problems();
-    if !problems.is_empty() {
-        return page(
-            &app,
-            nav,
-            &menu,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            problems,
-            None,
-        )
-        .await;
-    }
-    match app.account.create_menu(&menu).await {
-        Ok(()) => {
-            tracing::info!(admin = %nav.admin, "menu pushed to WeChat");
-            page(
-                &app,
-                nav,
-                &menu,
-                StatusCode::OK,
-                Vec::new(),
-                Some("已推送到微信 · Pushed: followers see the new menu within minutes (re-following shows it at once).".into()),
-            )
-            .await
+    let said = if form.get("action").map(String::as_str) != Some("push") {
+        Said::Done("草稿已保存 · Draft saved (not yet sent to WeChat).")
+    } else if !problems.is_empty() {
+        Said::Refused(StatusCode::UNPROCESSABLE_ENTITY, problems)
+    } else {
+        match app.account.create_menu(&menu).await {
+            Ok(()) => {
+                tracing::info!(admin = %nav.admin, "menu pushed to WeChat");
+                Said::Done(
+                    "已推送到微信 · Pushed: followers see the new menu within minutes (re-following shows it at once).",
+                )
+            }
+            Err(e) => {
+                tracing::warn!(errcode = e.errcode(), error = %e, "pushing the menu failed");
+                Said::refused(
+                    StatusCode::BAD_GATEWAY,
+                    format!("微信拒绝了菜单 · WeChat refused the menu: {e}"),
+                )
+            }
         }
-        Err(e) => {
-            tracing::warn!(errcode = e.errcode(), error = %e, "pushing the menu failed");
-            page(
-                &app,
-                nav,
-                &menu,
-                StatusCode::BAD_GATEWAY,
-                vec![format!("微信拒绝了菜单 · WeChat refused the menu: {e}")],
-                None,
-            )
-            .await
-        }
-    }
+    };
+    page(&app, nav, &menu, said).await
 }
 
 /// Replaces the draft with the menu followers see now.
 pub async fn load(State(app): State<AppState>, nav: Nav) -> Result<Response, AppError> {
-    match app.account.current_menu().await {
+    let (menu, said) = match app.account.current_menu().await {
         Ok(current) => {
             let menu = current.to_menu();
-            let json = serde_json::to_string(&menu).expect("a menu serializes");
-            app.store.save_menu_draft(&json).await?;
+            save_draft(&app, &menu).await?;
             let notice = if current.is_menu_open == 1 || !menu.button.is_empty() {
                 "已读取微信上的当前菜单 · Loaded the menu followers see now."
             } else {
                 "微信上目前没有菜单 · WeChat has no menu for this account now."
             };
-            page(
-                &app,
-                nav,
-                &menu,
-                StatusCode::OK,
-                Vec::new(),
-                Some(notice.into()),
-            )
-            .await
+            (menu, Said::Done(notice))
         }
-        Err(e) => {
-            let menu = draft(&app).await?;
-            page(
-                &app,
-                nav,
-                &menu,
+        Err(e) => (
+            draft(&app).await?,
+            Said::refused(
                 StatusCode::BAD_GATEWAY,
-                vec![format!("读取失败 · Loading failed: {e}")],
-                None,
-            )
-            .await
-        }
-    }
+                format!("读取失败 · Loading failed: {e}"),
+            ),
+        ),
+    };
+    page(&app, nav, &menu, said).await
 }
 
 /// Deletes the menu on WeChat (the draft stays, to push again later). Needs the confirmation box.
@@ -301,45 +279,26 @@ pub async fn delete(
 ) -> Result<Response, AppError> {
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let menu = draft(&app).await?;
-    if form.get("confirm").map(String::as_str) != Some("yes") {
-        return page(
-            &app,
-            nav,
-            &menu,
+    let said = if form.get("confirm").map(String::as_str) != Some("yes") {
+        Said::refused(
             StatusCode::UNPROCESSABLE_ENTITY,
-            vec!["请勾选确认框 · Tick the box to confirm deleting the menu.".into()],
-            None,
+            "请勾选确认框 · Tick the box to confirm deleting the menu.".into(),
         )
-        .await;
-    }
-    match app.account.delete_menu().await {
-        Ok(()) => {
-            tracing::info!(admin = %nav.admin, "menu deleted on WeChat");
-            page(
-                &app,
-                nav,
-                &menu,
-                StatusCode::OK,
-                Vec::new(),
-                Some(
-                    "已删除微信上的菜单（草稿仍保留）· Deleted on WeChat; the draft is kept."
-                        .into(),
-                ),
-            )
-            .await
-        }
-        Err(e) => {
-            page(
-                &app,
-                nav,
-                &menu,
+    } else {
+        match app.account.delete_menu().await {
+            Ok(()) => {
+                tracing::info!(admin = %nav.admin, "menu deleted on WeChat");
+                Said::Done(
+                    "已删除微信上的菜单（草稿仍保留）· Deleted on WeChat; the draft is kept.",
+                )
+            }
+            Err(e) => Said::refused(
                 StatusCode::BAD_GATEWAY,
-                vec![format!("删除失败 · Deleting failed: {e}")],
-                None,
-            )
-            .await
+                format!("删除失败 · Deleting failed: {e}"),
+            ),
         }
-    }
+    };
+    page(&app, nav, &menu, said).await
 }
 
 #[cfg(test)]

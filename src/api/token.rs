@@ -36,6 +36,11 @@ fn retry_pause(failures: u32) -> u64 {
     (RENEW_SPACING << failures.saturating_sub(1).min(6)).min(600)
 }
 
+/// A database failure, as the caller of a credential sees it: no credential, for now.
+fn database(e: crate::store::StoreError) -> ApiError {
+    ApiError::Unreachable(format!("the database: {e}"))
+}
+
 /// Which credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -230,10 +235,7 @@ impl Credentials {
     }
 
     async fn row(&self, kind: Kind) -> Result<CredentialRow, ApiError> {
-        self.store
-            .credential(kind.as_str())
-            .await
-            .map_err(|e| ApiError::Unreachable(format!("the database: {e}")))
+        self.store.credential(kind.as_str()).await.map_err(database)
     }
 
     /// With this process's turn held: the stored value if usable (or, `ahead`, not yet due), else a
@@ -263,7 +265,7 @@ impl Credentials {
                 .store
                 .take_credential_lease(kind.as_str(), &self.owner, lease_until)
                 .await
-                .map_err(|e| ApiError::Unreachable(format!("the database: {e}")))?;
+                .map_err(database)?;
             if leased {
                 return self.fetch_and_store(kind, row.refused()).await;
             }
@@ -280,8 +282,7 @@ impl Credentials {
             Kind::AccessToken => self.fetch_token(force).await,
             Kind::JsapiTicket => self.fetch_ticket().await,
         };
-        let store_failed =
-            |e: crate::store::StoreError| ApiError::Unreachable(format!("the database: {e}"));
+
         match fetched {
             Ok((value, expires_in)) => {
                 let c = Credential {
@@ -291,7 +292,7 @@ impl Credentials {
                 self.store
                     .save_credential(kind.as_str(), &c.value, c.expires_at)
                     .await
-                    .map_err(store_failed)?;
+                    .map_err(database)?;
                 tracing::info!(
                     kind = kind.as_str(),
                     expires_in,
@@ -306,7 +307,7 @@ impl Credentials {
                 self.store
                     .fail_credential(kind.as_str(), &e.to_string())
                     .await
-                    .map_err(store_failed)?;
+                    .map_err(database)?;
                 Err(e)
             }
         }

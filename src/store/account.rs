@@ -202,8 +202,7 @@ impl Store {
                 "UPDATE outbox SET state = 'sending', claimed_by = ?, claimed_until = ?,
                      attempts = attempts + 1
                  WHERE id = ? AND state = ? AND claimed_until = ?
-                 RETURNING id, kind, openid, message_id, state, attempts, due_at, created_at,
-                     finished_at, last_error, sent",
+                 RETURNING *",
             )
             .bind(owner)
             .bind(now + claim_secs)
@@ -279,9 +278,7 @@ impl Store {
     /// The newest jobs first, optionally only those in `state`.
     pub async fn list_jobs(&self, state: Option<&str>, limit: i64) -> Result<Vec<Job>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT id, kind, openid, message_id, state, attempts, due_at, created_at, finished_at,
-                 last_error, sent
-             FROM outbox WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC LIMIT ?2",
+            "SELECT * FROM outbox WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC LIMIT ?2",
         )
         .bind(state)
         .bind(limit)
@@ -291,14 +288,12 @@ impl Store {
 
     /// The jobs that answer one message.
     pub async fn jobs_of_message(&self, message_id: i64) -> Result<Vec<Job>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, kind, openid, message_id, state, attempts, due_at, created_at, finished_at,
-                 last_error, sent
-             FROM outbox WHERE message_id = ? ORDER BY id",
+        Ok(
+            sqlx::query_as("SELECT * FROM outbox WHERE message_id = ? ORDER BY id")
+                .bind(message_id)
+                .fetch_all(&self.pool)
+                .await?,
         )
-        .bind(message_id)
-        .fetch_all(&self.pool)
-        .await?)
     }
 
     pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {

@@ -730,14 +730,7 @@ async fn the_jssdk_config_is_for_our_own_pages_only() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_shows_late_replies_and_the_pushed_menu_in_its_chat() {
     let (base, _dir, banner) = spawn_demo().await;
-    let password = banner
-        .split("password ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
+    let password = demo_password(&banner);
     let browser = Browser::at(&base, crate::admin::browser_client());
     let page = crate::admin::sign_in_with(&browser, wxportal::cli::DEMO_ADMIN, &password).await;
     assert_eq!(page.status, 303);

@@ -1123,14 +1123,7 @@ async fn the_demo_prints_a_fresh_admin_password_that_signs_in() {
         ])
         .await
         .unwrap();
-        let password = banner
-            .split("password ")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned();
+        let password = demo_password(&banner);
         assert_eq!(password.len(), 16);
         let base = format!("http://{}", demo.addr());
         let store = demo.state().store.clone();

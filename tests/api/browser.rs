@@ -13,7 +13,7 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::helpers::{WECHAT_UA, spawn_demo};
+use crate::helpers::{WECHAT_UA, demo_password, spawn_demo};
 
 struct Driver(Child);
 
@@ -286,12 +286,7 @@ async fn an_operator_uses_the_admin_area_on_a_phone() {
         return;
     };
     let (base, _dir, banner) = spawn_demo().await;
-    let password = banner
-        .split("password ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the banner prints the admin password")
-        .to_owned();
+    let password = demo_password(&banner);
 
     // A follower authorizes first, so there is someone to find.
     client.goto(&format!("{base}/")).await.unwrap();

@@ -315,6 +315,16 @@ impl Browser {
 
 /// `wxportal demo` (simulator mounted) on a random port with its own database: its base URL, the
 /// directory to keep alive while it runs, and the banner it prints.
+/// The admin password a demo banner prints.
+pub fn demo_password(banner: &str) -> String {
+    banner
+        .split("password ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the banner prints the admin password")
+        .to_owned()
+}
+
 pub async fn spawn_demo() -> (String, tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let (demo, banner) = wxportal::cli::build_demo(&[
