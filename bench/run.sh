@@ -6,7 +6,8 @@
 # Starts wxportal (safe-capable, fresh SQLite file), then measures with the same load generator:
 # GET /healthz (the machine's ceiling), unique signed plaintext messages, unique safe-mode messages.
 # Every webhook request is stored before it is answered. Reports requests/s, p50/p99 latency, the
-# webhook rates as a share of /healthz, messages stored, and the server's peak RSS.
+# webhook rates as a share of /healthz, messages stored, the server's peak RSS and the size the
+# write-ahead log reached.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNECTIONS=${1:-64}
@@ -34,6 +35,7 @@ rate() { awk '{for (i=1;i<=NF;i++) if ($(i+1)=="req/s") print $i}' <<<"$1"; }
 awk -v h="$(rate "$health")" -v p="$(rate "$plain")" -v s="$(rate "$safe")" \
   'BEGIN { printf "plaintext webhook = %.0f%% of /healthz, safe mode = %.0f%% of /healthz\n", 100*p/h, 100*s/h }'
 echo "peak RSS of the server: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$server/status)"
+echo "write-ahead log file: $(du -m "$out/bench.db-wal" | cut -f1) MB (it starts over once copied into the database)"
 kill -TERM "$server"; wait "$server" || true
 stored=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from messages').fetchone()[0])" "$out/bench.db")
 echo "messages stored: $stored"

@@ -57,6 +57,9 @@ pub(super) enum WriteJob {
     Message(Box<NewMessage>, Ack),
     /// Answered once everything queued before it has been committed.
     Flush(oneshot::Sender<()>),
+    /// Sent after a background checkpoint: the writer copies the frames appended meanwhile, so that its
+    /// next commit starts the write-ahead log over instead of growing it (see [`checkpoint_tail`]).
+    Checkpoint,
 }
 
 impl Store {
@@ -128,10 +131,12 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<WriteJob>
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut messages = Vec::with_capacity(batch.len());
         let mut flushes = Vec::new();
+        let mut checkpoint = false;
         for job in batch.drain(..) {
             match job {
                 WriteJob::Message(m, ack) => messages.push((m, ack)),
                 WriteJob::Flush(ack) => flushes.push(ack),
+                WriteJob::Checkpoint => checkpoint = true,
             }
         }
         if !messages.is_empty() {
@@ -158,8 +163,34 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<WriteJob>
         for ack in flushes {
             let _ = ack.send(());
         }
+        if checkpoint {
+            checkpoint_tail(&mut conn).await;
+        }
     }
     let _ = conn.close().await;
+}
+
+/// Copies into the database file what the background checkpoint left in the write-ahead log.
+///
+/// SQLite starts the log over only when a write begins with every frame already copied. Under a steady
+/// stream of messages a checkpoint on another connection never catches up with the writer, so the log
+/// grew without end (700 MB in 16 seconds of benchmark load) and every commit paid for extending the
+/// file. The background checkpoint does the bulk of the copying away from the messages' path; the
+/// writer then copies only the frames appended meanwhile, between two batches.
+async fn checkpoint_tail(conn: &mut SqliteConnection) {
+    let started = std::time::Instant::now();
+    match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&mut *conn)
+        .await
+    {
+        Ok((_, frames, copied)) => tracing::debug!(
+            frames,
+            copied,
+            micros = started.elapsed().as_micros() as u64,
+            "writer checkpoint"
+        ),
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+    }
 }
 
 async fn commit_batch(

@@ -76,7 +76,7 @@ impl Store {
                 .statement_cache_capacity(512),
         )
         .await?;
-        tokio::spawn(checkpoint_regularly(pool.clone()));
+        tokio::spawn(checkpoint_regularly(pool.clone(), writer.clone()));
         let store = Self { pool, writer };
         store.session_store().migrate().await?;
         tokio::spawn(store.clone().clean_up_regularly());
@@ -135,22 +135,33 @@ impl Store {
     }
 }
 
-/// Copies the write-ahead log into the database once a second, without blocking the writer.
-async fn checkpoint_regularly(pool: SqlitePool) {
+/// Copies the write-ahead log into the database once a second, without blocking the writer, then has
+/// the writer copy what was appended meanwhile, so the log starts over (`messages::checkpoint_tail`).
+async fn checkpoint_regularly(pool: SqlitePool, writer: mpsc::Sender<messages::WriteJob>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_frames = 0;
     loop {
         tick.tick().await;
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&pool)
             .await
         {
-            if pool.is_closed() {
-                return;
+            // The log is empty, or unchanged since the last tick: all of it is copied already.
+            Ok((_, frames, _)) if frames == 0 || frames == last_frames => last_frames = frames,
+            // A full queue means a busy writer; the next tick asks again.
+            Ok((_, frames, _)) => {
+                last_frames = frames;
+                let _ = writer.try_send(messages::WriteJob::Checkpoint);
             }
-            tracing::warn!(error = %e, "WAL checkpoint failed");
+            Err(e) => {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
         }
     }
 }

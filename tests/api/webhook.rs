@@ -616,3 +616,64 @@ async fn the_store_keeps_the_first_of_two_writes_racing_for_one_message() {
     );
     assert_eq!(app.message_count().await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn under_a_steady_stream_of_messages_the_write_ahead_log_starts_over() {
+    use sqlx::Connection;
+    let app = Arc::new(TestApp::spawn(&[]).await);
+    let stored = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let until = tokio::time::Instant::now() + Duration::from_millis(3500);
+    // 32 writers keep the store's writer busy without a pause: a checkpoint on another connection never
+    // finds the log still, so only the writer itself can let it start over.
+    let writers: Vec<_> = (0..32)
+        .map(|w| {
+            let (app, stored) = (app.clone(), stored.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while tokio::time::Instant::now() < until {
+                    let message = wxportal::store::NewMessage {
+                        dedup_key: format!("m:{w}:{n}"),
+                        openid: format!("oStream{w}"),
+                        account: "gh".into(),
+                        msg_type: "text".into(),
+                        event: None,
+                        msg_id: Some(format!("{w}{n}")),
+                        created_at: unix_now(),
+                        received_at: unix_now(),
+                        fields: "{}".into(),
+                        raw_xml: format!("<xml><Content>{}</Content></xml>", "x".repeat(600)),
+                        reply_xml: String::new(),
+                        encrypted: false,
+                        jobs: Vec::new(),
+                    };
+                    app.store.record_message(message).await.unwrap();
+                    stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+
+    // The log's length in frames, sampled as the messages stream in: it must fall back at least once.
+    let mut observer = sqlx::SqliteConnection::connect(&app.database_url())
+        .await
+        .unwrap();
+    let mut lengths = Vec::new();
+    while tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, frames, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut observer)
+            .await
+            .unwrap();
+        lengths.push(frames);
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let restarts = lengths.windows(2).filter(|w| w[1] < w[0]).count();
+    assert!(restarts >= 1, "the log only grew: {lengths:?}");
+    // Nothing was lost on the way.
+    let stored = stored.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(stored > 100, "only {stored} messages stored");
+    assert_eq!(app.message_count().await, stored as i64);
+}
