@@ -76,7 +76,7 @@ impl Store {
                 .statement_cache_capacity(512),
         )
         .await?;
-        tokio::spawn(checkpoint_regularly(pool.clone(), writer.clone()));
+        tokio::spawn(checkpoint_regularly(pool.clone(), writer.downgrade()));
         let store = Self { pool, writer };
         store.session_store().migrate().await?;
         tokio::spawn(store.clone().clean_up_regularly());
@@ -137,7 +137,8 @@ impl Store {
 
 /// Copies the write-ahead log into the database once a second, without blocking the writer, then has
 /// the writer copy what was appended meanwhile, so the log starts over (`messages::checkpoint_tail`).
-async fn checkpoint_regularly(pool: SqlitePool, writer: mpsc::Sender<messages::WriteJob>) {
+/// The writer handle is weak: this task must not keep the writer running once the store is dropped.
+async fn checkpoint_regularly(pool: SqlitePool, writer: mpsc::WeakSender<messages::WriteJob>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_frames = 0;
     loop {
@@ -154,6 +155,9 @@ async fn checkpoint_regularly(pool: SqlitePool, writer: mpsc::Sender<messages::W
             // A full queue means a busy writer; the next tick asks again.
             Ok((_, frames, _)) => {
                 last_frames = frames;
+                let Some(writer) = writer.upgrade() else {
+                    return;
+                };
                 let _ = writer.try_send(messages::WriteJob::Checkpoint);
             }
             Err(e) => {
