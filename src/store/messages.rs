@@ -179,11 +179,8 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<WriteJob>
 /// writer then copies only the frames appended meanwhile, between two batches.
 async fn checkpoint_tail(conn: &mut SqliteConnection) {
     let started = std::time::Instant::now();
-    match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
-        .fetch_one(&mut *conn)
-        .await
-    {
-        Ok((_, frames, copied)) => tracing::debug!(
+    match super::checkpoint(&mut *conn).await {
+        Ok((frames, copied)) => tracing::debug!(
             frames,
             copied,
             micros = started.elapsed().as_micros() as u64,

@@ -146,14 +146,11 @@ async fn checkpoint_regularly(pool: SqlitePool, writer: mpsc::WeakSender<message
         if pool.is_closed() {
             return;
         }
-        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(&pool)
-            .await
-        {
+        match checkpoint(&pool).await {
             // The log is empty, or unchanged since the last tick: all of it is copied already.
-            Ok((_, frames, _)) if frames == 0 || frames == last_frames => last_frames = frames,
+            Ok((frames, _)) if frames == 0 || frames == last_frames => last_frames = frames,
             // A full queue means a busy writer; the next tick asks again.
-            Ok((_, frames, _)) => {
+            Ok((frames, _)) => {
                 last_frames = frames;
                 let Some(writer) = writer.upgrade() else {
                     return;
@@ -168,6 +165,15 @@ async fn checkpoint_regularly(pool: SqlitePool, writer: mpsc::WeakSender<message
             }
         }
     }
+}
+
+/// Copies the write-ahead log into the database file as far as no reader needs it, without waiting for
+/// anyone. Returns the log's length and how much of it is now copied, in frames.
+async fn checkpoint<'e>(conn: impl sqlx::SqliteExecutor<'e>) -> Result<(i64, i64), sqlx::Error> {
+    let (_busy, frames, copied): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(conn)
+        .await?;
+    Ok((frames, copied))
 }
 
 /// The current time in unix seconds.
