@@ -146,11 +146,11 @@ async fn checkpoint_regularly(pool: SqlitePool, writer: mpsc::WeakSender<message
         if pool.is_closed() {
             return;
         }
-        match checkpoint(&pool).await {
+        match catch_up(&pool).await {
             // The log is empty, or unchanged since the last tick: all of it is copied already.
-            Ok((frames, _)) if frames == 0 || frames == last_frames => last_frames = frames,
+            Ok(frames) if frames == 0 || frames == last_frames => last_frames = frames,
             // A full queue means a busy writer; the next tick asks again.
-            Ok((frames, _)) => {
+            Ok(frames) => {
                 last_frames = frames;
                 let Some(writer) = writer.upgrade() else {
                     return;
@@ -165,6 +165,34 @@ async fn checkpoint_regularly(pool: SqlitePool, writer: mpsc::WeakSender<message
             }
         }
     }
+}
+
+/// Copies the log in passes until a pass finds little new, and returns the log's length. Each pass
+/// copies what the writer appended during the one before, so what is left for the writer to copy (while
+/// every message waits) shrinks from what was appended during a long pass to a few milliseconds of writes.
+async fn catch_up(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
+    /// Frames appended during the last pass below which the rest is left to the writer.
+    const SMALL_TAIL: i64 = 512;
+    let mut frames = 0;
+    for pass in 0..5 {
+        let started = std::time::Instant::now();
+        let (now, copied) = checkpoint(pool).await?;
+        tracing::debug!(
+            pass,
+            frames = now,
+            copied,
+            micros = started.elapsed().as_micros() as u64,
+            "background checkpoint"
+        );
+        // An empty log needs nothing more; a log that started over is shorter than before, and nothing
+        // is left behind either.
+        let appended = now - frames;
+        frames = now;
+        if now == 0 || (pass > 0 && appended <= SMALL_TAIL) {
+            break;
+        }
+    }
+    Ok(frames)
 }
 
 /// Copies the write-ahead log into the database file as far as no reader needs it, without waiting for
