@@ -11,6 +11,7 @@ use crate::api::sns::SnsClient;
 use crate::api::token::Credentials;
 use crate::api::{Upstream, http_client};
 use crate::config::Config;
+use crate::limits::Limits;
 use crate::outbox::Outbox;
 use crate::replies::Replies;
 use crate::routes;
@@ -38,6 +39,10 @@ pub struct AppState {
     pub keys: Keys,
     /// Set by `wxportal demo`: the WeChat simulator is mounted and pages carry its banner.
     pub demo: bool,
+    /// Per-client request limits on the routes anyone can call.
+    pub limits: Arc<Limits>,
+    /// Admin password checks running at once: at most one per core.
+    pub password_checks: Arc<tokio::sync::Semaphore>,
     /// The address this server listens on (the simulator's chat posts to its own webhook there).
     pub local_addr: SocketAddr,
 }
@@ -97,7 +102,12 @@ impl App {
             addr: config.bind,
             source,
         })?;
+        let limits = Arc::new(Limits::new(&config.limits));
+        tokio::spawn(Arc::clone(&limits).tidy_regularly());
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let state = AppState {
+            limits,
+            password_checks: Arc::new(tokio::sync::Semaphore::new(cores)),
             local_addr,
             webhook: Arc::new(Webhook::new(&config)),
             replies,

@@ -85,6 +85,72 @@ pub struct Config {
     /// How the account access_token is fetched: `stable_token` (shared by every caller) or the classic
     /// `token` (each fetch replaces the last).
     pub access_token_api: TokenApi,
+    /// Per-client request limits on the routes anyone can call (`WXPORTAL_LIMIT_*`).
+    pub limits: Limits,
+}
+
+/// A request rate: at most `count` at once, refilled evenly over `per` (`30/1m`: a burst of 30, then one
+/// every 2 seconds). `None` turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    /// `COUNT/PERIOD` with the period in `s`, `m` or `h` (`30/1m`, `10/10m`), or `off`.
+    pub fn parse(text: &str) -> Result<Option<Self>, String> {
+        let text = text.trim();
+        if text == "off" {
+            return Ok(None);
+        }
+        let bad = || format!("{text:?} is not COUNT/PERIOD such as 30/1m or 10/10m, nor off");
+        let (count, period) = text.split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let period = period.trim();
+        let unit = match period.chars().last() {
+            Some('s') => 1,
+            Some('m') => 60,
+            Some('h') => 3600,
+            _ => return Err(bad()),
+        };
+        let amount: u64 = period[..period.len() - 1].parse().map_err(|_| bad())?;
+        if count == 0 || amount == 0 {
+            return Err(bad());
+        }
+        Ok(Some(Self {
+            count,
+            per: Duration::from_secs(amount * unit),
+        }))
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.per.as_secs();
+        match secs {
+            s if s % 3600 == 0 => write!(f, "{}/{}h", self.count, s / 3600),
+            s if s % 60 == 0 => write!(f, "{}/{}m", self.count, s / 60),
+            s => write!(f, "{}/{s}s", self.count),
+        }
+    }
+}
+
+/// The per-client limits, each answered with `429` and `Retry-After` when exceeded. The defaults are
+/// far above what a follower or an operator does by hand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `GET /auth/login` (`WXPORTAL_LIMIT_AUTH_LOGIN`, default `30/1m`).
+    pub auth_login: Option<Rate>,
+    /// `GET /auth/callback` (`WXPORTAL_LIMIT_AUTH_CALLBACK`, default `30/1m`).
+    pub auth_callback: Option<Rate>,
+    /// Code exchanges with WeChat started by one client (`WXPORTAL_LIMIT_CODE_EXCHANGE`, default
+    /// `10/10m`: a burst of 10, then one a minute), so junk codes cannot spend the account's quota.
+    pub code_exchange: Option<Rate>,
+    /// `POST /admin/login` (`WXPORTAL_LIMIT_ADMIN_LOGIN`, default `10/1m`).
+    pub admin_login: Option<Rate>,
+    /// `GET /jssdk/config` (`WXPORTAL_LIMIT_JSSDK`, default `120/1m`).
+    pub jssdk: Option<Rate>,
 }
 
 /// SQLite's durability level for the messages a reply depends on.
@@ -302,10 +368,26 @@ impl Config {
             }
         };
 
+        let mut rate = |name: &str, default: &str| {
+            let text = var(name).unwrap_or_else(|| default.to_owned());
+            Rate::parse(&text).unwrap_or_else(|e| {
+                problems.push(format!("{name}: {e}."));
+                None
+            })
+        };
+        let limits = Limits {
+            auth_login: rate("WXPORTAL_LIMIT_AUTH_LOGIN", "30/1m"),
+            auth_callback: rate("WXPORTAL_LIMIT_AUTH_CALLBACK", "30/1m"),
+            code_exchange: rate("WXPORTAL_LIMIT_CODE_EXCHANGE", "10/10m"),
+            admin_login: rate("WXPORTAL_LIMIT_ADMIN_LOGIN", "10/1m"),
+            jssdk: rate("WXPORTAL_LIMIT_JSSDK", "120/1m"),
+        };
+
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
         Ok(Self {
+            limits,
             access_token_api,
             bind,
             database_url,
@@ -346,7 +428,7 @@ impl Config {
     /// The settings in use, one per line, secrets masked: what `wxportal check` prints.
     pub fn describe(&self) -> String {
         let secret = |s: Option<&Secret>| s.map_or_else(|| "(not set)".to_owned(), Secret::masked);
-        let lines = [
+        let mut lines = vec![
             ("WXPORTAL_BIND", self.bind.to_string()),
             ("WXPORTAL_DATABASE_URL", self.database_url.clone()),
             ("WXPORTAL_PUBLIC_URL", self.public_url.clone()),
@@ -404,6 +486,20 @@ impl Config {
                 ),
             ),
         ];
+        let limit = |rate: Option<Rate>| rate.map_or_else(|| "off".to_owned(), |r| r.to_string());
+        lines.extend([
+            ("WXPORTAL_LIMIT_AUTH_LOGIN", limit(self.limits.auth_login)),
+            (
+                "WXPORTAL_LIMIT_AUTH_CALLBACK",
+                limit(self.limits.auth_callback),
+            ),
+            (
+                "WXPORTAL_LIMIT_CODE_EXCHANGE",
+                limit(self.limits.code_exchange),
+            ),
+            ("WXPORTAL_LIMIT_ADMIN_LOGIN", limit(self.limits.admin_login)),
+            ("WXPORTAL_LIMIT_JSSDK", limit(self.limits.jssdk)),
+        ]);
         lines
             .iter()
             .map(|(k, v)| format!("{k:<36} {v}\n"))

@@ -1,6 +1,6 @@
 //! The one error type handlers return: status mapped in one place, internal details logged, never shown.
 
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::store::StoreError;
@@ -28,6 +28,9 @@ pub enum AppError {
     /// A page could not be rendered.
     #[error("template error: {0}")]
     Render(#[from] askama::Error),
+    /// The client is over a rate limit: come back after `retry_after` seconds.
+    #[error("too many requests: retry after {retry_after} s")]
+    TooMany { retry_after: u64 },
     /// A failure a follower must see as a page: rendered by [`crate::pages::render_error_pages`].
     #[error("{}: {}", .0.status, .0.en)]
     Page(Box<ErrorPage>),
@@ -117,6 +120,23 @@ impl IntoResponse for AppError {
             Self::Render(e) => {
                 tracing::error!(error = %e, "page rendering failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+            }
+            Self::TooMany { retry_after } => {
+                let page = ErrorPage::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "操作太频繁",
+                    &format!("操作太频繁，请 {retry_after} 秒后再试。"),
+                    &format!("Too many requests: try again in {retry_after} seconds."),
+                );
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, retry_after.to_string())],
+                    format!("too many requests: retry after {retry_after} s\n"),
+                )
+                    .into_response();
+                // Where pages are drawn, the same words as a page; elsewhere the text above.
+                response.extensions_mut().insert(page);
+                response
             }
             Self::Page(page) => {
                 // The page is drawn by a layer that knows the layout (the demo banner).

@@ -16,8 +16,14 @@ use crate::api::token::Kind;
 use crate::app::AppState;
 use crate::store::unix_now;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/jssdk/config", get(config))
+pub fn router(app: &AppState) -> Router<AppState> {
+    Router::new().route(
+        "/jssdk/config",
+        get(config).route_layer(axum::middleware::from_fn_with_state(
+            (app.clone(), crate::limits::Route::Jssdk),
+            crate::limits::limit,
+        )),
+    )
 }
 
 /// `wx.config`'s signature: SHA-1 over the four fields in this order, the URL without its fragment.

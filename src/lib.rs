@@ -17,6 +17,8 @@ pub mod config;
 pub mod error;
 /// `/jssdk/config`: the JS-SDK signature for our own pages.
 pub mod jssdk;
+/// Who the client is, and per-client request limits.
+pub mod limits;
 /// Web authorization: login, callback, logout.
 pub mod oauth;
 /// Replies after the 5-second window and follower info, delivered from a durable queue.

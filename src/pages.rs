@@ -17,7 +17,7 @@ use crate::oauth::{
     DEFAULT_NEXT, Follower, SCOPE_USERINFO, fetch_profile, found, login_path, tokens_of,
     upstream_failure,
 };
-use crate::sessions::{CsrfForm, check_csrf, csrf_token};
+use crate::sessions::{Csrf, CsrfForm};
 use crate::store::{Tokens, User, unix_now};
 
 pub fn router() -> Router<AppState> {
@@ -74,8 +74,16 @@ pub async fn render_error_pages(
         layout: Layout::new(&app, false),
         page: &page,
     };
+    // Headers a refusal set (Retry-After) stay with the drawn page.
+    let retry_after = response.headers_mut().remove(header::RETRY_AFTER);
     match template.render() {
-        Ok(html) => (page.status, Html(html)).into_response(),
+        Ok(html) => {
+            let mut drawn = (page.status, Html(html)).into_response();
+            if let Some(value) = retry_after {
+                drawn.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            drawn
+        }
         Err(e) => AppError::Render(e).into_response(),
     }
 }
@@ -168,7 +176,11 @@ async fn signed_in_user(
     }
 }
 
-async fn me(State(app): State<AppState>, session: Session) -> Result<Response, AppError> {
+async fn me(
+    State(app): State<AppState>,
+    session: Session,
+    csrf: Csrf,
+) -> Result<Response, AppError> {
     let user = match signed_in_user(&app, &session).await? {
         Ok(user) => user,
         Err(redirect) => return Ok(redirect),
@@ -218,7 +230,7 @@ async fn me(State(app): State<AppState>, session: Session) -> Result<Response, A
         basic_only,
         rows,
         privileges,
-        csrf: csrf_token(&session).await?,
+        csrf: csrf.token(),
     })
 }
 
@@ -260,9 +272,10 @@ pub fn beijing_time(unix: i64) -> String {
 async fn refresh(
     State(app): State<AppState>,
     session: Session,
+    csrf: Csrf,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&session, &form.csrf).await?;
+    csrf.check(&form.csrf)?;
     let user = match signed_in_user(&app, &session).await? {
         Ok(user) => user,
         Err(redirect) => return Ok(redirect),
@@ -352,13 +365,14 @@ struct DeleteTemplate {
 async fn confirm_delete(
     State(app): State<AppState>,
     session: Session,
+    csrf: Csrf,
 ) -> Result<Response, AppError> {
     if let Err(redirect) = signed_in_user(&app, &session).await? {
         return Ok(redirect);
     }
     render(&DeleteTemplate {
         layout: Layout::new(&app, true),
-        csrf: csrf_token(&session).await?,
+        csrf: csrf.token(),
     })
 }
 
@@ -375,14 +389,16 @@ struct NoticeTemplate<'a> {
 async fn delete(
     State(app): State<AppState>,
     session: Session,
+    csrf: Csrf,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&session, &form.csrf).await?;
+    csrf.check(&form.csrf)?;
     let Some(follower) = Follower::current(&session).await? else {
         return Ok(found(&login_path(SCOPE_USERINFO, DEFAULT_NEXT)));
     };
     app.store.erase_profile(&follower.openid).await?;
     Follower::sign_out(&session).await?;
+    csrf.renew();
     tracing::info!("a follower erased their profile");
     render(&NoticeTemplate {
         layout: Layout::new(&app, false),

@@ -37,7 +37,7 @@ pub fn router(state: AppState) -> Router {
     // Pages get sessions and drawn error pages; the webhook and the probes need neither and skip both.
     let mut pages = Router::new()
         .merge(pages::router())
-        .merge(oauth::router())
+        .merge(oauth::router(&state))
         .merge(admin::router(&state));
     if state.demo {
         pages = pages.merge(simulator::router());
@@ -50,7 +50,7 @@ pub fn router(state: AppState) -> Router {
         .layer(sessions::layer(&state.store, &state.keys, &state.config));
     let app = Router::new()
         .merge(webhook::router())
-        .merge(jssdk::router())
+        .merge(jssdk::router(&state))
         .merge(pages);
     app.route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

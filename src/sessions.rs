@@ -1,31 +1,37 @@
 //! Sessions (stored in the database, cookie signed), the server key they and OAuth states are signed
 //! with, and the CSRF token every form carries.
 
+use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
+use axum::http::request::Parts;
+use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
-use tower_sessions::cookie::{Key, SameSite};
+use tower_cookies::Cookies;
+use tower_sessions::cookie::{Cookie, Key, SameSite};
 use tower_sessions::service::SignedCookie;
-use tower_sessions::{Expiry, Session, SessionManagerLayer};
+use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
+use crate::app::AppState;
 use crate::config::Config;
 use crate::error::{AppError, ErrorPage};
 use crate::oauth::state::StateSigner;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, unix_now};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "wxportal_session";
 /// A session ends after this long without a visit.
 const IDLE_DAYS: i64 = 30;
-const CSRF: &str = "csrf";
 
 /// Keys derived from the one server secret: one per purpose, so neither can stand in for the other.
 #[derive(Clone)]
 pub struct Keys {
     pub cookie: Key,
     pub state: StateSigner,
+    /// Signs the CSRF tokens of forms.
+    pub csrf: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -62,9 +68,14 @@ impl Keys {
             .chain_update(b"wxportal oauth state\0")
             .chain_update(secret)
             .finalize();
+        let csrf = Sha256::new()
+            .chain_update(b"wxportal csrf token\0")
+            .chain_update(secret)
+            .finalize();
         Self {
             cookie: Key::from(&cookie),
             state: StateSigner::new(state.into()),
+            csrf: csrf.into(),
         }
     }
 }
@@ -94,36 +105,98 @@ pub struct CsrfForm {
     pub csrf: String,
 }
 
-/// The session's CSRF token, created on first use: forms carry it, [`check_csrf`] compares it.
-pub async fn csrf_token(session: &Session) -> Result<String, AppError> {
-    if let Some(token) = session
-        .get::<String>(CSRF)
-        .await
-        .map_err(AppError::session)?
-    {
-        return Ok(token);
-    }
-    let mut bytes = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let token = hex::encode(bytes);
-    session
-        .insert(CSRF, &token)
-        .await
-        .map_err(AppError::session)?;
-    Ok(token)
+/// The CSRF protection of every form, with no database row: a random value in its own cookie, and in
+/// each form a token signed over that value with an expiry (`hex(expiry ‖ HMAC-SHA256 tag)`, 32
+/// characters). Another site can neither read the cookie nor sign a token for it. Signing in or out
+/// draws a new value, so no token from before carries over.
+pub struct Csrf {
+    cookies: Cookies,
+    key: [u8; 32],
+    secure: bool,
 }
 
-/// Refuses a form whose token is missing or differs from the session's (compared in constant time).
-pub async fn check_csrf(session: &Session, submitted: &str) -> Result<(), AppError> {
-    let expected = session
-        .get::<String>(CSRF)
-        .await
-        .map_err(AppError::session)?
-        .unwrap_or_default();
-    let same = !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes()));
-    if same {
-        Ok(())
-    } else {
+/// The cookie holding the value tokens are bound to.
+pub const CSRF_COOKIE: &str = "wxportal_csrf";
+/// How long a form stays usable after it was drawn.
+const CSRF_LIFETIME_SECS: u32 = 24 * 3600;
+
+impl FromRequestParts<AppState> for Csrf {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, AppError> {
+        let cookies = parts
+            .extensions
+            .get::<Cookies>()
+            .cloned()
+            .ok_or_else(|| AppError::Session("no cookie jar on this route".into()))?;
+        Ok(Self {
+            cookies,
+            key: app.keys.csrf,
+            secure: app.config.public_url.starts_with("https://"),
+        })
+    }
+}
+
+impl Csrf {
+    fn bound_value(&self) -> Option<String> {
+        self.cookies
+            .get(CSRF_COOKIE)
+            .map(|c| c.value().to_owned())
+            .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+
+    /// Draws a new value: the tokens of every form shown before stop working.
+    pub fn renew(&self) -> String {
+        let mut bytes = [0u8; 16];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let value = hex::encode(bytes);
+        let mut cookie = Cookie::new(CSRF_COOKIE, value.clone());
+        cookie.set_path("/");
+        cookie.set_http_only(true);
+        cookie.set_same_site(SameSite::Lax);
+        cookie.set_secure(self.secure);
+        self.cookies.add(cookie);
+        value
+    }
+
+    fn tag(&self, value: &str, expires_at: u32) -> [u8; 12] {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        mac.update(value.as_bytes());
+        mac.update(&expires_at.to_be_bytes());
+        let full = mac.finalize().into_bytes();
+        full[..12].try_into().expect("12 bytes")
+    }
+
+    /// The token for this browser's forms (setting its cookie if it has none yet).
+    pub fn token(&self) -> String {
+        let value = self.bound_value().unwrap_or_else(|| self.renew());
+        let expires_at = u32::try_from(unix_now())
+            .unwrap_or(u32::MAX)
+            .saturating_add(CSRF_LIFETIME_SECS);
+        let mut token = [0u8; 16];
+        token[..4].copy_from_slice(&expires_at.to_be_bytes());
+        token[4..].copy_from_slice(&self.tag(&value, expires_at));
+        hex::encode(token)
+    }
+
+    /// Refuses a form whose token is missing, expired, or not signed for this browser's cookie (the
+    /// tag compared in constant time).
+    pub fn check(&self, submitted: &str) -> Result<(), AppError> {
+        let valid = self.bound_value().is_some_and(|value| {
+            let Ok(bytes) = hex::decode(submitted) else {
+                return false;
+            };
+            let Ok(token) = <[u8; 16]>::try_from(bytes.as_slice()) else {
+                return false;
+            };
+            let expires_at = u32::from_be_bytes(token[..4].try_into().expect("4 bytes"));
+            let fresh = i64::from(expires_at) >= unix_now();
+            fresh && bool::from(self.tag(&value, expires_at).ct_eq(&token[4..]))
+        });
+        if valid {
+            return Ok(());
+        }
         tracing::warn!(
             reason = "csrf",
             "form refused: its CSRF token is missing or stale"

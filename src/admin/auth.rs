@@ -1,8 +1,12 @@
-//! Admin accounts: argon2id password hashes, sign-in (failures slowed, and limited per account and per
-//! client address), sign-out.
+//! Admin accounts: argon2id password hashes, sign-in, sign-out.
+//!
+//! Every attempt is counted before its password is checked, so concurrent guesses cannot slip past the
+//! limits. Lockout is per (account, client address) and per address: failures from one place never lock
+//! the operator out from another. A name attacked from many addresses is slowed down, not locked. At
+//! most one password check per core runs at once; more waiting attempts are refused.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use argon2::Argon2;
@@ -11,27 +15,36 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use askama::Template;
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tower_sessions::Session;
 
 use super::see_other;
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::limits::client_key;
 use crate::oauth::local_path;
 use crate::pages::{Layout, render};
-use crate::sessions::{check_csrf, csrf_token};
+use crate::sessions::Csrf;
 use crate::store::unix_now;
 
 /// Failures are counted over this window.
 pub const WINDOW_SECS: i64 = 15 * 60;
-/// Failed sign-ins to one account within the window before it refuses every attempt.
-pub const MAX_FAILURES_PER_ACCOUNT: i64 = 5;
-/// Failed sign-ins from one address within the window before it is refused.
-pub const MAX_FAILURES_PER_ADDRESS: i64 = 20;
+/// Attempts on one account from one address within the window before that pair is refused.
+pub const MAX_ATTEMPTS_PER_PAIR: i64 = 5;
+/// Attempts from one address within the window before it is refused.
+pub const MAX_ATTEMPTS_PER_ADDRESS: i64 = 20;
+/// Attempts on one account (from anywhere) within the window past which each one waits longer.
+pub const SLOW_DOWN_AFTER: i64 = 10;
+/// The wait added per attempt past [`SLOW_DOWN_AFTER`], and its ceiling.
+const SLOW_DOWN_STEP: Duration = Duration::from_millis(250);
+const SLOW_DOWN_MAX: Duration = Duration::from_secs(10);
 /// Every failure is answered this late, so guessing is slow even below the limits.
 const FAILURE_DELAY: Duration = Duration::from_secs(1);
+/// Longer passwords are refused before hashing.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub const MIN_PASSWORD_CHARS: usize = 10;
 const SESSION_KEY: &str = "admin";
 
@@ -96,8 +109,10 @@ pub fn check_password(password: &str) -> Result<(), String> {
         Err(format!(
             "the password must have at least {MIN_PASSWORD_CHARS} characters (it has {chars})"
         ))
-    } else if password.len() > 1024 {
-        Err("the password is longer than 1024 bytes".into())
+    } else if password.len() > MAX_PASSWORD_BYTES {
+        Err(format!(
+            "the password is longer than {MAX_PASSWORD_BYTES} bytes"
+        ))
     } else {
         Ok(())
     }
@@ -132,17 +147,16 @@ fn admin_next(next: Option<&str>) -> &str {
     }
 }
 
-/// The client's address: the configured proxy header's (first) value, else the connection's peer.
-fn client_address(app: &AppState, headers: &HeaderMap, peer: SocketAddr) -> String {
-    app.config
-        .client_ip_header
-        .as_ref()
-        .and_then(|h| headers.get(h))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= 64)
-        .map_or_else(|| peer.ip().to_string(), str::to_owned)
+/// The name as counted and logged: a hash, since what is typed there may be a password.
+fn name_key(name: &str) -> String {
+    let digest = Sha256::digest(name.to_lowercase().as_bytes());
+    hex::encode(&digest[..8])
+}
+
+/// How long an attempt on a name with `attempts` in the window waits before its check.
+fn slow_down(attempts: i64) -> Duration {
+    let over = u32::try_from(attempts - SLOW_DOWN_AFTER).unwrap_or(0);
+    (SLOW_DOWN_STEP * over).min(SLOW_DOWN_MAX)
 }
 
 #[derive(Template)]
@@ -163,19 +177,20 @@ pub struct NextQuery {
 pub async fn login_page(
     State(app): State<AppState>,
     session: Session,
+    csrf: Csrf,
     Query(q): Query<NextQuery>,
 ) -> Result<Response, AppError> {
     let next = admin_next(q.next.as_deref());
     if signed_in_admin(&app, &session).await?.is_some() {
         return Ok(see_other(next));
     }
-    login_form(&app, &session, StatusCode::OK, next, "", None).await
+    login_form(&app, &csrf, StatusCode::OK, next, "", None)
 }
 
 /// The sign-in page: blank, or again after a failure with its reason and the name typed.
-async fn login_form(
+fn login_form(
     app: &AppState,
-    session: &Session,
+    csrf: &Csrf,
     status: StatusCode,
     next: &str,
     name: &str,
@@ -183,7 +198,7 @@ async fn login_form(
 ) -> Result<Response, AppError> {
     let page = render(&LoginTemplate {
         layout: Layout::new(app, false),
-        csrf: csrf_token(session).await?,
+        csrf: csrf.token(),
         next,
         name,
         error,
@@ -207,37 +222,67 @@ pub async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     session: Session,
+    csrf: Csrf,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&session, &form.csrf).await?;
+    csrf.check(&form.csrf)?;
     let next = admin_next(form.next.as_deref());
     let name = form.name.trim();
-    let address = client_address(&app, &headers, peer);
-    let again = |status, error: String| login_form(&app, &session, status, next, name, Some(error));
-
-    let now = unix_now();
-    let (by_account, by_address) = app
-        .store
-        .login_failures(name, &address, now - WINDOW_SECS)
-        .await?;
-    if by_account >= MAX_FAILURES_PER_ACCOUNT || by_address >= MAX_FAILURES_PER_ADDRESS {
-        tracing::warn!(
-            account = name,
-            address,
-            by_account,
-            by_address,
-            "sign-in refused: too many failures"
-        );
+    let address = client_key(app.config.client_ip_header.as_ref(), &headers, peer);
+    let account = name_key(name);
+    let again = |status, error: String| login_form(&app, &csrf, status, next, name, Some(error));
+    if form.password.len() > MAX_PASSWORD_BYTES {
         return again(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "密码不能超过 {MAX_PASSWORD_BYTES} 字节。The password is longer than {MAX_PASSWORD_BYTES} bytes."
+            ),
+        );
+    }
+
+    let attempts = app
+        .store
+        .count_login_attempt(&account, &address, unix_now() - WINDOW_SECS)
+        .await?;
+    if attempts.pair > MAX_ATTEMPTS_PER_PAIR || attempts.address > MAX_ATTEMPTS_PER_ADDRESS {
+        tracing::warn!(
+            account,
+            address,
+            attempts.pair,
+            attempts.address,
+            "sign-in refused: too many attempts"
+        );
+        let mut page = again(
             StatusCode::TOO_MANY_REQUESTS,
             format!(
                 "登录失败次数过多，请 {} 分钟后再试。Too many failed attempts: try again in {} minutes.",
                 WINDOW_SECS / 60,
                 WINDOW_SECS / 60
             ),
-        )
-        .await;
+        )?;
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(WINDOW_SECS));
+        return Ok(page);
     }
+    let wait = slow_down(attempts.account);
+    if !wait.is_zero() {
+        tracing::info!(
+            account,
+            attempts.account,
+            wait_ms = wait.as_millis() as u64,
+            "sign-in slowed: the name is under attack"
+        );
+        tokio::time::sleep(wait).await;
+    }
+    // One check per core at a time: a flood of attempts queues nowhere, it is refused.
+    let Ok(_permit) = Arc::clone(&app.password_checks).try_acquire_owned() else {
+        tracing::warn!(
+            account,
+            address,
+            "sign-in refused: every password check is busy"
+        );
+        return Err(AppError::TooMany { retry_after: 1 });
+    };
 
     let admin = app.store.admin_by_name(name).await?;
     let (hash, password) = (
@@ -249,30 +294,24 @@ pub async fn login(
     let valid = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
         .await
         .unwrap_or(false);
+    drop(_permit);
     let admin = match admin {
         Some(admin) if valid => admin,
         _ => {
-            app.store
-                .record_login_failure(name, &address, now - WINDOW_SECS)
-                .await?;
-            tracing::warn!(account = name, address, "sign-in failed");
+            tracing::warn!(account, address, "sign-in failed");
             tokio::time::sleep(FAILURE_DELAY).await;
             return again(
                 StatusCode::UNAUTHORIZED,
                 "用户名或密码不正确。Wrong name or password.".into(),
-            )
-            .await;
+            );
         }
     };
 
-    app.store.clear_login_failures(name).await?;
+    app.store.clear_login_attempts(&account, &address).await?;
     app.store.touch_admin_login(admin.id).await?;
     // A new session id, and a new CSRF token: nothing from before sign-in carries over.
     session.cycle_id().await.map_err(AppError::session)?;
-    session
-        .remove::<String>("csrf")
-        .await
-        .map_err(AppError::session)?;
+    csrf.renew();
     session
         .insert(
             SESSION_KEY,
@@ -288,12 +327,13 @@ pub async fn login(
 }
 
 /// `POST /admin/logout` (behind the guard, so the CSRF token is checked).
-pub async fn logout(session: Session) -> Result<Response, AppError> {
+pub async fn logout(session: Session, csrf: Csrf) -> Result<Response, AppError> {
     session
         .remove::<AdminSession>(SESSION_KEY)
         .await
         .map_err(AppError::session)?;
     session.cycle_id().await.map_err(AppError::session)?;
+    csrf.renew();
     Ok(see_other("/admin/login"))
 }
 
@@ -326,6 +366,16 @@ mod tests {
             assert_eq!(admin_next(Some(bad)), "/admin", "{bad}");
         }
         assert_eq!(admin_next(None), "/admin");
+    }
+
+    #[test]
+    fn a_name_under_attack_waits_longer_up_to_a_ceiling() {
+        assert_eq!(slow_down(1), Duration::ZERO);
+        assert_eq!(slow_down(SLOW_DOWN_AFTER), Duration::ZERO);
+        assert!(slow_down(SLOW_DOWN_AFTER + 4) > slow_down(SLOW_DOWN_AFTER + 1));
+        assert_eq!(slow_down(10_000), SLOW_DOWN_MAX);
+        assert_eq!(name_key("Ops"), name_key("ops"));
+        assert!(!name_key("hunter2hunter2").contains("hunter"));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use tower_sessions::Session;
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::pages::Layout;
-use crate::sessions::{CsrfForm, check_csrf, csrf_token};
+use crate::sessions::{Csrf, CsrfForm};
 
 pub use auth::{CurrentAdmin, hash_password};
 
@@ -97,7 +97,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
     table()
         .router
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
-        .route("/admin/login", get(auth::login_page).post(auth::login))
+        .route(
+            "/admin/login",
+            get(auth::login_page)
+                .post(auth::login)
+                .route_layer(middleware::from_fn_with_state(
+                    (state.clone(), crate::limits::Route::AdminLogin),
+                    crate::limits::limit,
+                )),
+        )
         // Admin pages hold followers' data: never cached, by the browser or anything between.
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
@@ -111,6 +119,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
 async fn require_admin(
     State(app): State<AppState>,
     session: Session,
+    csrf: Csrf,
     request: Request,
     next: Next,
 ) -> Result<Response, AppError> {
@@ -136,7 +145,7 @@ async fn require_admin(
         let form: CsrfForm = serde_urlencoded::from_bytes(&bytes).unwrap_or(CsrfForm {
             csrf: String::new(),
         });
-        check_csrf(&session, &form.csrf).await?;
+        csrf.check(&form.csrf)?;
         Request::from_parts(parts, Body::from(bytes))
     };
     request.extensions_mut().insert(admin);
@@ -160,13 +169,11 @@ impl FromRequestParts<AppState> for Nav {
             .get::<CurrentAdmin>()
             .cloned()
             .ok_or_else(|| AppError::forbidden("admin", "not signed in"))?;
-        let session = Session::from_request_parts(parts, app)
-            .await
-            .map_err(|(_, e)| AppError::Session(e.to_owned()))?;
+        let csrf = Csrf::from_request_parts(parts, app).await?;
         Ok(Self {
             layout: Layout::new(app, false),
             admin: admin.name,
-            csrf: csrf_token(&session).await?,
+            csrf: csrf.token(),
         })
     }
 }

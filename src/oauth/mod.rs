@@ -8,22 +8,27 @@ pub mod state;
 
 use std::time::Duration;
 
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tower_cookies::Cookies;
 use tower_sessions::Session;
+use tower_sessions::cookie::{Cookie, SameSite};
 
 use crate::api::ApiError;
 use crate::api::sns::Grant;
 use crate::app::AppState;
 use crate::error::{AppError, ErrorPage};
-use crate::sessions::{CsrfForm, check_csrf};
-use crate::store::{Claim, OAuthState, Outcome, Profile, Tokens, unix_now};
-use state::StateError;
+use crate::limits::{self, client_key};
+use crate::sessions::{Csrf, CsrfForm, Keys};
+use crate::store::{Claim, NewState, OAuthState, Outcome, Profile, Tokens, unix_now};
+use state::{STATE_LIFETIME_SECS, StateError, VerifiedState};
 
 /// The two scopes of §6.1.
 pub const SCOPE_USERINFO: &str = "snsapi_userinfo";
@@ -38,7 +43,8 @@ const REPEAT_WAIT: Duration = Duration::from_secs(6);
 const MAX_PENDING: usize = 5;
 
 const FOLLOWER: &str = "follower";
-const PENDING: &str = "oauth_pending";
+/// The short-lived signed cookie listing the authorizations this browser started (nonces).
+const PENDING_COOKIE: &str = "wxportal_oauth";
 
 /// Who is signed in to the portal, as kept in the session.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,11 +67,69 @@ impl Follower {
     }
 }
 
-pub fn router() -> Router<AppState> {
+pub fn router(app: &AppState) -> Router<AppState> {
+    let limited = |route| axum::middleware::from_fn_with_state((app.clone(), route), limits::limit);
     Router::new()
-        .route("/auth/login", get(login))
-        .route("/auth/callback", get(callback))
+        .route(
+            "/auth/login",
+            get(login).route_layer(limited(limits::Route::AuthLogin)),
+        )
+        .route(
+            "/auth/callback",
+            get(callback).route_layer(limited(limits::Route::AuthCallback)),
+        )
         .route("/auth/logout", post(logout))
+}
+
+/// The authorizations a browser started and has not finished, newest last: kept in a signed cookie
+/// that lives as long as a state, so starting one writes nothing on the server.
+struct Pending(Vec<String>);
+
+impl Pending {
+    fn read(cookies: &Cookies, keys: &Keys) -> Self {
+        let value = cookies
+            .signed(&keys.cookie)
+            .get(PENDING_COOKIE)
+            .map(|c| c.value().to_owned())
+            .unwrap_or_default();
+        Self(
+            value
+                .split('.')
+                .filter(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+                .map(str::to_owned)
+                .take(MAX_PENDING)
+                .collect(),
+        )
+    }
+
+    fn write(&self, cookies: &Cookies, keys: &Keys, secure: bool) {
+        let mut cookie = Cookie::new(PENDING_COOKIE, self.0.join("."));
+        cookie.set_path("/auth");
+        cookie.set_http_only(true);
+        cookie.set_same_site(SameSite::Lax);
+        cookie.set_secure(secure);
+        cookie.set_max_age(tower_sessions::cookie::time::Duration::seconds(
+            if self.0.is_empty() {
+                0
+            } else {
+                STATE_LIFETIME_SECS
+            },
+        ));
+        cookies.signed(&keys.cookie).add(cookie);
+    }
+}
+
+/// Where WeChat sends the follower back: the callback, with `next` when it is not the default (the
+/// state's signature covers it).
+fn redirect_uri(public_url: &str, next: &str) -> String {
+    if next == DEFAULT_NEXT {
+        format!("{public_url}/auth/callback")
+    } else {
+        format!(
+            "{public_url}/auth/callback?next={}",
+            urlencoding::encode(next)
+        )
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,7 +165,7 @@ pub fn login_path(scope: &str, next: &str) -> String {
 #[tracing::instrument(skip_all)]
 async fn login(
     State(app): State<AppState>,
-    session: Session,
+    cookies: Cookies,
     Query(query): Query<LoginQuery>,
 ) -> Result<Response, AppError> {
     let scope = match query.scope.as_deref() {
@@ -109,29 +173,23 @@ async fn login(
         _ => SCOPE_USERINFO,
     };
     let next = local_path(query.next.as_deref());
-    let (state, issued) = app.keys.state.issue(unix_now());
-    app.store
-        .create_oauth_state(&issued.nonce, scope, next, issued.expires_at)
-        .await?;
-    let mut pending: Vec<String> = session
-        .get(PENDING)
-        .await
-        .map_err(AppError::session)?
-        .unwrap_or_default();
-    pending.push(issued.nonce);
-    if pending.len() > MAX_PENDING {
-        pending.drain(..pending.len() - MAX_PENDING);
+    let (state, issued) = app.keys.state.issue(unix_now(), scope, next);
+    let mut pending = Pending::read(&cookies, &app.keys);
+    pending.0.push(issued.nonce);
+    if pending.0.len() > MAX_PENDING {
+        pending.0.drain(..pending.0.len() - MAX_PENDING);
     }
-    session
-        .insert(PENDING, pending)
-        .await
-        .map_err(AppError::session)?;
+    pending.write(
+        &cookies,
+        &app.keys,
+        app.config.public_url.starts_with("https://"),
+    );
     // §6.1: exactly this parameter order, and the fragment.
     let location = format!(
         "{}/connect/oauth2/authorize?appid={}&redirect_uri={}&response_type=code&scope={scope}&state={state}#wechat_redirect",
         app.config.wechat_open_url,
         app.config.appid,
-        urlencoding::encode(&format!("{}/auth/callback", app.config.public_url)),
+        urlencoding::encode(&redirect_uri(&app.config.public_url, next)),
     );
     Ok(found(&location))
 }
@@ -145,44 +203,50 @@ pub fn found(location: &str) -> Response {
 struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
+    next: Option<String>,
+}
+
+/// What a callback needs beyond its query: the browser's session and cookies, and who is calling.
+struct Visit {
+    session: Session,
+    cookies: Cookies,
+    csrf: Csrf,
 }
 
 #[tracing::instrument(skip_all)]
 async fn callback(
     State(app): State<AppState>,
     session: Session,
+    cookies: Cookies,
+    csrf: Csrf,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(query): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
+    let next = local_path(query.next.as_deref());
     let verified = app
         .keys
         .state
-        .verify(query.state.as_deref(), unix_now())
+        .verify(query.state.as_deref(), next, unix_now())
         .map_err(state_failure)?;
-    let pending: Vec<String> = session
-        .get(PENDING)
-        .await
-        .map_err(AppError::session)?
-        .unwrap_or_default();
+    let pending = Pending::read(&cookies, &app.keys);
     let signed_in = Follower::current(&session).await?;
     // "The session came back": this browser has used the portal before, so the state must be its own.
-    let session_came_back = !pending.is_empty() || signed_in.is_some();
-    let started_here = pending.contains(&verified.nonce);
+    let session_came_back = !pending.0.is_empty() || signed_in.is_some();
+    let started_here = pending.0.contains(&verified.nonce);
+    let row = new_state(&verified);
 
     let Some(code) = query.code.filter(|c| !c.is_empty()) else {
-        // The follower pressed "refuse" (§6.2): the state is spent, nothing is stored.
-        let row = app.store.consume_oauth_state(&verified.nonce).await?;
+        // The follower pressed "refuse" (§6.2): the state is spent, nothing else is stored.
+        app.store.consume_oauth_state(&row).await?;
         tracing::info!("the follower refused authorization");
-        let retry = row.map_or_else(
-            || login_path(SCOPE_USERINFO, DEFAULT_NEXT),
-            |r| login_path(&r.scope, &r.next),
-        );
         return Err(ErrorPage::new(
             StatusCode::FORBIDDEN,
             "未完成授权",
             "您没有同意授权，所以无法登录。如需登录，请重试并点击“允许”。",
             "You did not allow the authorization, so you are not signed in. Try again and tap Allow to sign in.",
         )
-        .retry(retry)
+        .retry(login_path(verified.scope, &verified.next))
         .into());
     };
     let code_hash = hex::encode(Sha256::digest(code.as_bytes()));
@@ -191,44 +255,47 @@ async fn callback(
     if let Some(follower) = &signed_in
         && follower.code_hash == code_hash
     {
-        let next = app
-            .store
-            .oauth_state_by_code(&code_hash)
-            .await?
-            .map_or_else(|| DEFAULT_NEXT.to_owned(), |r| r.next);
-        return Ok(found(&next));
+        return Ok(found(&verified.next));
     }
     if session_came_back && !started_here {
         // Login CSRF, or a link shared from another phone: never sign this browser in with it.
         tracing::warn!("callback state was not started by this session; starting afresh");
-        return fresh_start(&app, &verified.nonce).await;
+        return Ok(found(&login_path(verified.scope, &verified.next)));
+    }
+    // Each claim may cost one of the account's code exchanges: a client sending junk codes gets a
+    // small burst, then one a minute.
+    let client = client_key(app.config.client_ip_header.as_ref(), &headers, peer);
+    if let Err(retry_after) = app.limits.code_exchange.check(&client) {
+        tracing::warn!(client, retry_after, "code exchanges limited");
+        return Err(AppError::TooMany { retry_after });
     }
 
-    match app
-        .store
-        .claim_oauth_state(&verified.nonce, &code_hash)
-        .await?
-    {
-        Claim::Claimed(row) => exchange(&app, &session, row, &code, &code_hash).await,
-        Claim::Repeat(row) => repeat(&app, &session, row, started_here, &code_hash).await,
+    let visit = Visit {
+        session,
+        cookies,
+        csrf,
+    };
+    match app.store.claim_oauth_state(&row, &code_hash).await? {
+        Claim::Claimed(row) => exchange(&app, &visit, row, &code, &code_hash).await,
+        Claim::Repeat(row) => repeat(&app, &visit, row, started_here, &code_hash).await,
         Claim::Reused => Err(state_failure(StateError::Invalid)),
         Claim::Unknown => Err(state_failure(StateError::Expired)),
     }
 }
 
-/// Sends the browser to authorize again, keeping where it was going.
-async fn fresh_start(app: &AppState, nonce: &str) -> Result<Response, AppError> {
-    let (scope, next) = match app.store.oauth_state(nonce).await? {
-        Some(row) => (row.scope, row.next),
-        None => (SCOPE_USERINFO.to_owned(), DEFAULT_NEXT.to_owned()),
-    };
-    Ok(found(&login_path(&scope, &next)))
+fn new_state(verified: &VerifiedState) -> NewState<'_> {
+    NewState {
+        nonce: &verified.nonce,
+        scope: verified.scope,
+        next: &verified.next,
+        expires_at: verified.expires_at,
+    }
 }
 
 /// The one exchange of a code: tokens, the profile for `snsapi_userinfo`, the row, the session.
 async fn exchange(
     app: &AppState,
-    session: &Session,
+    visit: &Visit,
     row: OAuthState,
     code: &str,
     code_hash: &str,
@@ -279,7 +346,15 @@ async fn exchange(
             profile.as_ref(),
         )
         .await?;
-    sign_in(session, &grant.openid, &grant.scope, code_hash, &row.nonce).await?;
+    sign_in(
+        app,
+        visit,
+        &grant.openid,
+        &grant.scope,
+        code_hash,
+        &row.nonce,
+    )
+    .await?;
     tracing::info!(scope = %grant.scope, "follower authorized");
     Ok(found(&row.next))
 }
@@ -288,7 +363,7 @@ async fn exchange(
 /// this authorization; anyone else starts afresh.
 async fn repeat(
     app: &AppState,
-    session: &Session,
+    visit: &Visit,
     row: OAuthState,
     started_here: bool,
     code_hash: &str,
@@ -312,32 +387,33 @@ async fn repeat(
         && let Some(user) = app.store.user(openid).await?
     {
         let scope = user.scope.unwrap_or_else(|| row.scope.clone());
-        sign_in(session, openid, &scope, code_hash, &row.nonce).await?;
+        sign_in(app, visit, openid, &scope, code_hash, &row.nonce).await?;
         return Ok(found(&row.next));
     }
     Ok(found(&login_path(&row.scope, &row.next)))
 }
 
 async fn sign_in(
-    session: &Session,
+    app: &AppState,
+    visit: &Visit,
     openid: &str,
     scope: &str,
     code_hash: &str,
     nonce: &str,
 ) -> Result<(), AppError> {
-    // A new session id at sign-in: an id planted before (session fixation) is worthless.
-    session.cycle_id().await.map_err(AppError::session)?;
-    let mut pending: Vec<String> = session
-        .get(PENDING)
-        .await
-        .map_err(AppError::session)?
-        .unwrap_or_default();
-    pending.retain(|n| n != nonce);
-    session
-        .insert(PENDING, pending)
-        .await
-        .map_err(AppError::session)?;
-    session
+    // A new session id and a new CSRF token at sign-in: an id or a form planted before (session
+    // fixation) is worthless.
+    visit.session.cycle_id().await.map_err(AppError::session)?;
+    visit.csrf.renew();
+    let mut pending = Pending::read(&visit.cookies, &app.keys);
+    pending.0.retain(|n| n != nonce);
+    pending.write(
+        &visit.cookies,
+        &app.keys,
+        app.config.public_url.starts_with("https://"),
+    );
+    visit
+        .session
         .insert(
             FOLLOWER,
             Follower {
@@ -383,9 +459,14 @@ pub fn tokens_of(grant: &Grant) -> Tokens {
     }
 }
 
-async fn logout(session: Session, Form(form): Form<CsrfForm>) -> Result<Response, AppError> {
-    check_csrf(&session, &form.csrf).await?;
+async fn logout(
+    session: Session,
+    csrf: Csrf,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, AppError> {
+    csrf.check(&form.csrf)?;
     Follower::sign_out(&session).await?;
+    csrf.renew();
     Ok(Redirect::to("/").into_response())
 }
 

@@ -4,6 +4,17 @@ use sqlx::{QueryBuilder, Sqlite};
 
 use super::{MessageRecord, Store, StoreError, User, unix_now};
 
+/// Sign-in attempts counted within the window, the current one included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginAttempts {
+    /// To this account from this client address.
+    pub pair: i64,
+    /// From this client address, to any account.
+    pub address: i64,
+    /// To this account, from any address.
+    pub account: i64,
+}
+
 /// An operator as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Admin {
@@ -197,34 +208,19 @@ impl Store {
         Ok(())
     }
 
-    /// Failed sign-ins since `since`: for this account name, and from this address.
-    pub async fn login_failures(
+    /// Counts a sign-in attempt before its password is checked, forgetting those before `since`, and
+    /// returns the attempts within the window (this one included): by this account from this address,
+    /// from this address to any account, and to this account from anywhere. One transaction, so
+    /// concurrent attempts each see the ones before them.
+    pub async fn count_login_attempt(
         &self,
         account: &str,
         address: &str,
         since: i64,
-    ) -> Result<(i64, i64), StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT (SELECT count(*) FROM login_failures WHERE account = ?1 AND at >= ?3),
-                    (SELECT count(*) FROM login_failures WHERE address = ?2 AND at >= ?3)",
-        )
-        .bind(account)
-        .bind(address)
-        .bind(since)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    /// Records a failed sign-in, forgetting those older than `forget_before`.
-    pub async fn record_login_failure(
-        &self,
-        account: &str,
-        address: &str,
-        forget_before: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<LoginAttempts, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM login_failures WHERE at < ?")
-            .bind(forget_before)
+            .bind(since)
             .execute(&mut *tx)
             .await?;
         sqlx::query("INSERT INTO login_failures (account, address, at) VALUES (?, ?, ?)")
@@ -233,14 +229,33 @@ impl Store {
             .bind(unix_now())
             .execute(&mut *tx)
             .await?;
+        let (pair, address, account): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM login_failures WHERE account = ?1 AND address = ?2),
+                    (SELECT count(*) FROM login_failures WHERE address = ?2),
+                    (SELECT count(*) FROM login_failures WHERE account = ?1)",
+        )
+        .bind(account)
+        .bind(address)
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(LoginAttempts {
+            pair,
+            address,
+            account,
+        })
     }
 
-    /// A successful sign-in clears the account's failures (not the address's).
-    pub async fn clear_login_failures(&self, account: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM login_failures WHERE account = ?")
+    /// A successful sign-in forgets the attempts of this account from this address only: failures
+    /// from elsewhere keep slowing that name down.
+    pub async fn clear_login_attempts(
+        &self,
+        account: &str,
+        address: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_failures WHERE account = ? AND address = ?")
             .bind(account)
+            .bind(address)
             .execute(&self.pool)
             .await?;
         Ok(())

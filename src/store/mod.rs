@@ -24,10 +24,11 @@ use crate::config::SqliteSync;
 
 pub use account::{CredentialRow, FollowerInfo, JOB_REPLY, JOB_USER_INFO, Job, OutboxCounts};
 pub use admin::{
-    Admin, Authorized, MessageQuery, Stats, UserCursor, UserQuery, UserSort, beijing_day,
+    Admin, Authorized, LoginAttempts, MessageQuery, Stats, UserCursor, UserQuery, UserSort,
+    beijing_day,
 };
 pub use messages::{MessageRecord, NewMessage, Recorded};
-pub use oauth::{Claim, OAuthState, Outcome};
+pub use oauth::{Claim, NewState, OAuthState, Outcome};
 pub use rules::{Move, ReplyRule, RuleEdit};
 pub use users::{Profile, Tokens, User};
 

@@ -1,4 +1,5 @@
-//! Authorizations in progress: one row per state, claimed once, together with the code it came back with.
+//! Authorizations that came back: one row per state, written when a callback claims it, together with the
+//! code it came with.
 
 use super::{Store, StoreError, unix_now};
 
@@ -13,6 +14,15 @@ pub struct OAuthState {
     pub code_hash: Option<String>,
     pub outcome: Option<String>,
     pub openid: Option<String>,
+}
+
+/// A verified state as the callback claims it.
+#[derive(Debug, Clone, Copy)]
+pub struct NewState<'a> {
+    pub nonce: &'a str,
+    pub scope: &'a str,
+    pub next: &'a str,
+    pub expires_at: i64,
 }
 
 /// The outcome of claiming a state for a code.
@@ -47,73 +57,63 @@ impl Outcome {
 }
 
 impl Store {
-    /// Records a state issued at `/auth/login`.
-    pub async fn create_oauth_state(
-        &self,
-        nonce: &str,
-        scope: &str,
-        next: &str,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO oauth_states (nonce, scope, next, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(nonce)
-        .bind(scope)
-        .bind(next)
-        .bind(unix_now())
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Claims `nonce` for the code whose hash is `code_hash`: exactly one caller across every instance
-    /// gets [`Claim::Claimed`] for a code; every later arrival of that code gets [`Claim::Repeat`].
+    /// Claims the state for the code whose hash is `code_hash`: exactly one caller across every
+    /// instance gets [`Claim::Claimed`] for a code; every later arrival of that code gets
+    /// [`Claim::Repeat`]. The row is written here, by the insert that decides: nothing is stored when a
+    /// state is issued.
     pub async fn claim_oauth_state(
         &self,
-        nonce: &str,
+        state: &NewState<'_>,
         code_hash: &str,
     ) -> Result<Claim, StoreError> {
+        let now = unix_now();
+        // Any conflict (the nonce, or the code with another state) inserts nothing; the reads below
+        // tell which.
         let claimed = sqlx::query_as::<_, OAuthState>(
-            "UPDATE oauth_states SET claimed_at = ?, code_hash = ?, outcome = 'pending'
-             WHERE nonce = ? AND claimed_at IS NULL
+            "INSERT INTO oauth_states (nonce, scope, next, created_at, expires_at, claimed_at, code_hash, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?6, 'pending')
+             ON CONFLICT DO NOTHING
              RETURNING *",
         )
-        .bind(unix_now())
+        .bind(state.nonce)
+        .bind(state.scope)
+        .bind(state.next)
+        .bind(now)
+        .bind(state.expires_at)
         .bind(code_hash)
-        .bind(nonce)
         .fetch_optional(&self.pool)
-        .await;
-        match claimed {
-            Ok(Some(row)) => return Ok(Claim::Claimed(row)),
-            Ok(None) => {}
-            // The code is already attached to another state: it is that state's repeat.
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                return Ok(self
-                    .oauth_state_by_code(code_hash)
-                    .await?
-                    .map_or(Claim::Unknown, Claim::Repeat));
-            }
-            Err(e) => return Err(e.into()),
+        .await?;
+        if let Some(row) = claimed {
+            return Ok(Claim::Claimed(row));
         }
-        Ok(match self.oauth_state(nonce).await? {
-            None => Claim::Unknown,
+        Ok(match self.oauth_state(state.nonce).await? {
             Some(row) if row.code_hash.as_deref() == Some(code_hash) => Claim::Repeat(row),
             Some(_) => Claim::Reused,
+            // The code is already attached to another state: it is that state's repeat.
+            None => self
+                .oauth_state_by_code(code_hash)
+                .await?
+                .map_or(Claim::Unknown, Claim::Repeat),
         })
     }
 
     /// Marks the state used without a code (the follower refused): a replay of it is refused too.
-    pub async fn consume_oauth_state(&self, nonce: &str) -> Result<Option<OAuthState>, StoreError> {
-        Ok(sqlx::query_as(
-            "UPDATE oauth_states SET claimed_at = ?1, outcome = 'failed', finished_at = ?1
-             WHERE nonce = ?2 AND claimed_at IS NULL RETURNING *",
+    /// Returns whether this call spent it.
+    pub async fn consume_oauth_state(&self, state: &NewState<'_>) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "INSERT INTO oauth_states (nonce, scope, next, created_at, expires_at, claimed_at, outcome, finished_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?4, 'failed', ?4)
+             ON CONFLICT DO NOTHING",
         )
+        .bind(state.nonce)
+        .bind(state.scope)
+        .bind(state.next)
         .bind(unix_now())
-        .bind(nonce)
-        .fetch_optional(&self.pool)
-        .await?)
+        .bind(state.expires_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
     }
 
     /// A state row by nonce.

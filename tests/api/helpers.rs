@@ -223,11 +223,14 @@ impl Page {
     }
 }
 
-/// A phone's browser: keeps the session cookie between requests, follows nothing on its own.
+/// A phone's browser: keeps its cookies between requests, follows nothing on its own.
 pub struct Browser {
     base: String,
     client: reqwest::Client,
-    cookie: std::sync::Mutex<Option<String>>,
+    /// Cookies by name, in the order they were first set.
+    cookies: std::sync::Mutex<Vec<(String, String)>>,
+    /// Where the last authorization started comes back (`redirect_uri`, as a local path).
+    callback_path: std::sync::Mutex<String>,
 }
 
 /// WeChat's in-app browser on an iPhone, as its User-Agent says.
@@ -243,23 +246,46 @@ impl Browser {
         Self {
             base: base.to_owned(),
             client,
-            cookie: std::sync::Mutex::new(None),
+            cookies: std::sync::Mutex::new(Vec::new()),
+            callback_path: std::sync::Mutex::new("/auth/callback?".into()),
         }
     }
 
-    /// The session cookie (`name=value`), if one was set.
+    /// Every cookie as a `Cookie` header (`a=1; b=2`), if any was set.
     pub fn cookie(&self) -> Option<String> {
-        self.cookie.lock().unwrap().clone()
+        let cookies = self.cookies.lock().unwrap();
+        (!cookies.is_empty()).then(|| {
+            cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
     }
 
-    /// Carries another browser's cookie (the same phone, balanced onto another instance).
+    /// One cookie's value.
+    pub fn cookie_named(&self, name: &str) -> Option<String> {
+        let cookies = self.cookies.lock().unwrap();
+        cookies
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Carries another browser's cookies (the same phone, balanced onto another instance).
     pub fn set_cookie(&self, cookie: Option<String>) {
-        *self.cookie.lock().unwrap() = cookie;
+        let mut cookies = self.cookies.lock().unwrap();
+        cookies.clear();
+        for pair in cookie.iter().flat_map(|c| c.split("; ")) {
+            if let Some((k, v)) = pair.split_once('=') {
+                cookies.push((k.to_owned(), v.to_owned()));
+            }
+        }
     }
 
-    /// Drops the cookie, as WeChat's browser sometimes does.
+    /// Drops the cookies, as WeChat's browser sometimes does.
     pub fn forget_cookies(&self) {
-        *self.cookie.lock().unwrap() = None;
+        self.cookies.lock().unwrap().clear();
     }
 
     pub async fn get(&self, path: &str) -> Page {
@@ -280,9 +306,15 @@ impl Browser {
         let response = request.send().await.unwrap();
         for set in response.headers().get_all("set-cookie") {
             let set = set.to_str().unwrap();
-            let pair = set.split(';').next().unwrap().trim().to_owned();
+            let pair = set.split(';').next().unwrap().trim();
+            let (name, value) = pair.split_once('=').unwrap();
             let removed = set.to_ascii_lowercase().contains("max-age=0");
-            *self.cookie.lock().unwrap() = (!removed).then_some(pair);
+            let mut cookies = self.cookies.lock().unwrap();
+            match cookies.iter_mut().find(|(k, _)| k == name) {
+                _ if removed => cookies.retain(|(k, _)| k != name),
+                Some(slot) => slot.1 = value.to_owned(),
+                None => cookies.push((name.to_owned(), value.to_owned())),
+            }
         }
         Page {
             status: response.status().as_u16(),
@@ -294,22 +326,30 @@ impl Browser {
         }
     }
 
-    /// `/auth/login` → the state WeChat's authorize URL carries.
+    /// `/auth/login` → the state WeChat's authorize URL carries (and where it comes back to is kept
+    /// for [`Browser::callback`]).
     pub async fn start_login(&self, query: &str) -> String {
         let page = self.get(&format!("/auth/login{query}")).await;
         assert_eq!(page.status, 302, "{page:?}");
         let location = page.location.unwrap();
         let url = reqwest::Url::parse(&location).unwrap();
-        url.query_pairs()
-            .find(|(k, _)| k == "state")
-            .map(|(_, v)| v.into_owned())
-            .expect("a state in the authorize URL")
+        let param = |name: &str| {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let back = reqwest::Url::parse(&param("redirect_uri").expect("a redirect_uri")).unwrap();
+        *self.callback_path.lock().unwrap() = match back.query() {
+            Some(q) => format!("{}?{q}&", back.path()),
+            None => format!("{}?", back.path()),
+        };
+        param("state").expect("a state in the authorize URL")
     }
 
-    /// The callback WeChat redirects to.
+    /// The callback WeChat redirects to, for the authorization started last.
     pub async fn callback(&self, code: &str, state: &str) -> Page {
-        self.get(&format!("/auth/callback?code={code}&state={state}"))
-            .await
+        let path = self.callback_path.lock().unwrap().clone();
+        self.get(&format!("{path}code={code}&state={state}")).await
     }
 }
 

@@ -54,9 +54,10 @@ async fn login_redirects_to_wechat_with_the_parameters_in_order() {
     let state = &location[expected_start.len()..location.len() - "#wechat_redirect".len()];
     assert!(state.len() <= 128 && state.bytes().all(|b| b.is_ascii_alphanumeric()));
     assert!(
-        browser.cookie().is_some(),
-        "the session remembers the state"
+        browser.cookie_named("wxportal_oauth").is_some(),
+        "the browser remembers the state it started"
     );
+    assert!(browser.cookie_named("wxportal_session").is_none());
 }
 
 #[tokio::test]
@@ -230,11 +231,10 @@ async fn forged_missing_and_expired_states_are_refused_with_pages() {
             page.body
         );
     }
-    let (expired, issued) = app.keys.state.issue(wxportal::store::unix_now() - 601);
-    app.store
-        .create_oauth_state(&issued.nonce, "snsapi_userinfo", "/me", issued.expires_at)
-        .await
-        .unwrap();
+    let (expired, _) =
+        app.keys
+            .state
+            .issue(wxportal::store::unix_now() - 601, "snsapi_userinfo", "/me");
     let page = browser.callback(&code, &expired).await;
     assert_eq!(page.status, 400);
     assert!(page.body.contains("超时"));
@@ -556,20 +556,38 @@ async fn the_session_cookie_is_http_only_lax_and_secure_under_https() {
     for (public_url, secure) in [("https://portal.test", true), ("http://portal.test", false)] {
         let app = TestApp::spawn(&[
             ("WXPORTAL_PUBLIC_URL", public_url),
+            ("WXPORTAL_APPSECRET", APPSECRET),
             ("WXPORTAL_WECHAT_API_URL", mock.base.as_str()),
         ])
         .await;
-        let response = app.client.get(app.url("/auth/login")).send().await.unwrap();
-        let cookie = response.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        assert!(cookie.starts_with("wxportal_session="), "{cookie}");
+        let browser = Browser::new(&app);
+        let state = browser.start_login("").await;
+        let code = mock.issue_code("oCookie", "snsapi_userinfo");
+        let response = app
+            .client
+            .get(app.url(&format!("/auth/callback?code={code}&state={state}")))
+            .header("cookie", browser.cookie().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 302);
+        let cookies: Vec<String> = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|c| c.to_str().unwrap().to_owned())
+            .collect();
         assert!(
-            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
-            "{cookie}"
+            cookies.iter().any(|c| c.starts_with("wxportal_session=")),
+            "{cookies:?}"
         );
-        assert_eq!(cookie.contains("Secure"), secure, "{cookie}");
+        for cookie in cookies {
+            assert!(
+                cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+                "{cookie}"
+            );
+            assert_eq!(cookie.contains("Secure"), secure, "{cookie}");
+        }
     }
 }
 
