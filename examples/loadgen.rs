@@ -80,7 +80,8 @@ impl Target {
             mode,
             self.crypto.as_ref(),
             &unix_now().to_string(),
-            "424242",
+            // A nonce per message, as WeChat sends: a signed query is good for one message only.
+            &format!("{}{n}", self.run_id),
         );
         (signed.url(&self.path), Bytes::from(signed.body))
     }

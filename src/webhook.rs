@@ -125,8 +125,7 @@ async fn receive(
     let body = std::str::from_utf8(&body)
         .map_err(|_| AppError::bad_request("xml", "the body is not UTF-8"))?;
 
-    let encrypted = p.encrypt_type.as_deref() == Some("aes");
-    let (xml, crypto) = if encrypted {
+    let (mut xml, mut crypto) = if p.encrypt_type.as_deref() == Some("aes") {
         let (xml, crypto) = decrypt(hook, &p, ts, nonce, body)?;
         (xml, Some(crypto))
     } else {
@@ -138,8 +137,19 @@ async fn receive(
         }
         (body.to_owned(), None)
     };
-    let msg = Inbound::parse(&xml).map_err(|e| AppError::bad_request("xml", e))?;
-    let reply_xml = handle(&state, msg, xml, encrypted).await?;
+    let mut msg = Inbound::parse(&xml).map_err(|e| AppError::bad_request("xml", e))?;
+    if crypto.is_none() && msg.fields.get("Encrypt").is_some() {
+        // Compatible mode without `encrypt_type` (dropped on the way, or by someone): the plaintext copy
+        // beside <Encrypt> is covered by no signature, so the message is taken from the ciphertext.
+        let (decrypted, key) = decrypt(hook, &p, ts, nonce, body)?;
+        msg = Inbound::parse(&decrypted).map_err(|e| AppError::bad_request("xml", e))?;
+        (xml, crypto) = (decrypted, Some(key));
+    }
+    let signed = Signed {
+        signature: sig.to_ascii_lowercase(),
+        encrypted: crypto.is_some(),
+    };
+    let reply_xml = handle(&state, msg, xml, signed).await?;
 
     if reply_xml.is_empty() {
         return Ok("success".into_response());
@@ -226,7 +236,7 @@ async fn handle(
     state: &AppState,
     msg: Inbound,
     raw_xml: String,
-    encrypted: bool,
+    signed: Signed,
 ) -> Result<String, AppError> {
     let hook = &state.webhook;
     let key = msg.dedup_key();
@@ -238,7 +248,7 @@ async fn handle(
         .or_default()
         .clone();
     let result = cell
-        .get_or_try_init(|| process(state, &msg, &key, raw_xml, encrypted))
+        .get_or_try_init(|| process(state, &msg, &key, raw_xml, signed))
         .await
         .cloned();
     let mut in_flight = hook.in_flight.lock().expect("in-flight map poisoned");
@@ -248,12 +258,19 @@ async fn handle(
     result
 }
 
+/// How a message arrived: the signature of its query, and whether it was encrypted.
+#[derive(Debug)]
+struct Signed {
+    signature: String,
+    encrypted: bool,
+}
+
 async fn process(
     state: &AppState,
     msg: &Inbound,
     key: &str,
     raw_xml: String,
-    encrypted: bool,
+    signed: Signed,
 ) -> Result<String, AppError> {
     // Choosing a reply has no side effects; storing decides, atomically with the side effects, whether
     // this is the first try. A retry (even after a restart, or on another instance) gets the stored reply.
@@ -295,7 +312,8 @@ async fn process(
             fields: msg.fields.to_json().to_string(),
             raw_xml,
             reply_xml: reply_xml.clone(),
-            encrypted,
+            encrypted: signed.encrypted,
+            signature: Some(signed.signature),
             jobs,
         })
         .await?;
@@ -311,6 +329,12 @@ async fn process(
                 "message stored"
             );
             reply_xml
+        }
+        Recorded::Replayed => {
+            return Err(AppError::forbidden(
+                "replay",
+                "this signed query was already used with another message",
+            ));
         }
         Recorded::Duplicate { reply_xml } => {
             tracing::info!(

@@ -8,7 +8,7 @@
 //! [`REFRESH_AHEAD`] before it expires, so callers normally never wait for WeChat.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde::Deserialize;
@@ -111,6 +111,17 @@ pub struct Credentials {
     cache: [Mutex<Option<Credential>>; 2],
     /// One fetch at a time per kind in this process.
     fetching: [tokio::sync::Mutex<()>; 2],
+    /// The last failed fetch of each kind by a caller, until its backoff ends.
+    failures: [Mutex<Option<Failure>>; 2],
+}
+
+/// A failed fetch, remembered.
+#[derive(Debug)]
+struct Failure {
+    error: ApiError,
+    /// Failures in a row: the backoff doubles with each.
+    count: u32,
+    until: Instant,
 }
 
 impl Credentials {
@@ -131,6 +142,7 @@ impl Credentials {
             owner: format!("{}:{}", std::process::id(), hex::encode(id)),
             cache: Default::default(),
             fetching: Default::default(),
+            failures: Default::default(),
         }
     }
 
@@ -140,6 +152,10 @@ impl Credentials {
     }
 
     /// A usable value of `kind`: from memory, else the database, else one fetch for everyone.
+    ///
+    /// A failed fetch is remembered with its backoff (10 s, doubling to 10 minutes): until then every
+    /// caller gets the same error at once, so a wrong AppSecret or a missing IP whitelist entry is not
+    /// asked about again for each anonymous page view.
     pub async fn get(&self, kind: Kind) -> Result<Credential, ApiError> {
         if self.secret.is_none() {
             return Err(ApiError::NoSecret);
@@ -147,12 +163,40 @@ impl Credentials {
         if let Some(c) = self.cached(kind) {
             return Ok(c);
         }
+        self.failed_recently(kind)?;
         let _turn = self.fetching[kind.index()].lock().await;
-        // Whoever held the turn before may have just fetched it.
+        // Whoever held the turn before may have just fetched it, or just failed.
         if let Some(c) = self.cached(kind) {
             return Ok(c);
         }
-        self.obtain(kind, false).await
+        self.failed_recently(kind)?;
+        let obtained = self.obtain(kind, false).await;
+        let mut failure = self.failures[kind.index()]
+            .lock()
+            .expect("failures poisoned");
+        match &obtained {
+            Ok(_) => *failure = None,
+            Err(e) => {
+                let count = failure.as_ref().map_or(0, |f| f.count) + 1;
+                *failure = Some(Failure {
+                    error: e.clone(),
+                    count,
+                    until: Instant::now() + Duration::from_secs(retry_pause(count)),
+                });
+            }
+        }
+        obtained
+    }
+
+    /// The error of the last fetch, while its backoff lasts.
+    fn failed_recently(&self, kind: Kind) -> Result<(), ApiError> {
+        let failure = self.failures[kind.index()]
+            .lock()
+            .expect("failures poisoned");
+        match failure.as_ref() {
+            Some(f) if Instant::now() < f.until => Err(f.error.clone()),
+            _ => Ok(()),
+        }
     }
 
     /// WeChat refused `value` (40001/42001): forget it, so the next [`Credentials::get`] fetches anew.

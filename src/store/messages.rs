@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreError};
 
-/// The most messages committed in one transaction (12 bound values each, well under SQLite's limit).
+/// The most messages committed in one transaction (13 bound values each, well under SQLite's limit).
 const MAX_BATCH: usize = 256;
 
 /// An inbound message to store, with the reply computed for it.
@@ -28,6 +28,8 @@ pub struct NewMessage {
     /// The plaintext reply XML, or empty for `success`.
     pub reply_xml: String,
     pub encrypted: bool,
+    /// The signature of the query it came with (lowercase hex): accepted with this message only.
+    pub signature: Option<String>,
     /// Outbox jobs (`JOB_REPLY`, `JOB_USER_INFO`) queued in the same commit, if this try is the first.
     #[sqlx(skip)]
     pub jobs: Vec<&'static str>,
@@ -40,6 +42,8 @@ pub enum Recorded {
     Inserted,
     /// Already stored (a retry that raced another instance or predates a restart): its reply is returned.
     Duplicate { reply_xml: String },
+    /// Its signed query was already used with another message: a replay, refused.
+    Replayed,
 }
 
 /// A stored message, as the admin area and tests read it.
@@ -214,7 +218,7 @@ async fn insert_batch(
     // their senders in the same statement.
     let mut insert = QueryBuilder::<Sqlite>::new(
         "INSERT INTO messages (dedup_key, openid, account, msg_type, event, msg_id, created_at, received_at, \
-         fields, raw_xml, reply_xml, encrypted) ",
+         fields, raw_xml, reply_xml, encrypted, signature) ",
     );
     insert.push_values(messages, |mut row, (m, _)| {
         row.push_bind(&m.dedup_key)
@@ -228,9 +232,11 @@ async fn insert_batch(
             .push_bind(&m.fields)
             .push_bind(&m.raw_xml)
             .push_bind(&m.reply_xml)
-            .push_bind(m.encrypted);
+            .push_bind(m.encrypted)
+            .push_bind(&m.signature);
     });
-    insert.push(" ON CONFLICT (dedup_key) DO NOTHING RETURNING dedup_key, id");
+    // A conflict on the dedup key is a retry; one on the signature, a replay: both insert nothing.
+    insert.push(" ON CONFLICT DO NOTHING RETURNING dedup_key, id");
     let inserted: HashMap<String, i64> = insert
         .build_query_as::<(String, i64)>()
         .fetch_all(&mut *conn)
@@ -265,10 +271,10 @@ async fn insert_batch(
         .map(|(m, _)| m.dedup_key.as_str())
         .filter(|k| !inserted.contains_key(*k))
         .collect();
-    let mut stored: HashMap<String, String> = HashMap::new();
+    let mut stored: HashMap<String, Stored> = HashMap::new();
     if !duplicates.is_empty() {
         let mut select = QueryBuilder::<Sqlite>::new(
-            "SELECT dedup_key, reply_xml FROM messages WHERE dedup_key IN (",
+            "SELECT dedup_key, reply_xml, raw_xml, signature FROM messages WHERE dedup_key IN (",
         );
         let mut keys = select.separated(", ");
         for k in &duplicates {
@@ -276,10 +282,11 @@ async fn insert_batch(
         }
         select.push(")");
         stored = select
-            .build_query_as::<(String, String)>()
+            .build_query_as::<Stored>()
             .fetch_all(&mut *conn)
             .await?
             .into_iter()
+            .map(|s| (s.dedup_key.clone(), s))
             .collect();
     }
 
@@ -289,21 +296,41 @@ async fn insert_batch(
         .iter()
         .map(|(m, _)| {
             if inserted.contains_key(&m.dedup_key) && claimed.insert(m.dedup_key.as_str()) {
-                Recorded::Inserted
-            } else {
-                let first_in_batch = || {
-                    messages
-                        .iter()
-                        .find(|(other, _)| other.dedup_key == m.dedup_key)
-                        .map(|(other, _)| other.reply_xml.clone())
+                return Recorded::Inserted;
+            }
+            if let Some(first) = stored.get(&m.dedup_key) {
+                // The same query with another body under the same message id is no retry either.
+                let same_query = first.signature.is_some() && first.signature == m.signature;
+                return if same_query && first.raw_xml != m.raw_xml {
+                    Recorded::Replayed
+                } else {
+                    Recorded::Duplicate {
+                        reply_xml: first.reply_xml.clone(),
+                    }
                 };
-                let reply_xml = stored
-                    .get(&m.dedup_key)
-                    .cloned()
-                    .or_else(first_in_batch)
-                    .unwrap_or_default();
-                Recorded::Duplicate { reply_xml }
+            }
+            match messages.iter().find(|(other, _)| {
+                other.dedup_key == m.dedup_key && inserted.contains_key(&other.dedup_key)
+            }) {
+                Some((first, _))
+                    if first.signature != m.signature || first.raw_xml == m.raw_xml =>
+                {
+                    Recorded::Duplicate {
+                        reply_xml: first.reply_xml.clone(),
+                    }
+                }
+                // Not stored under its own key: its signature is another message's.
+                _ => Recorded::Replayed,
             }
         })
         .collect())
+}
+
+/// What a retry is compared with.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    dedup_key: String,
+    reply_xml: String,
+    raw_xml: String,
+    signature: Option<String>,
 }

@@ -241,7 +241,8 @@ impl Inbound {
                 self.msg_type(),
                 self.fields.get("Event").unwrap_or_default()
             ),
-            (_, Some(id)) => format!("m:{id}"),
+            // With the sender: nobody can claim another follower's MsgId before it arrives.
+            (_, Some(id)) => format!("m:{}:{id}", self.from),
         }
     }
 }
@@ -355,7 +356,7 @@ mod tests {
                 menu_id: None
             }
         );
-        assert_eq!(m.dedup_key(), "m:42");
+        assert_eq!(m.dedup_key(), "m:o1:42");
     }
 
     #[test]

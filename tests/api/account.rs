@@ -447,7 +447,7 @@ async fn queued_replies_survive_kill_9_and_only_a_cut_off_send_repeats() {
             PushMode::Plain,
             None,
             &unix_now().to_string(),
-            "123456789",
+            &wxportal::send::nonce(),
         );
         let response = client
             .post(format!("{}/wechat", server.base))

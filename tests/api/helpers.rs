@@ -109,7 +109,13 @@ impl TestApp {
         mode: PushMode,
         crypto: Option<&MessageCrypto>,
     ) -> (u16, String) {
-        let signed = push.sign(TOKEN, mode, crypto, &unix_now().to_string(), "123456789");
+        let signed = push.sign(
+            TOKEN,
+            mode,
+            crypto,
+            &unix_now().to_string(),
+            &wxportal::send::nonce(),
+        );
         self.post_signed(&signed).await
     }
 

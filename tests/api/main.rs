@@ -5,6 +5,7 @@ mod admin;
 mod browser;
 mod cli;
 mod fixtures;
+mod hardening;
 mod helpers;
 mod mock;
 mod portal;

@@ -198,7 +198,13 @@ async fn any_content_type_or_none_is_accepted() {
     {
         let push = text("oCT", "hi", &format!("90{i}"));
         let query = push
-            .sign(TOKEN, PushMode::Plain, None, &unix_now().to_string(), "1")
+            .sign(
+                TOKEN,
+                PushMode::Plain,
+                None,
+                &unix_now().to_string(),
+                &i.to_string(),
+            )
             .query;
         let (status, body) = app.post_raw(&query, ct, push.to_xml()).await;
         assert_eq!(status, 200, "{ct:?}: {body}");
@@ -502,7 +508,13 @@ async fn three_concurrent_tries_are_processed_once_and_answered_alike() {
     let app = Arc::new(TestApp::spawn(&[]).await);
     for round in 0..5 {
         let push = text(&format!("oC{round}"), "同时", &format!("555{round}"));
-        let signed = push.sign(TOKEN, PushMode::Plain, None, &unix_now().to_string(), "9");
+        let signed = push.sign(
+            TOKEN,
+            PushMode::Plain,
+            None,
+            &unix_now().to_string(),
+            &round.to_string(),
+        );
         let tries: Vec<_> = (0..3)
             .map(|_| {
                 let (app, signed) = (app.clone(), signed.clone());
@@ -593,6 +605,7 @@ async fn the_store_keeps_the_first_of_two_writes_racing_for_one_message() {
         raw_xml: "<xml/>".into(),
         reply_xml: reply.into(),
         encrypted: false,
+        signature: None,
         jobs: Vec::new(),
     };
     let (a, b) = tokio::join!(
@@ -644,6 +657,7 @@ async fn under_a_steady_stream_of_messages_the_write_ahead_log_starts_over() {
                         raw_xml: format!("<xml><Content>{}</Content></xml>", "x".repeat(600)),
                         reply_xml: String::new(),
                         encrypted: false,
+                        signature: None,
                         jobs: Vec::new(),
                     };
                     app.store.record_message(message).await.unwrap();
