@@ -151,14 +151,9 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let store = self.state.store.clone();
+        let max_connections = self.state.config.max_connections;
         let router = routes::router(self.state);
-        // The peer address is the client's, unless a proxy header says otherwise (sign-in limits).
-        let served = axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let served = crate::server::serve(self.listener, router, max_connections, shutdown).await;
         store.close().await;
         served
     }

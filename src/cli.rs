@@ -30,7 +30,13 @@ pub enum Command {
     /// Run the server (the default).
     Serve,
     /// Run on this machine with demo credentials and its own database: no WeChat account needed.
-    Demo,
+    /// Listens on loopback only (127.0.0.1), whatever WXPORTAL_BIND says.
+    Demo {
+        /// Listen on this address instead, such as 0.0.0.0:8080 to try the demo from a phone on the
+        /// same network. Its Token, AES key and AppSecret are public: never on the Internet.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Validate the configuration and print the values in use, secrets masked.
     Check,
     /// Act as WeChat's server: send a message or the URL verification to a server and judge its answer.
@@ -80,7 +86,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Demo => demo().await,
+        Command::Demo { listen } => demo(listen).await,
         Command::Check => match Config::from_env() {
             Ok(config) => {
                 print!("{}", config.describe());
@@ -349,13 +355,32 @@ fn demo_config(
             ("WXPORTAL_WECHAT_API_URL", Some(a)) => {
                 Some(format!("http://{a}{}", simulator::API_PATH))
             }
-            ("WXPORTAL_BIND", _) => from_env(name),
+            // Loopback only: the demo's secrets are printed in this file. `--listen` (an override) is
+            // the one way out.
+            ("WXPORTAL_BIND", _) => from_env(name).map(|bind| loopback_only(&bind)),
             ("WXPORTAL_ACCOUNT_NAME", _) => {
                 from_env(name).or_else(|| Some("wxportal 演示号".to_owned()))
             }
             _ => None,
         }
     })
+}
+
+/// `bind` with its address replaced by 127.0.0.1 unless it is a loopback address already (the port is
+/// kept).
+fn loopback_only(bind: &str) -> String {
+    match bind.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.ip().is_loopback() => bind.to_owned(),
+        Ok(addr) => {
+            eprintln!(
+                "wxportal demo: listening on 127.0.0.1:{} instead of {addr} (WXPORTAL_BIND); use --listen to choose",
+                addr.port()
+            );
+            format!("127.0.0.1:{}", addr.port())
+        }
+        // Not an address: the configuration reports it.
+        Err(_) => bind.to_owned(),
+    }
 }
 
 /// Builds the demo (settings in `overrides` win, for tests); returns the app and the banner to print.
@@ -421,8 +446,19 @@ async fn demo_admin(store: &Store) -> Result<String, String> {
     }
 }
 
-async fn demo() -> ExitCode {
-    match build_demo(&[]).await {
+async fn demo(listen: Option<std::net::SocketAddr>) -> ExitCode {
+    let overrides: Vec<(&str, String)> = listen
+        .map(|addr| ("WXPORTAL_BIND", addr.to_string()))
+        .into_iter()
+        .collect();
+    if let Some(addr) = listen.filter(|a| !a.ip().is_loopback()) {
+        eprintln!(
+            "\nWARNING: the demo listens on {addr}, reachable from other machines. Its Token, AES key, \
+             AppSecret and admin password are public or printed here: use it on a network you trust, \
+             never on the Internet.\n"
+        );
+    }
+    match build_demo(&overrides).await {
         Ok((app, banner)) => run_app(app, Some(banner)).await,
         Err(e) => {
             eprintln!("{e}");

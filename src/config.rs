@@ -87,6 +87,8 @@ pub struct Config {
     pub access_token_api: TokenApi,
     /// Per-client request limits on the routes anyone can call (`WXPORTAL_LIMIT_*`).
     pub limits: Limits,
+    /// Connections open at once; more wait to be accepted (`WXPORTAL_MAX_CONNECTIONS`, default 4096).
+    pub max_connections: usize,
 }
 
 /// A request rate: at most `count` at once, refilled evenly over `per` (`30/1m`: a burst of 30, then one
@@ -383,11 +385,21 @@ impl Config {
             jssdk: rate("WXPORTAL_LIMIT_JSSDK", "120/1m"),
         };
 
+        let max_connections = match var("WXPORTAL_MAX_CONNECTIONS").map(|v| v.parse::<usize>()) {
+            None => 4096,
+            Some(Ok(n)) if n > 0 => n,
+            Some(_) => {
+                problems.push("WXPORTAL_MAX_CONNECTIONS must be a whole number above 0.".into());
+                4096
+            }
+        };
+
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
         Ok(Self {
             limits,
+            max_connections,
             access_token_api,
             bind,
             database_url,
@@ -423,6 +435,22 @@ impl Config {
         } else {
             Err(ConfigError(problems))
         }
+    }
+
+    /// Whether `url` is on this server's public origin: the same scheme, host and port as the public
+    /// URL, parsed (a prefix match would take `http://host:8080.evil.example`), and no user info.
+    pub fn is_own_origin(&self, url: &str) -> bool {
+        let (Ok(url), Ok(ours)) = (
+            reqwest::Url::parse(url),
+            reqwest::Url::parse(&self.public_url),
+        ) else {
+            return false;
+        };
+        url.scheme() == ours.scheme()
+            && url.host_str() == ours.host_str()
+            && url.port_or_known_default() == ours.port_or_known_default()
+            && url.username().is_empty()
+            && url.password().is_none()
     }
 
     /// The settings in use, one per line, secrets masked: what `wxportal check` prints.
@@ -488,6 +516,7 @@ impl Config {
         ];
         let limit = |rate: Option<Rate>| rate.map_or_else(|| "off".to_owned(), |r| r.to_string());
         lines.extend([
+            ("WXPORTAL_MAX_CONNECTIONS", self.max_connections.to_string()),
             ("WXPORTAL_LIMIT_AUTH_LOGIN", limit(self.limits.auth_login)),
             (
                 "WXPORTAL_LIMIT_AUTH_CALLBACK",

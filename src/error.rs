@@ -28,6 +28,9 @@ pub enum AppError {
     /// A page could not be rendered.
     #[error("template error: {0}")]
     Render(#[from] askama::Error),
+    /// The request body is over the limit of its route.
+    #[error("the request body is too large")]
+    TooLarge,
     /// The client is over a rate limit: come back after `retry_after` seconds.
     #[error("too many requests: retry after {retry_after} s")]
     TooMany { retry_after: u64 },
@@ -121,6 +124,11 @@ impl IntoResponse for AppError {
                 tracing::error!(error = %e, "page rendering failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
             }
+            Self::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large\n",
+            )
+                .into_response(),
             Self::TooMany { retry_after } => {
                 let page = ErrorPage::new(
                     StatusCode::TOO_MANY_REQUESTS,

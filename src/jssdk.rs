@@ -57,23 +57,16 @@ fn refuse(status: StatusCode, error: &str) -> Response {
 }
 
 /// The page URL to sign, as the page sees it (`location.href` up to `#`), if it is one of ours.
-fn own_page(url: &str, public_url: &str) -> Option<String> {
+fn own_page(url: &str, config: &crate::config::Config) -> Option<String> {
     let page = url.split('#').next().unwrap_or_default();
-    let parsed = reqwest::Url::parse(page).ok()?;
-    let ours = reqwest::Url::parse(public_url).ok()?;
-    let same_origin = parsed.scheme() == ours.scheme()
-        && parsed.host_str() == ours.host_str()
-        && parsed.port_or_known_default() == ours.port_or_known_default()
-        && parsed.username().is_empty()
-        && parsed.password().is_none();
-    same_origin.then(|| page.to_owned())
+    config.is_own_origin(page).then(|| page.to_owned())
 }
 
 async fn config(State(app): State<AppState>, Query(q): Query<ConfigQuery>) -> Response {
     let Some(url) = q.url.as_deref().filter(|u| !u.is_empty()) else {
         return refuse(StatusCode::BAD_REQUEST, "the url parameter is missing");
     };
-    let Some(page) = own_page(url, &app.config.public_url) else {
+    let Some(page) = own_page(url, &app.config) else {
         return refuse(
             StatusCode::BAD_REQUEST,
             "the url is not a page of this site (WXPORTAL_PUBLIC_URL)",
@@ -109,26 +102,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_pages_of_our_own_origin_are_signed() {
-        let ours = "https://example.com";
+    fn only_pages_of_our_own_origin_are_signed_without_their_fragment() {
+        let config = crate::config::Config::from_lookup(|k| match k {
+            "WXPORTAL_TOKEN" => Some("token123".into()),
+            "WXPORTAL_APPID" => Some("wx1234567890abcdef".into()),
+            "WXPORTAL_PUBLIC_URL" => Some("https://example.com".into()),
+            _ => None,
+        })
+        .unwrap();
         assert_eq!(
-            own_page("https://example.com/?a=1#share", ours).as_deref(),
+            own_page("https://example.com/?a=1#share", &config).as_deref(),
             Some("https://example.com/?a=1")
         );
         assert_eq!(
-            own_page("https://example.com:443/me", ours).as_deref(),
+            own_page("https://example.com:443/me", &config).as_deref(),
             Some("https://example.com:443/me")
         );
         for other in [
             "https://evil.com/",
             "https://example.com.evil.com/",
+            "https://example.com:443.evil.com/",
             "http://example.com/",
             "https://example.com:8443/",
             "https://user@example.com/",
             "javascript:alert(1)",
             "/relative",
         ] {
-            assert_eq!(own_page(other, ours), None, "{other}");
+            assert_eq!(own_page(other, &config), None, "{other}");
         }
     }
 }

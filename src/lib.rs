@@ -31,6 +31,8 @@ pub mod replies;
 pub mod routes;
 /// `wxportal send`: a WeChat-server simulator on the command line.
 pub mod send;
+/// The HTTP server: header timeout, connection cap, graceful shutdown.
+pub mod server;
 /// Sessions, the server key and CSRF tokens.
 pub mod sessions;
 /// `wxportal demo`'s stand-in for WeChat's servers and a follower's phone.

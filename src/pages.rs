@@ -3,11 +3,12 @@
 
 use askama::Template;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::Session;
 
 use crate::api::ApiError;
@@ -21,13 +22,20 @@ use crate::sessions::{Csrf, CsrfForm};
 use crate::store::{Tokens, User, unix_now};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(guide))
-        .route("/qr.svg", get(qr))
+    // The follower's own pages show their profile: never kept by the browser or anything between.
+    let personal = Router::new()
         .route("/me", get(me))
         .route("/me/refresh", axum::routing::post(refresh))
         .route("/me/delete", get(confirm_delete).post(delete))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    Router::new()
+        .route("/", get(guide))
+        .route("/qr.svg", get(qr))
         .route("/static/{file}", get(asset))
+        .merge(personal)
 }
 
 /// What the base layout needs on every page.

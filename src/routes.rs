@@ -17,6 +17,9 @@ use tracing::Level;
 use crate::app::AppState;
 use crate::{admin, jssdk, oauth, pages, sessions, simulator, webhook};
 
+/// The largest request body any route reads.
+pub const MAX_BODY: usize = 64 * 1024;
+
 pub fn router(state: AppState) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request<_>| {
@@ -52,9 +55,19 @@ pub fn router(state: AppState) -> Router {
         .merge(webhook::router())
         .merge(jssdk::router(&state))
         .merge(pages);
+    // Under https, browsers are told to never try plain http again.
+    let hsts = state.config.public_url.starts_with("https://").then(|| {
+        SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        )
+    });
     app.route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
+        // Every body is small: WeChat's messages, forms. Larger ones are refused before they are read.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower::util::option_layer(hsts))
         // Every response: no sniffing, no framing, no referrer leaking a code or state, scripts only from
         // this site and WeChat's JS-SDK (the pages have none inline).
         .layer(SetResponseHeaderLayer::if_not_present(

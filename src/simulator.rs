@@ -257,12 +257,7 @@ async fn consent(
         );
     }
     let redirect_uri = q.redirect_uri.unwrap_or_default();
-    let same_host = reqwest::Url::parse(&redirect_uri)
-        .ok()
-        .zip(reqwest::Url::parse(&app.config.public_url).ok())
-        .is_some_and(|(r, p)| {
-            r.host_str() == p.host_str() && r.port_or_known_default() == p.port_or_known_default()
-        });
+    let same_host = app.config.is_own_origin(&redirect_uri);
     if !same_host {
         return authorize_error(
             &app,
@@ -307,9 +302,9 @@ async fn decide(
     Extension(sim): Extension<Arc<Simulator>>,
     Form(d): Form<Decision>,
 ) -> Result<Response, AppError> {
-    let valid = reqwest::Url::parse(&d.redirect_uri).is_ok_and(|r| {
-        d.redirect_uri.starts_with(&app.config.public_url) && r.scheme().starts_with("http")
-    });
+    // By parsed origin, as WeChat checks the authorized domain: a prefix would let
+    // `http://127.0.0.1:8080.evil.example` through.
+    let valid = app.config.is_own_origin(&d.redirect_uri);
     if !valid || d.follower >= FOLLOWERS.len() {
         return authorize_error(
             &app,

@@ -141,7 +141,7 @@ async fn require_admin(
         let (parts, body) = request.into_parts();
         let bytes = axum::body::to_bytes(body, MAX_FORM)
             .await
-            .map_err(|_| AppError::bad_request("form", "the form is too large"))?;
+            .map_err(|_| AppError::TooLarge)?;
         let form: CsrfForm = serde_urlencoded::from_bytes(&bytes).unwrap_or(CsrfForm {
             csrf: String::new(),
         });

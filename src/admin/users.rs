@@ -228,8 +228,9 @@ fn csv_rows(users: &[User]) -> Result<Vec<u8>, csv::Error> {
     let time = |t: Option<i64>| t.map(beijing_time).unwrap_or_default();
     for u in users {
         let text = |v: &Option<String>| cell(v.as_deref().unwrap_or_default()).into_owned();
+        // Every text column, the OpenID too: it arrives in a push anyone with the Token can sign.
         out.write_record([
-            u.openid.clone(),
+            cell(&u.openid).into_owned(),
             text(&u.unionid),
             text(&u.nickname),
             u.sex.map(|s| s.to_string()).unwrap_or_default(),

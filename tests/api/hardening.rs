@@ -511,3 +511,252 @@ async fn a_compatible_body_is_read_from_its_ciphertext_never_the_plaintext_besid
     assert_eq!(post_under(&app, &unsigned, &other.body).await.0, 400);
     assert_eq!(app.message_count().await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_clients_are_cut_off_and_cannot_starve_the_webhook() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use wxportal::wechat::push::PushMode;
+    let app = TestApp::spawn(&[]).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    // 50 connections sending their headers a byte every 2 seconds, for up to 20 seconds.
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream
+            .write_all(b"POST /wechat HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let mut buf = [0u8; 256];
+            while started.elapsed() < Duration::from_secs(20) {
+                tokio::select! {
+                    // The server answered (408) or closed: it cut the client off.
+                    read = stream.read(&mut buf) => {
+                        let _ = read;
+                        return Some(started.elapsed());
+                    }
+                    () = tokio::time::sleep(Duration::from_secs(2)) => {
+                        if stream.write_all(b"X").await.is_err() {
+                            return Some(started.elapsed());
+                        }
+                    }
+                }
+            }
+            None
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    let (status, _) = app
+        .post(&text("oReal", "你好", "8801"), PushMode::Plain, None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    for conn in slow {
+        let cut_after = conn.await.unwrap().expect("the slow client was cut off");
+        assert!(
+            cut_after >= Duration::from_secs(9) && cut_after < Duration::from_secs(14),
+            "{cut_after:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_over_64_kib_are_refused_on_every_route_that_takes_one() {
+    let app = with_admin(&[]).await;
+    let big = "x=".to_owned() + &"a".repeat(70 * 1024);
+    for path in ["/admin/login", "/auth/logout", "/me/refresh", "/me/delete"] {
+        let response = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 413, "{path}");
+    }
+    // The webhook too, signed.
+    let query = signed_query(&wxportal::store::unix_now().to_string());
+    let (status, _) = app
+        .post_raw(
+            &query,
+            Some("text/xml"),
+            "<xml>".to_owned() + &"a".repeat(70 * 1024),
+        )
+        .await;
+    assert_eq!(status, 413);
+    // And a signed-in operator's form.
+    let (browser, csrf) = crate::admin::signed_in(&app).await;
+    let content = "a".repeat(70 * 1024);
+    let page = browser
+        .post_form(
+            "/admin/replies/new",
+            &[
+                ("csrf", &csrf),
+                ("reply_type", "text"),
+                ("content", &content),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 413);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn personal_pages_are_never_cached_and_https_brings_hsts() {
+    let (app, mock) = portal_with(&[]).await;
+    let browser = Browser::new(&app);
+    let state = browser.start_login("").await;
+    let code = mock.issue_code("oPrivate", "snsapi_userinfo");
+    browser.callback(&code, &state).await;
+    let cookie = browser.cookie().unwrap();
+    for path in ["/me", "/me/delete"] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["cache-control"], "no-store", "{path}");
+        assert!(!response.headers().contains_key("strict-transport-security"));
+    }
+    let https = TestApp::spawn(&[("WXPORTAL_PUBLIC_URL", "https://portal.test")]).await;
+    for path in ["/", "/healthz", "/admin/login"] {
+        let response = https.client.get(https.url(path)).send().await.unwrap();
+        assert_eq!(
+            response.headers()["strict-transport-security"],
+            "max-age=31536000",
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_openid_with_slashes_dots_or_hashes_stays_one_path_segment() {
+    use wxportal::wechat::push::PushMode;
+    let app = with_admin(&[]).await;
+    let odd = "o/../x?y#z";
+    let (status, _) = app
+        .post(&text(odd, "hi", "8901"), PushMode::Plain, None)
+        .await;
+    assert_eq!(status, 200);
+    let (browser, _) = crate::admin::signed_in(&app).await;
+    let encoded = "/admin/users/o%2F..%2Fx%3Fy%23z";
+    for list in ["/admin/users", "/admin/messages", "/admin/messages/1"] {
+        let page = browser.get(list).await;
+        assert!(page.body.contains(encoded), "{list}: {}", page.body);
+    }
+    let detail = browser.get(encoded).await;
+    assert_eq!(detail.status, 200);
+    assert!(detail.body.contains(odd));
+    assert!(
+        detail
+            .body
+            .contains("action=\"/admin/users/o%2F..%2Fx%3Fy%23z/delete\"")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_text_column_of_the_csv_is_defused_the_openid_too() {
+    use wxportal::wechat::push::PushMode;
+    let app = with_admin(&[]).await;
+    let (status, _) = app
+        .post(
+            &text("=HYPERLINK(\"x\")", "hi", "8902"),
+            PushMode::Plain,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (browser, _) = crate::admin::signed_in(&app).await;
+    let csv = browser.get("/admin/users.csv").await.body;
+    assert!(csv.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{csv}");
+}
+
+/// The address `port` is listened on, from the kernel's table: `0100007F` is 127.0.0.1.
+fn listening_address(port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (addr, hex_port) = fields.get(1)?.split_once(':')?;
+        let listening = fields.get(3) == Some(&"0A");
+        (listening && u16::from_str_radix(hex_port, 16).ok()? == port).then(|| addr.to_owned())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_listens_on_loopback_whatever_the_environment_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    for (listen, expected) in [(None, "0100007F"), (Some("0.0.0.0"), "00000000")] {
+        let port = free_port();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_wxportal"));
+        cmd.arg("demo")
+            .env_clear()
+            .env("WXPORTAL_BIND", format!("0.0.0.0:{port}"))
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        if let Some(ip) = listen {
+            cmd.arg("--listen").arg(format!("{ip}:{port}"));
+        }
+        let mut child = cmd.spawn().unwrap();
+        let up = eventually(20, || listening_address(port).is_some()).await;
+        let address = listening_address(port);
+        child.kill().unwrap();
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(up, "{stderr}");
+        assert_eq!(address.as_deref(), Some(expected), "{stderr}");
+        if listen.is_some() {
+            assert!(stderr.contains("WARNING"), "{stderr}");
+        } else {
+            assert!(stderr.contains("127.0.0.1"), "{stderr}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulator_gives_codes_only_to_the_public_origin() {
+    let (base, _dir, _) = spawn_demo().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for evil in [
+        format!("{base}.evil.example/auth/callback"),
+        format!("{base}@evil.example/auth/callback"),
+        base.replace("http://", "https://") + "/auth/callback",
+    ] {
+        let response = client
+            .post(format!("{base}/_sim/open/connect/oauth2/authorize"))
+            .form(&[
+                ("follower", "0"),
+                ("decision", "allow"),
+                ("redirect_uri", evil.as_str()),
+                ("state", "s"),
+                ("scope", "snsapi_base"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.headers().get("location").is_none(),
+            "{evil}: {:?}",
+            response.headers().get("location")
+        );
+    }
+}
