@@ -14,6 +14,9 @@ SECONDS_PER_RUN=${2:-10}
 PORT=${BENCH_PORT:-18182}
 
 cargo build --release --quiet --bin wxportal --example portal_load
+# Every simulated follower comes from 127.0.0.1: the per-client limits would stop the load at once.
+export WXPORTAL_LIMIT_AUTH_LOGIN=off WXPORTAL_LIMIT_AUTH_CALLBACK=off WXPORTAL_LIMIT_CODE_EXCHANGE=off \
+    WXPORTAL_LIMIT_ADMIN_LOGIN=off WXPORTAL_LIMIT_JSSDK=off
 source bench/demo.sh
 
 run() { ./target/release/examples/portal_load "$1" "http://127.0.0.1:$PORT" "$CONNECTIONS" "$SECONDS_PER_RUN"; }

@@ -6,8 +6,8 @@
 //!   → `/me`. One flow = five requests.
 //! - `me`: each connection signs in once, then loads `/me` over and over.
 //! - `healthz`: `GET /healthz`, the machine's ceiling in the same run.
-//! - `admin:PATH`: each connection signs in to the admin area once (password in `WXPORTAL_ADMIN_PASSWORD`,
-//!   admin `admin`), then loads `PATH` (e.g. `/admin/users?q=…`) over and over.
+//! - `admin:PATH`: the admin area is signed in to once (password in `WXPORTAL_ADMIN_PASSWORD`,
+//!   admin `admin`), shared by every connection, then loads `PATH` (e.g. `/admin/users?q=…`) over and over.
 //! - `get:PATH`: `GET PATH` over and over, expecting 200 (e.g. `/jssdk/config?url=…`).
 //!
 //! Prints one line: scenario, operations/s, p50 and p99 latency per operation, errors.
@@ -21,7 +21,8 @@ const UA: &str = "Mozilla/5.0 (iPhone) MicroMessenger/8.0.50";
 struct Phone {
     http: reqwest::Client,
     base: String,
-    cookie: Option<String>,
+    /// The cookie jar: name and value.
+    cookies: Vec<(String, String)>,
 }
 
 impl Phone {
@@ -30,17 +31,16 @@ impl Phone {
         request: reqwest::RequestBuilder,
     ) -> Result<(u16, Option<String>), String> {
         let mut request = request.header("user-agent", UA);
-        if let Some(c) = &self.cookie {
-            request = request.header(COOKIE, c);
+        if !self.cookies.is_empty() {
+            let header: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            request = request.header(COOKIE, header.join("; "));
         }
         let response = request.send().await.map_err(|e| e.to_string())?;
-        if let Some(set) = response
-            .headers()
-            .get(SET_COOKIE)
-            .and_then(|v| v.to_str().ok())
-        {
-            self.cookie = set.split(';').next().map(str::to_owned);
-        }
+        self.keep_cookies(response.headers());
         let status = response.status().as_u16();
         let location = response
             .headers()
@@ -49,6 +49,23 @@ impl Phone {
             .map(str::to_owned);
         response.bytes().await.map_err(|e| e.to_string())?;
         Ok((status, location))
+    }
+
+    /// Takes the cookies a response sets (and drops those it expires).
+    fn keep_cookies(&mut self, headers: &reqwest::header::HeaderMap) {
+        for set in headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+        {
+            let Some((name, value)) = set.split(';').next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            self.cookies.retain(|(k, _)| k != name);
+            if !set.to_ascii_lowercase().contains("max-age=0") {
+                self.cookies.push((name.to_owned(), value.to_owned()));
+            }
+        }
     }
 
     fn url(&self, path_or_url: &str) -> String {
@@ -106,12 +123,7 @@ impl Phone {
             .send()
             .await
             .map_err(|e| e.to_string())?;
-        self.cookie = response
-            .headers()
-            .get(SET_COOKIE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|set| set.split(';').next())
-            .map(str::to_owned);
+        self.keep_cookies(response.headers());
         let page = response.text().await.map_err(|e| e.to_string())?;
         let marker = "name=\"csrf\" value=\"";
         let at = page
@@ -162,6 +174,20 @@ async fn main() {
         .pool_max_idle_per_host(connections)
         .build()
         .unwrap();
+    // One operator session for every admin connection: sign-in attempts from one address are limited
+    // (and counted before the password is checked), so 64 at once would be refused as a flood.
+    let mut admin = Phone {
+        http: http.clone(),
+        base: base.clone(),
+        cookies: Vec::new(),
+    };
+    if scenario.starts_with("admin:") {
+        let password = std::env::var("WXPORTAL_ADMIN_PASSWORD").unwrap_or_default();
+        if let Err(e) = admin.admin_sign_in(&password).await {
+            eprintln!("error: {e}");
+            return;
+        }
+    }
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let workers: Vec<_> = (0..connections)
@@ -169,19 +195,15 @@ async fn main() {
             let mut phone = Phone {
                 http: http.clone(),
                 base: base.clone(),
-                cookie: None,
+                cookies: admin.cookies.clone(),
             };
             let scenario = scenario.clone();
             tokio::spawn(async move {
                 let (mut latencies, mut errors) = (Vec::new(), 0u64);
                 let admin_path = scenario.strip_prefix("admin:").map(str::to_owned);
                 let get_path = scenario.strip_prefix("get:").map(str::to_owned);
-                let ready = match (&admin_path, scenario.as_str()) {
-                    (Some(_), _) => {
-                        let password = std::env::var("WXPORTAL_ADMIN_PASSWORD").unwrap_or_default();
-                        phone.admin_sign_in(&password).await
-                    }
-                    (None, "me") => phone.flow(i % 4).await,
+                let ready = match scenario.as_str() {
+                    "me" => phone.flow(i % 4).await,
                     _ => Ok(()),
                 };
                 if let Err(e) = ready {

@@ -325,8 +325,9 @@ const DEMO: [(&str, &str); 6] = [
 ];
 
 /// The demo's configuration: `overrides` first, then the demo credentials, WeChat played by the built-in
-/// simulator at `addr`, and from the environment only the bind address, public URL and account name (never
-/// a database URL: a `.env` written for `serve` must not point the demo at production data).
+/// simulator at `addr`, and from the environment only the bind address (loopback only), public URL, account
+/// name and request limits (never a database URL: a `.env` written for `serve` must not point the demo at
+/// production data).
 fn demo_config(
     overrides: &[(&str, String)],
     addr: Option<std::net::SocketAddr>,
@@ -361,6 +362,8 @@ fn demo_config(
             ("WXPORTAL_ACCOUNT_NAME", _) => {
                 from_env(name).or_else(|| Some("wxportal 演示号".to_owned()))
             }
+            // The benchmarks play thousands of followers from one address.
+            (limit, _) if limit.starts_with("WXPORTAL_LIMIT_") => from_env(name),
             _ => None,
         }
     })

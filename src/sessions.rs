@@ -12,13 +12,12 @@ use tower_cookies::Cookies;
 use tower_sessions::cookie::{Cookie, Key, SameSite};
 use tower_sessions::service::SignedCookie;
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::app::AppState;
 use crate::config::Config;
 use crate::error::{AppError, ErrorPage};
 use crate::oauth::state::StateSigner;
-use crate::store::{Store, StoreError, unix_now};
+use crate::store::{SessionRows, Store, StoreError, unix_now};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "wxportal_session";
@@ -86,7 +85,7 @@ pub fn layer(
     store: &Store,
     keys: &Keys,
     config: &Config,
-) -> SessionManagerLayer<SqliteStore, SignedCookie> {
+) -> SessionManagerLayer<SessionRows, SignedCookie> {
     SessionManagerLayer::new(store.session_store())
         .with_name(COOKIE)
         .with_http_only(true)

@@ -218,6 +218,7 @@ impl Store {
         address: &str,
         since: i64,
     ) -> Result<LoginAttempts, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM login_failures WHERE at < ?")
             .bind(since)

@@ -8,6 +8,7 @@ mod admin;
 mod messages;
 mod oauth;
 mod rules;
+mod sessions;
 mod users;
 
 use std::str::FromStr;
@@ -30,6 +31,7 @@ pub use admin::{
 pub use messages::{MessageRecord, NewMessage, Recorded};
 pub use oauth::{Claim, NewState, OAuthState, Outcome};
 pub use rules::{Move, ReplyRule, RuleEdit};
+pub use sessions::SessionRows;
 pub use users::{Profile, Tokens, User};
 
 /// A database failure; the caller sees a 5xx and the operator a log line.
@@ -48,6 +50,10 @@ pub enum StoreError {
 pub struct Store {
     pool: SqlitePool,
     writer: mpsc::Sender<messages::WriteJob>,
+    /// One write on the pool at a time in this process. SQLite has one write lock; without this,
+    /// concurrent writers on the pool met it taken and slept in SQLite's busy handler (up to 100 ms a
+    /// nap) instead of queueing: under load a sign-in spent most of its time asleep.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -78,15 +84,24 @@ impl Store {
         )
         .await?;
         tokio::spawn(checkpoint_regularly(pool.clone(), writer.downgrade()));
-        let store = Self { pool, writer };
-        store.session_store().migrate().await?;
+        let store = Self {
+            pool,
+            writer,
+            write_gate: Default::default(),
+        };
+        SqliteStore::new(store.pool.clone()).migrate().await?;
         tokio::spawn(store.clone().clean_up_regularly());
         Ok(store)
     }
 
     /// Where sessions live: in this database, so restarts and other instances keep them.
-    pub fn session_store(&self) -> SqliteStore {
-        SqliteStore::new(self.pool.clone())
+    pub fn session_store(&self) -> SessionRows {
+        SessionRows::new(self)
+    }
+
+    /// This process's turn to write on the pool (see `write_gate`).
+    pub(crate) async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.write_gate.lock().await
     }
 
     /// Deletes expired sessions and old authorization states, hourly.
@@ -97,7 +112,7 @@ impl Store {
             if self.pool.is_closed() {
                 return;
             }
-            if let Err(e) = self.session_store().delete_expired().await {
+            if let Err(e) = SqliteStore::new(self.pool.clone()).delete_expired().await {
                 tracing::warn!(error = %e, "deleting expired sessions failed");
             }
             if let Err(e) = self.delete_old_oauth_states().await {

@@ -67,6 +67,7 @@ impl Store {
         code_hash: &str,
     ) -> Result<Claim, StoreError> {
         let now = unix_now();
+        let _turn = self.write_turn().await;
         // Any conflict (the nonce, or the code with another state) inserts nothing; the reads below
         // tell which.
         let claimed = sqlx::query_as::<_, OAuthState>(
@@ -100,6 +101,7 @@ impl Store {
     /// Marks the state used without a code (the follower refused): a replay of it is refused too.
     /// Returns whether this call spent it.
     pub async fn consume_oauth_state(&self, state: &NewState<'_>) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         Ok(sqlx::query(
             "INSERT INTO oauth_states (nonce, scope, next, created_at, expires_at, claimed_at, outcome, finished_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?4, 'failed', ?4)
@@ -144,6 +146,7 @@ impl Store {
         nonce: &str,
         outcome: Outcome,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE oauth_states SET outcome = ?, finished_at = ? WHERE nonce = ?")
             .bind(outcome.as_str())
             .bind(unix_now())

@@ -82,6 +82,7 @@ impl Store {
         profile: Option<&Profile>,
     ) -> Result<(), StoreError> {
         let now = unix_now();
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         upsert_profile(&mut tx, openid, unionid, tokens, profile, now).await?;
         sqlx::query(
