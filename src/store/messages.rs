@@ -156,8 +156,27 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<WriteJob>
                         let _ = ack.send(Ok(result));
                     }
                 }
+                Err(e) if messages.len() > 1 => {
+                    // One message the database refuses must not fail the others committed with it:
+                    // each is tried alone, and only the refused ones get the error.
+                    tracing::warn!(error = %e, count = messages.len(), "a batch failed; storing its messages one by one");
+                    for message in messages {
+                        let single = [message];
+                        let result = commit_batch(&mut conn, &single).await;
+                        let [(m, ack)] = single;
+                        match result {
+                            Ok(mut results) => {
+                                let _ = ack.send(Ok(results.remove(0)));
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, msg_type = m.msg_type, "storing a message failed");
+                                let _ = ack.send(Err(e.to_string()));
+                            }
+                        }
+                    }
+                }
                 Err(e) => {
-                    tracing::error!(error = %e, count = messages.len(), "storing a batch of messages failed");
+                    tracing::error!(error = %e, "storing a message failed");
                     for (_, ack) in messages {
                         let _ = ack.send(Err(e.to_string()));
                     }

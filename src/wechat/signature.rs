@@ -26,7 +26,7 @@ pub fn verify(given: &str, parts: &[&str]) -> bool {
 mod tests {
     use super::*;
 
-    // Known answers from ../shared/wechat-test-vectors.md, "Plain signature".
+    // Published known answers for the plain signature (WeChat's sample Token, timestamp and nonce).
     #[test]
     fn published_plain_signatures_match() {
         let vectors = [

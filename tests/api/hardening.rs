@@ -760,3 +760,46 @@ async fn the_simulator_gives_codes_only_to_the_public_origin() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_the_database_refuses_does_not_fail_those_committed_with_it() {
+    use wxportal::wechat::push::PushMode;
+    let app = std::sync::Arc::new(TestApp::spawn(&[]).await);
+    {
+        let mut db = SqliteConnection::connect(&app.database_url())
+            .await
+            .unwrap();
+        sqlx::query(
+            "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.openid = 'oPoison'
+             BEGIN SELECT RAISE(ABORT, 'refused for the test'); END",
+        )
+        .execute(&mut db)
+        .await
+        .unwrap();
+    }
+    // Sent together, so that the writer commits them in shared batches.
+    let sends = (0..40).map(|i| {
+        let app = app.clone();
+        async move {
+            let from = if i % 10 == 0 {
+                "oPoison".to_owned()
+            } else {
+                format!("oFine{i}")
+            };
+            let status = app
+                .post(
+                    &text(&from, "hi", &format!("77{i:04}")),
+                    PushMode::Plain,
+                    None,
+                )
+                .await
+                .0;
+            (from, status)
+        }
+    });
+    for (from, status) in futures_util::future::join_all(sends).await {
+        let expected = if from == "oPoison" { 503 } else { 200 };
+        assert_eq!(status, expected, "{from}");
+    }
+    assert_eq!(app.message_count().await, 36);
+}

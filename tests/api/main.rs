@@ -9,5 +9,6 @@ mod hardening;
 mod helpers;
 mod mock;
 mod portal;
+mod regressions;
 mod vectors;
 mod webhook;

@@ -1,4 +1,4 @@
-//! The published known answers of ../shared/wechat-test-vectors.md, decrypted directly and through the
+//! The published known answers of WeChat's message-encryption samples, decrypted directly and through the
 //! real server.
 
 use wxportal::store::unix_now;
