@@ -30,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
         from: "oFixtureFollower0000000001".into(),
         create_time: 1_714_000_000,
         msg_type: "text".into(),
-        fields: vec![("Content".into(), "你好".into()), ("MsgId".into(), "1".into())],
+        fields: vec![
+            ("Content".into(), "你好".into()),
+            ("MsgId".into(), "1".into()),
+        ],
     };
     for crypto in [None, Some(crypto())] {
         let verdict = check_reply(&push, TOKEN, crypto, 200, Duration::from_millis(10), body);

@@ -14,7 +14,6 @@ use libfuzzer_sys::fuzz_target;
 use tower::ServiceExt;
 use wxportal::app::App;
 use wxportal::config::Config;
-use wxportal::wechat::{XmlFields, signature};
 
 /// The test fixtures' account, so that their signed requests seed the corpus.
 const TOKEN: &str = "fixtureToken42";
@@ -37,7 +36,9 @@ fn harness() -> &'static Harness {
                     match name {
                         "WXPORTAL_TOKEN" => TOKEN,
                         "WXPORTAL_APPID" => "wx5823bf96d3bd56c7",
-                        "WXPORTAL_ENCODING_AES_KEY" => "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C",
+                        "WXPORTAL_ENCODING_AES_KEY" => {
+                            "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+                        }
                         "WXPORTAL_MESSAGE_MODE" => "compat",
                         "WXPORTAL_MAX_CLOCK_SKEW" => "0",
                         "WXPORTAL_SQLITE_SYNCHRONOUS" => "normal",
@@ -60,38 +61,6 @@ fn harness() -> &'static Harness {
     })
 }
 
-/// The query with correct signatures for its timestamp, nonce and the body's ciphertext.
-fn signed(query: &str, body: &str) -> String {
-    let pairs: Vec<(String, String)> = query
-        .split('&')
-        .filter_map(|p| p.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    let get = |k: &str| {
-        pairs
-            .iter()
-            .find(|(name, _)| name == k)
-            .map_or("", |(_, v)| v.as_str())
-    };
-    let (timestamp, nonce) = (get("timestamp"), get("nonce"));
-    let encrypt = XmlFields::parse(body)
-        .ok()
-        .and_then(|f| f.get("Encrypt").map(str::to_owned))
-        .unwrap_or_default();
-    pairs
-        .iter()
-        .map(|(k, v)| match k.as_str() {
-            "signature" => format!("{k}={}", signature::sign(&[TOKEN, timestamp, nonce])),
-            "msg_signature" => format!(
-                "{k}={}",
-                signature::sign(&[TOKEN, timestamp, nonce, &encrypt])
-            ),
-            _ => format!("{k}={v}"),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 fuzz_target!(|data: &[u8]| {
     let Some((&first, _)) = data.split_first() else {
         return;
@@ -99,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let (query, body) = text.split_once('\n').unwrap_or((&text, ""));
     let query = if first % 2 == 1 {
-        signed(query, body)
+        wxportal::wechat::push::resign_query(TOKEN, query, body)
     } else {
         query.to_owned()
     };

@@ -135,6 +135,31 @@ impl Push {
     }
 }
 
+/// `query` (`k=v&…`) with its `signature`, and `msg_signature` over `body`'s `<Encrypt>`, replaced by
+/// the correct ones for its timestamp and nonce: to replay recorded or mutated requests (the fuzz
+/// harness, its regression tests) past the signature check.
+pub fn resign_query(token: &str, query: &str, body: &str) -> String {
+    let pairs: Vec<(&str, &str)> = query.split('&').filter_map(|p| p.split_once('=')).collect();
+    let get = |k: &str| pairs.iter().find(|(n, _)| *n == k).map_or("", |(_, v)| *v);
+    let (timestamp, nonce) = (get("timestamp"), get("nonce"));
+    let encrypt = XmlFields::parse(body)
+        .ok()
+        .and_then(|f| f.get("Encrypt").map(str::to_owned))
+        .unwrap_or_default();
+    pairs
+        .iter()
+        .map(|(k, v)| match *k {
+            "signature" => format!("{k}={}", signature::sign(&[token, timestamp, nonce])),
+            "msg_signature" => format!(
+                "{k}={}",
+                signature::sign(&[token, timestamp, nonce, &encrypt])
+            ),
+            _ => format!("{k}={v}"),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// A URL-verification request: the query pairs for `GET`.
 pub fn verification_query(
     token: &str,

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use wxportal::wechat::signature;
-
 use crate::helpers::TestApp;
 
 const TOKEN: &str = "fixtureToken42";
@@ -22,29 +20,6 @@ fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
         .unwrap_or_default();
     inputs.sort();
     inputs
-}
-
-/// The query with correct signatures, as the fuzz harness makes them for an odd first byte.
-fn signed(query: &str, body: &str) -> String {
-    let pairs: Vec<(&str, &str)> = query.split('&').filter_map(|p| p.split_once('=')).collect();
-    let get = |k: &str| pairs.iter().find(|(n, _)| *n == k).map_or("", |(_, v)| *v);
-    let (timestamp, nonce) = (get("timestamp"), get("nonce"));
-    let encrypt = wxportal::wechat::XmlFields::parse(body)
-        .ok()
-        .and_then(|f| f.get("Encrypt").map(str::to_owned))
-        .unwrap_or_default();
-    pairs
-        .iter()
-        .map(|(k, v)| match *k {
-            "signature" => format!("{k}={}", signature::sign(&[TOKEN, timestamp, nonce])),
-            "msg_signature" => format!(
-                "{k}={}",
-                signature::sign(&[TOKEN, timestamp, nonce, &encrypt])
-            ),
-            _ => format!("{k}={v}"),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -66,7 +41,7 @@ async fn webhook_inputs_that_once_failed_get_a_4xx_or_an_answer() {
         let text = String::from_utf8_lossy(&data);
         let (query, body) = text.split_once('\n').unwrap_or((&text, ""));
         let query = if data[0] % 2 == 1 {
-            signed(query, body)
+            wxportal::wechat::push::resign_query(TOKEN, query, body)
         } else {
             query.to_owned()
         };
