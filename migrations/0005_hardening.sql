@@ -24,3 +24,6 @@ BEGIN
         subscription_changed_at = CASE WHEN excluded.subscription_changed_at >= coalesce(users.subscription_changed_at, 0)
                      THEN excluded.subscription_changed_at ELSE users.subscription_changed_at END;
 END;
+
+-- From this version on, an oauth_states row is written when a callback claims its state (an insert that
+-- conflicts on reuse), never at /auth/login: the pending sign-in travels in the signed state itself.

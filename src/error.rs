@@ -130,11 +130,20 @@ impl IntoResponse for AppError {
             )
                 .into_response(),
             Self::TooMany { retry_after } => {
+                let (zh, en) = if *retry_after >= 120 {
+                    let minutes = retry_after.div_ceil(60);
+                    (format!("{minutes} 分钟"), format!("{minutes} minutes"))
+                } else {
+                    (
+                        format!("{retry_after} 秒"),
+                        format!("{retry_after} seconds"),
+                    )
+                };
                 let page = ErrorPage::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "操作太频繁",
-                    &format!("操作太频繁，请 {retry_after} 秒后再试。"),
-                    &format!("Too many requests: try again in {retry_after} seconds."),
+                    &format!("操作太频繁，请 {zh}后再试。"),
+                    &format!("Too many requests: try again in {en}."),
                 );
                 let mut response = (
                     StatusCode::TOO_MANY_REQUESTS,

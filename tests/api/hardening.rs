@@ -803,3 +803,38 @@ async fn a_message_the_database_refuses_does_not_fail_those_committed_with_it() 
     }
     assert_eq!(app.message_count().await, 36);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_sign_ins_log_the_address_and_a_hash_never_the_text_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(dir.path(), &[]).await;
+    let browser = Browser::at(
+        &server.base,
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    );
+    let csrf = browser.get("/admin/login").await.csrf();
+    // A password typed into the name field, as people do.
+    let page = browser
+        .post_form(
+            "/admin/login",
+            &[
+                ("csrf", &csrf),
+                ("name", "MyS3cretPassw0rd"),
+                ("password", "another-secret-9"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 401);
+    let log = server.log();
+    assert!(
+        log.contains("sign-in failed") && log.contains("127.0.0.1"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("MyS3cretPassw0rd") && !log.contains("another-secret-9"),
+        "{log}"
+    );
+}
