@@ -546,6 +546,19 @@ async fn slow_clients_are_cut_off_and_cannot_starve_the_webhook() {
             None
         }));
     }
+    // And a kept-alive connection that goes quiet after one request.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 512];
+    let n = idle.read(&mut answer).await.unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    let idle = tokio::spawn(async move {
+        let started = Instant::now();
+        let closed = idle.read(&mut answer).await.unwrap_or(0);
+        (closed, started.elapsed())
+    });
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
     let (status, _) = app
@@ -556,6 +569,12 @@ async fn slow_clients_are_cut_off_and_cannot_starve_the_webhook() {
         started.elapsed() < Duration::from_secs(1),
         "{:?}",
         started.elapsed()
+    );
+    let (read, idle_for) = idle.await.unwrap();
+    assert_eq!(read, 0, "closed, not answered");
+    assert!(
+        idle_for >= Duration::from_secs(9) && idle_for < Duration::from_secs(14),
+        "{idle_for:?}"
     );
     for conn in slow {
         let cut_after = conn.await.unwrap().expect("the slow client was cut off");
