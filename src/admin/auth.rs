@@ -275,7 +275,7 @@ pub async fn login(
         tokio::time::sleep(wait).await;
     }
     // One check per core at a time: a flood of attempts queues nowhere, it is refused.
-    let Ok(_permit) = Arc::clone(&app.password_checks).try_acquire_owned() else {
+    let Ok(permit) = Arc::clone(&app.password_checks).try_acquire_owned() else {
         tracing::warn!(
             account,
             address,
@@ -294,7 +294,7 @@ pub async fn login(
     let valid = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
         .await
         .unwrap_or(false);
-    drop(_permit);
+    drop(permit);
     let admin = match admin {
         Some(admin) if valid => admin,
         _ => {

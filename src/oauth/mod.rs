@@ -206,7 +206,7 @@ struct CallbackQuery {
     next: Option<String>,
 }
 
-/// What a callback needs beyond its query: the browser's session and cookies, and who is calling.
+/// The browser a callback came from: its session, its cookies and its form token.
 struct Visit {
     session: Session,
     cookies: Cookies,
