@@ -35,7 +35,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// How the account's messages are protected (WECHAT.md §5).
+/// How the account's messages are protected (docs/protocol.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageMode {
     /// 明文模式: no encryption.

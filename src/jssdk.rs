@@ -1,4 +1,4 @@
-//! `GET /jssdk/config?url=…`: what a page of ours needs for `wx.config` (WECHAT.md §7): the AppID, a
+//! `GET /jssdk/config?url=…`: what a page of ours needs for `wx.config` (docs/protocol.md §7): the AppID, a
 //! timestamp, a nonce and the signature over the jsapi_ticket, for page URLs on our own host only.
 
 use axum::Json;

@@ -16,7 +16,7 @@ const PAGE_SIZE: i64 = 50;
 /// Longest summary shown in a list cell.
 const SUMMARY_CHARS: usize = 80;
 
-/// The kinds the filter offers: message types, then `event:` + event (WECHAT.md §3).
+/// The kinds the filter offers: message types, then `event:` + event (docs/protocol.md §3).
 const KINDS: [(&str, &str); 18] = [
     ("text", "文本 · text"),
     ("image", "图片 · image"),

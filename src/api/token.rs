@@ -1,4 +1,4 @@
-//! The account's access_token and JS-SDK jsapi_ticket (WECHAT.md §7), shared by every task and every
+//! The account's access_token and JS-SDK jsapi_ticket (docs/protocol.md §7), shared by every task and every
 //! process on one database.
 //!
 //! A value lives in the `credentials` table with its expiry. Whoever needs one reads it there (and keeps

@@ -1,4 +1,4 @@
-//! Web authorization (网页授权, WECHAT.md §6): `/auth/login`, `/auth/callback`, `/auth/logout`.
+//! Web authorization (网页授权, docs/protocol.md §6): `/auth/login`, `/auth/callback`, `/auth/logout`.
 //!
 //! A callback is safe to receive any number of times: its state is signed and single use, its code is
 //! claimed in the database before the one exchange, and a repeat either finds the browser that started it
