@@ -211,6 +211,8 @@ struct Visit {
     session: Session,
     cookies: Cookies,
     csrf: Csrf,
+    /// The authorizations it started, as its cookie listed them.
+    pending: Pending,
 }
 
 #[tracing::instrument(skip_all)]
@@ -274,6 +276,7 @@ async fn callback(
         session,
         cookies,
         csrf,
+        pending,
     };
     match app.store.claim_oauth_state(&row, &code_hash).await? {
         Claim::Claimed(row) => exchange(&app, &visit, row, &code, &code_hash).await,
@@ -405,8 +408,15 @@ async fn sign_in(
     // fixation) is worthless.
     visit.session.cycle_id().await.map_err(AppError::session)?;
     visit.csrf.renew();
-    let mut pending = Pending::read(&visit.cookies, &app.keys);
-    pending.0.retain(|n| n != nonce);
+    let pending = Pending(
+        visit
+            .pending
+            .0
+            .iter()
+            .filter(|n| *n != nonce)
+            .cloned()
+            .collect(),
+    );
     pending.write(
         &visit.cookies,
         &app.keys,

@@ -79,6 +79,7 @@ impl Store {
         owner: &str,
         until: i64,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE credentials SET lease_owner = ?, lease_until = ?
              WHERE kind = ? AND (lease_until < ? OR lease_owner = ?)",
@@ -100,6 +101,7 @@ impl Store {
         value: &str,
         expires_at: i64,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let now = unix_now();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -120,6 +122,7 @@ impl Store {
 
     /// Records a failed fetch (it counts against the quota too) and gives up the lease.
     pub async fn fail_credential(&self, kind: &str, error: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let now = unix_now();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -140,6 +143,7 @@ impl Store {
     /// Marks `value` refused by WeChat, if it is still the stored one (many callers may report the same
     /// refusal; only the first changes anything, and a newer value is never touched).
     pub async fn refuse_credential(&self, kind: &str, value: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE credentials SET expires_at = -1 WHERE kind = ? AND value = ? AND expires_at <> -1",
         )
@@ -163,6 +167,7 @@ impl Store {
 
     /// Queues a job due now (jobs that answer a message are queued with it, in its commit).
     pub async fn enqueue_job(&self, kind: &str, openid: &str) -> Result<i64, StoreError> {
+        let _turn = self.write_turn().await;
         let now = unix_now();
         Ok(sqlx::query_scalar(
             "INSERT INTO outbox (kind, openid, due_at, created_at) VALUES (?, ?, ?, ?) RETURNING id",
@@ -182,6 +187,7 @@ impl Store {
         owner: &str,
         claim_secs: i64,
     ) -> Result<Option<(Job, bool)>, StoreError> {
+        let _turn = self.write_turn().await;
         loop {
             let now = unix_now();
             let candidate: Option<(i64, String, i64)> = sqlx::query_as(
@@ -229,6 +235,7 @@ impl Store {
 
     /// The job is done; `sent` is what went to WeChat.
     pub async fn finish_job(&self, id: i64, sent: Option<&str>) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE outbox SET state = 'done', finished_at = ?, sent = ?, claimed_by = NULL,
                  claimed_until = 0 WHERE id = ?",
@@ -243,6 +250,7 @@ impl Store {
 
     /// The attempt failed for a passing reason: try again at `due_at`.
     pub async fn retry_job(&self, id: i64, due_at: i64, error: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE outbox SET state = 'queued', due_at = ?, last_error = ?, claimed_by = NULL,
                  claimed_until = 0 WHERE id = ?",
@@ -262,6 +270,7 @@ impl Store {
         error: &str,
         sent: Option<&str>,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE outbox SET state = 'failed', finished_at = ?, last_error = ?, sent = ?,
                  claimed_by = NULL, claimed_until = 0 WHERE id = ?",
@@ -314,6 +323,7 @@ impl Store {
         openid: &str,
         info: &FollowerInfo,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE users SET unionid = coalesce(?, unionid), subscribe_time = ?, remark = ?, tags = ?,
                  info_fetched_at = ?
@@ -340,6 +350,7 @@ impl Store {
     }
 
     pub async fn save_menu_draft(&self, json: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO settings (name, value) VALUES ('menu_draft', ?)
              ON CONFLICT (name) DO UPDATE SET value = excluded.value",

@@ -158,6 +158,7 @@ impl Store {
 
     /// Creates an admin; `false` when the name is taken.
     pub async fn create_admin(&self, name: &str, password_hash: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let now = unix_now();
         let done = sqlx::query(
             "INSERT INTO admins (name, password_hash, created_at, password_changed_at)
@@ -178,6 +179,7 @@ impl Store {
         name: &str,
         password_hash: &str,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         // Strictly increasing, so even two changes within a second end the sessions of the first.
         let done = sqlx::query(
             "UPDATE admins SET password_hash = ?,
@@ -192,6 +194,7 @@ impl Store {
     }
 
     pub async fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM admins WHERE name = ?")
             .bind(name)
             .execute(&self.pool)
@@ -200,6 +203,7 @@ impl Store {
     }
 
     pub async fn touch_admin_login(&self, id: i64) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE admins SET last_login_at = ? WHERE id = ?")
             .bind(unix_now())
             .bind(id)
@@ -254,6 +258,7 @@ impl Store {
         account: &str,
         address: &str,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM login_failures WHERE account = ? AND address = ?")
             .bind(account)
             .bind(address)
@@ -294,6 +299,7 @@ impl Store {
 
     /// Deletes a follower and their messages; `false` when there was no such follower.
     pub async fn delete_user(&self, openid: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM outbox WHERE openid = ?")
             .bind(openid)

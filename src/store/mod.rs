@@ -50,9 +50,10 @@ pub enum StoreError {
 pub struct Store {
     pool: SqlitePool,
     writer: mpsc::Sender<messages::WriteJob>,
-    /// One write on the pool at a time in this process. SQLite has one write lock; without this,
-    /// concurrent writers on the pool met it taken and slept in SQLite's busy handler (up to 100 ms a
-    /// nap) instead of queueing: under load a sign-in spent most of its time asleep.
+    /// One write on the pool at a time in this process: every write method takes its turn here
+    /// ([`Store::write_turn`]) before it touches the pool. SQLite has one write lock; without the turn,
+    /// concurrent writers met it taken and slept in SQLite's busy handler (naps of up to 100 ms, seen in
+    /// the sign-in benchmark's p99) instead of queueing.
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 

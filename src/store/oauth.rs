@@ -158,6 +158,7 @@ impl Store {
 
     /// Forgets states that expired more than a day ago.
     pub async fn delete_old_oauth_states(&self) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         Ok(sqlx::query("DELETE FROM oauth_states WHERE expires_at < ?")
             .bind(unix_now() - 86_400)
             .execute(&self.pool)
@@ -171,6 +172,7 @@ impl Store {
         name: &str,
         generate: impl FnOnce() -> String,
     ) -> Result<String, StoreError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
         )

@@ -67,6 +67,7 @@ impl Store {
 
     /// Adds a keyword rule at the end of the order; returns its id.
     pub async fn add_keyword_rule(&self, edit: &RuleEdit) -> Result<i64, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let id = sqlx::query_scalar(
             "INSERT INTO reply_rules (kind, position, match_mode, keyword, click_key, reply, enabled, slow,
@@ -91,6 +92,7 @@ impl Store {
 
     /// Changes a rule; `false` when there is no such rule.
     pub async fn update_rule(&self, id: i64, edit: &RuleEdit) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE reply_rules SET match_mode = ?, keyword = ?, click_key = ?, reply = ?, enabled = ?,
@@ -113,6 +115,7 @@ impl Store {
 
     /// Deletes a keyword rule (the welcome and default rules are switched off instead).
     pub async fn delete_rule(&self, id: i64) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM reply_rules WHERE id = ? AND kind = 'keyword'")
             .bind(id)
@@ -125,6 +128,7 @@ impl Store {
 
     /// Swaps a keyword rule with its neighbour in the order.
     pub async fn move_rule(&self, id: i64, direction: Move) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let (cmp, order) = match direction {
             Move::Up => ("<", "DESC"),

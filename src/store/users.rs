@@ -104,6 +104,7 @@ impl Store {
         tokens: &Tokens,
         profile: Option<&Profile>,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         upsert_profile(&mut tx, openid, None, tokens, profile, unix_now()).await?;
         tx.commit().await?;
@@ -113,6 +114,7 @@ impl Store {
     /// Erases what a follower shared (profile and tokens). The row itself stays while they follow the
     /// account, since the webhook records their subscription; nothing they shared remains.
     pub async fn erase_profile(&self, openid: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE users SET unionid = NULL, nickname = NULL, headimgurl = NULL, sex = NULL,
                  province = NULL, city = NULL, country = NULL, privilege = NULL, userinfo_json = NULL,

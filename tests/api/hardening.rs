@@ -760,18 +760,7 @@ async fn the_simulator_gives_codes_only_to_the_public_origin() {
         format!("{base}@evil.example/auth/callback"),
         base.replace("http://", "https://") + "/auth/callback",
     ] {
-        let response = client
-            .post(format!("{base}/_sim/open/connect/oauth2/authorize"))
-            .form(&[
-                ("follower", "0"),
-                ("decision", "allow"),
-                ("redirect_uri", evil.as_str()),
-                ("state", "s"),
-                ("scope", "snsapi_base"),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let response = simulator_allows(&client, &base, &evil).await;
         assert!(
             response.headers().get("location").is_none(),
             "{evil}: {:?}",

@@ -359,6 +359,27 @@ impl Browser {
     }
 }
 
+/// The follower's choice on the demo simulator's consent page, posted as its form does: the answer,
+/// which redirects to `redirect_uri` with a code when the simulator accepts it.
+pub async fn simulator_allows(
+    client: &reqwest::Client,
+    base: &str,
+    redirect_uri: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/_sim/open/connect/oauth2/authorize"))
+        .form(&[
+            ("follower", "0"),
+            ("decision", "allow"),
+            ("redirect_uri", redirect_uri),
+            ("state", "s"),
+            ("scope", "snsapi_base"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 /// `wxportal demo` (simulator mounted) on a random port with its own database: its base URL, the
 /// directory to keep alive while it runs, and the banner it prints.
 /// The admin password a demo banner prints.

@@ -627,18 +627,7 @@ async fn the_simulator_speaks_wechats_errors() {
 
     // Consent as follower 0 with the quiet scope, then exchange the code twice.
     let callback = format!("{base}/auth/callback");
-    let allowed = client
-        .post(format!("{base}/_sim/open/connect/oauth2/authorize"))
-        .form(&[
-            ("follower", "0"),
-            ("decision", "allow"),
-            ("redirect_uri", callback.as_str()),
-            ("state", "s"),
-            ("scope", "snsapi_base"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let allowed = crate::helpers::simulator_allows(&client, &base, &callback).await;
     let location = allowed.headers()["location"].to_str().unwrap().to_owned();
     let code = location
         .split("code=")
