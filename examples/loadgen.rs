@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use wxportal::store::unix_now;
+use wxportal::time::unix_now;
 use wxportal::wechat::push::{Push, PushMode};
 use wxportal::wechat::{AesKey, MessageCrypto};
 

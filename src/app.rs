@@ -6,51 +6,26 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::api::account::Account;
-use crate::api::sns::SnsClient;
-use crate::api::token::Credentials;
-use crate::api::{Upstream, http_client};
 use crate::config::Config;
-use crate::limits::Limits;
 use crate::outbox::Outbox;
 use crate::replies::Replies;
-use crate::routes;
-use crate::sessions::Keys;
 use crate::store::{Store, StoreError};
-use crate::webhook::Webhook;
-
-/// What every handler can reach.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub webhook: Arc<Webhook>,
-    /// The reply rules, cached.
-    pub replies: Arc<Replies>,
-    /// The one outbound HTTP client (timeouts set, redirects off).
-    pub http: reqwest::Client,
-    /// Web authorization's calls to WeChat.
-    pub sns: Arc<SnsClient>,
-    /// The account's calls to WeChat, with the shared access_token.
-    pub account: Account,
-    /// Work for WeChat's API that must not be lost.
-    pub outbox: Arc<Outbox>,
-    /// The session-cookie and OAuth-state keys.
-    pub keys: Keys,
-    /// Set by `wxportal demo`: the WeChat simulator is mounted and pages carry its banner.
-    pub demo: bool,
-    /// Per-client request limits on the routes anyone can call.
-    pub limits: Arc<Limits>,
-    /// Admin password checks running at once: at most one per core.
-    pub password_checks: Arc<tokio::sync::Semaphore>,
-    /// The address this server listens on (the simulator's chat posts to its own webhook there).
-    pub local_addr: SocketAddr,
-}
+use crate::upstream::account::Account;
+use crate::upstream::sns::SnsClient;
+use crate::upstream::token::Credentials;
+use crate::upstream::{Upstream, http_client};
+use crate::web;
+use crate::web::AppState;
+use crate::web::keys::Keys;
+use crate::web::limits::Limits;
+use crate::web::webhook::Webhook;
 
 /// A server whose listener is bound and whose database is open and migrated, ready to run.
 pub struct App {
     listener: TcpListener,
     state: AppState,
+    /// Pages added under the pages' layers: the demo's simulator.
+    extra: Option<axum::Router<AppState>>,
 }
 
 /// Why the application could not start.
@@ -124,12 +99,17 @@ impl App {
             store,
             demo: false,
         };
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            state,
+            extra: None,
+        })
     }
 
-    /// Mounts the WeChat simulator (`wxportal demo` only) and marks every page with its banner.
-    pub fn with_simulator(mut self) -> Self {
+    /// Mounts the WeChat simulator's `routes` (`wxportal demo` only) and marks every page with its banner.
+    pub fn with_simulator(mut self, routes: axum::Router<AppState>) -> Self {
         self.state.demo = true;
+        self.extra = Some(routes);
         self
     }
 
@@ -152,8 +132,8 @@ impl App {
     ) -> std::io::Result<()> {
         let store = self.state.store.clone();
         let max_connections = self.state.config.max_connections;
-        let router = routes::router(self.state);
-        let served = crate::server::serve(self.listener, router, max_connections, shutdown).await;
+        let router = web::router(self.state, self.extra);
+        let served = web::server::serve(self.listener, router, max_connections, shutdown).await;
         store.close().await;
         served
     }

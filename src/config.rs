@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::api::token::TokenApi;
+use crate::upstream::token::TokenApi;
 use crate::wechat::AesKey;
 
 /// A secret value: never shown by `Debug` or `Display`; read it with [`Secret::expose`] where it is used.
@@ -35,7 +35,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// How the account's messages are protected (docs/protocol.md §5).
+/// How the account's messages are protected (docs/wechat.md §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageMode {
     /// 明文模式: no encryption.

@@ -1,47 +1,39 @@
 //! wxportal: a self-hosted server for WeChat Official Accounts.
 //!
-//! A request flows one way: [`routes`] → a feature's handlers ([`webhook`], [`oauth`], [`pages`], [`admin`]) →
-//! the protocol ([`wechat`], [`api`]) and the replies ([`replies`]) → the database ([`store`]).
+//! The modules form layers; each depends only on the layers below it (docs/architecture.md draws them and
+//! follows a request through):
+//!
+//! ```text
+//! cli, demo                 commands; the demo's stand-in for WeChat
+//! app                       wiring: opens the store, starts the workers, serves `web`
+//! web                       everything that speaks HTTP to browsers and to WeChat's server
+//! outbox, replies           background delivery; what the account answers
+//! upstream                  the outbound client of WeChat's HTTP API, with the shared access_token
+//! store                     all SQL
+//! config, wechat, time      settings; the protocol, free of HTTP; clocks
+//! ```
 
-/// The operator's area under `/admin`.
-pub mod admin;
-/// The typed client of WeChat's HTTP API.
-pub mod api;
-/// The application state and the bound server.
+/// Wiring: the bound server, its workers and its state.
 pub mod app;
-/// Subcommands: serve, check, send.
+/// The command line: serve, check, demo, send, admin, menu.
 pub mod cli;
 /// Settings from the environment, validated at once.
 pub mod config;
-/// The one error type and its HTTP responses.
-pub mod error;
-/// `/jssdk/config`: the JS-SDK signature for our own pages.
-pub mod jssdk;
-/// Who the client is, and per-client request limits.
-pub mod limits;
-/// Web authorization: login, callback, logout.
-pub mod oauth;
+/// `wxportal demo`: its set-up and its stand-in for WeChat's servers and a follower's phone.
+pub mod demo;
 /// Replies after the 5-second window and follower info, delivered from a durable queue.
 pub mod outbox;
-/// The follower's pages and the static assets.
-pub mod pages;
 /// What the account answers to each message.
 pub mod replies;
-/// The URL map and shared layers.
-pub mod routes;
-/// `wxportal send`: a WeChat-server simulator on the command line.
-pub mod send;
-/// The HTTP server: header timeout, connection cap, graceful shutdown.
-pub mod server;
-/// Sessions, the server key and CSRF tokens.
-pub mod sessions;
-/// `wxportal demo`'s stand-in for WeChat's servers and a follower's phone.
-pub mod simulator;
 /// All SQL.
 pub mod store;
 /// Logging set-up.
 pub mod telemetry;
-/// The `/wechat` endpoint.
-pub mod webhook;
+/// Unix time and Beijing time.
+pub mod time;
+/// The typed client of WeChat's HTTP API (`api.weixin.qq.com`), sharing one access_token.
+pub mod upstream;
+/// Everything that speaks HTTP: the URL map, the webhook, the portal, the admin area.
+pub mod web;
 /// The WeChat protocol, free of any HTTP framework.
 pub mod wechat;

@@ -13,10 +13,11 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::api::ApiError;
-use crate::api::account::{Account, custom_message};
 use crate::replies::Replies;
-use crate::store::{FollowerInfo, JOB_REPLY, JOB_USER_INFO, Job, Store, unix_now};
+use crate::store::{FollowerInfo, JOB_REPLY, JOB_USER_INFO, Job, Store};
+use crate::time::unix_now;
+use crate::upstream::ApiError;
+use crate::upstream::account::{Account, custom_message};
 use crate::wechat::Inbound;
 
 /// How long a claim lasts; an attempt is cut off well before.

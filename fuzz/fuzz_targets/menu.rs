@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wxportal::api::menu::{CurrentMenu, Menu};
+use wxportal::upstream::menu::{CurrentMenu, Menu};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(menu) = serde_json::from_slice::<Menu>(data) {

@@ -3,7 +3,8 @@
 
 use sqlx::FromRow;
 
-use super::{Store, StoreError, beijing_day, unix_now};
+use super::{Store, StoreError};
+use crate::time::{beijing_day, unix_now};
 
 /// A credential's row: the value (if any), its expiry and who is fetching a new one.
 #[derive(Debug, Clone, FromRow)]

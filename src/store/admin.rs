@@ -2,7 +2,8 @@
 
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::{MessageRecord, Store, StoreError, User, unix_now};
+use super::{MessageRecord, Store, StoreError, User};
+use crate::time::{BEIJING_OFFSET, beijing_day, unix_now};
 
 /// Sign-in attempts counted within the window, the current one included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,14 +112,6 @@ pub struct Stats {
     pub messages_30_days: i64,
     /// Messages per day over the last 30 days, oldest first (day = days since the epoch, Beijing time).
     pub per_day: Vec<(i64, i64)>,
-}
-
-/// Beijing time (UTC+8, no daylight saving) is the account's day.
-const BEIJING_OFFSET: i64 = 8 * 3600;
-
-/// The day number (days since 1970-01-01, Beijing time) of a unix time.
-pub fn beijing_day(unix: i64) -> i64 {
-    (unix + BEIJING_OFFSET).div_euclid(86_400)
 }
 
 /// OpenIDs and UnionIDs are 28 or 29 characters of letters, digits, `-` and `_`; no nickname search

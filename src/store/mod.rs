@@ -26,7 +26,6 @@ use crate::config::SqliteSync;
 pub use account::{CredentialRow, FollowerInfo, JOB_REPLY, JOB_USER_INFO, Job, OutboxCounts};
 pub use admin::{
     Admin, Authorized, LoginAttempts, MessageQuery, Stats, UserCursor, UserQuery, UserSort,
-    beijing_day,
 };
 pub use messages::{MessageRecord, NewMessage, Recorded};
 pub use oauth::{Claim, NewState, OAuthState, Outcome};
@@ -219,11 +218,4 @@ async fn checkpoint<'e>(conn: impl sqlx::SqliteExecutor<'e>) -> Result<(i64, i64
         .fetch_one(conn)
         .await?;
     Ok((frames, copied))
-}
-
-/// The current time in unix seconds.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

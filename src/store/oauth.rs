@@ -1,7 +1,8 @@
 //! Authorizations that came back: one row per state, written when a callback claims it, together with the
 //! code it came with.
 
-use super::{Store, StoreError, unix_now};
+use super::{Store, StoreError};
+use crate::time::unix_now;
 
 /// A state row as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]

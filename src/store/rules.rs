@@ -1,6 +1,7 @@
 //! The account's reply rules, and the revision number every edit bumps so each instance's cache knows.
 
-use super::{Store, StoreError, unix_now};
+use super::{Store, StoreError};
+use crate::time::unix_now;
 
 /// A reply rule as stored; `reply` is the [`crate::wechat::Reply`] as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

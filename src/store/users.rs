@@ -1,6 +1,7 @@
 //! Followers: what the webhook learns of them and what they share through web authorization.
 
-use super::{Store, StoreError, unix_now};
+use super::{Store, StoreError};
+use crate::time::unix_now;
 
 /// A follower as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -1,4 +1,4 @@
-//! Compatible and safe mode message encryption (docs/protocol.md §5): AES-256-CBC with the IV taken from the
+//! Compatible and safe mode message encryption (docs/wechat.md §5): AES-256-CBC with the IV taken from the
 //! key, a 32-byte PKCS#7 block, and the AppID appended to every plaintext.
 
 use aes::Aes256;

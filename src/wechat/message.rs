@@ -1,4 +1,4 @@
-//! Inbound messages and events (docs/protocol.md §3) as typed values. Unknown types and events are kept.
+//! Inbound messages and events (docs/wechat.md §3) as typed values. Unknown types and events are kept.
 
 use super::xml::{XmlError, XmlFields};
 
@@ -231,7 +231,7 @@ impl Inbound {
             .filter(|id| !id.is_empty())
     }
 
-    /// The retry-deduplication key (docs/protocol.md §3): messages by `MsgId`, events by sender, time and event.
+    /// The retry-deduplication key (docs/wechat.md §3): messages by `MsgId`, events by sender, time and event.
     pub fn dedup_key(&self) -> String {
         match (&self.kind, self.msg_id()) {
             (MessageKind::Event(_), _) | (_, None) => format!(

@@ -1,4 +1,4 @@
-//! Passive replies (docs/protocol.md §4) and the encrypted reply envelope (§5), written as XML that stays valid
+//! Passive replies (docs/wechat.md §4) and the encrypted reply envelope (§5), written as XML that stays valid
 //! whatever the text holds.
 
 use quick_xml::Writer;

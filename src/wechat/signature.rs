@@ -3,7 +3,7 @@
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
-/// The lowercase hex SHA-1 of the parts sorted byte-wise and concatenated (docs/protocol.md §2 and §5).
+/// The lowercase hex SHA-1 of the parts sorted byte-wise and concatenated (docs/wechat.md §2 and §5).
 pub fn sign(parts: &[&str]) -> String {
     let mut sorted = parts.to_vec();
     sorted.sort_unstable();

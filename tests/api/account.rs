@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 use sqlx::{Connection, SqliteConnection};
-use wxportal::store::unix_now;
+use wxportal::time::unix_now;
 use wxportal::wechat::push::PushMode;
 
 use crate::admin::{reply_to, signed_in, unescape, with_admin};
@@ -96,7 +96,7 @@ async fn a_hundred_concurrent_needs_cause_one_token_fetch() {
 
 /// `with_admin`'s admin on an app started without it.
 async fn signed_in_new_admin(app: &TestApp) -> (Browser, String) {
-    let hash = wxportal::admin::hash_password("correct horse battery").unwrap();
+    let hash = wxportal::web::admin::hash_password("correct horse battery").unwrap();
     app.store.create_admin("ops", &hash).await.unwrap();
     signed_in(app).await
 }
@@ -447,7 +447,7 @@ async fn queued_replies_survive_kill_9_and_only_a_cut_off_send_repeats() {
             PushMode::Plain,
             None,
             &unix_now().to_string(),
-            &wxportal::send::nonce(),
+            &wxportal::cli::send::nonce(),
         );
         let response = client
             .post(format!("{}/wechat", server.base))

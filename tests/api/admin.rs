@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sqlx::{Connection, SqliteConnection};
-use wxportal::store::unix_now;
+use wxportal::time::unix_now;
 use wxportal::wechat::push::{self, Push, PushMode};
 
 use crate::helpers::*;
@@ -15,7 +15,7 @@ const PASSWORD: &str = "correct horse battery";
 /// A server with one admin, `ops`.
 pub(crate) async fn with_admin(vars: &[(&str, &str)]) -> TestApp {
     let app = TestApp::spawn(vars).await;
-    let hash = wxportal::admin::hash_password(PASSWORD).unwrap();
+    let hash = wxportal::web::admin::hash_password(PASSWORD).unwrap();
     assert!(app.store.create_admin("ops", &hash).await.unwrap());
     app
 }
@@ -152,7 +152,7 @@ async fn every_admin_route_sends_anonymous_visitors_and_followers_to_sign_in() {
     let (app, mock) = crate::portal::portal().await;
     // Something each route could harm: a follower with a message, and the welcome rule (id 1).
     reply_to(&app, &text("oVictim", "hello", "9001")).await;
-    let routes = wxportal::admin::guarded_routes();
+    let routes = wxportal::web::admin::guarded_routes();
     assert!(routes.len() >= 15, "{routes:?}");
     let anonymous = Browser::new(&app);
     let (follower, _) = crate::portal::signed_in(&app, &mock, "oFollower").await;
@@ -247,7 +247,7 @@ async fn sign_in_cycles_the_session_and_sign_out_ends_it() {
     assert_eq!(browser.get("/admin").await.status, 200);
 
     // A password change ends every session.
-    let hash = wxportal::admin::hash_password("another long password").unwrap();
+    let hash = wxportal::web::admin::hash_password("another long password").unwrap();
     assert!(app.store.set_admin_password("ops", &hash).await.unwrap());
     assert_eq!(browser.get("/admin").await.status, 303);
 }
@@ -351,7 +351,7 @@ async fn failed_sign_ins_are_limited_per_client_address() {
         ("WXPORTAL_LIMIT_ADMIN_LOGIN", "off"),
     ])
     .await;
-    let hash = wxportal::admin::hash_password(PASSWORD).unwrap();
+    let hash = wxportal::web::admin::hash_password(PASSWORD).unwrap();
     assert!(app.store.create_admin("second", &hash).await.unwrap());
     let attempt = |name: &'static str, address: &'static str, password: &'static str| {
         let app_base = app.base.clone();

@@ -169,7 +169,7 @@ fn every_wechatpy_jssdk_signature_matches() {
     assert!(cases.len() >= 4);
     for c in cases {
         assert_eq!(
-            wxportal::jssdk::signature(&c.ticket, &c.nonce, c.timestamp, &c.url),
+            wxportal::web::jssdk::signature(&c.ticket, &c.nonce, c.timestamp, &c.url),
             c.signature,
             "{}",
             c.url

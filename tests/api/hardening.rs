@@ -397,7 +397,7 @@ async fn a_signed_query_is_good_for_one_body_only_across_restarts() {
     use wxportal::wechat::push::PushMode;
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
     let app = TestApp::spawn_in(dir.clone(), &[]).await;
-    let now = wxportal::store::unix_now().to_string();
+    let now = wxportal::time::unix_now().to_string();
     let first = text("oReal", "你好", "5001").sign(TOKEN, PushMode::Plain, None, &now, "777");
     let (status, reply) = app.post_signed(&first).await;
     assert_eq!(status, 200);
@@ -423,7 +423,7 @@ async fn a_signed_query_is_good_for_one_body_only_across_restarts() {
 async fn the_same_query_with_a_changed_body_under_the_same_msg_id_is_refused() {
     use wxportal::wechat::push::PushMode;
     let app = TestApp::spawn(&[]).await;
-    let now = wxportal::store::unix_now().to_string();
+    let now = wxportal::time::unix_now().to_string();
     let first = text("oReal", "原文", "6001").sign(TOKEN, PushMode::Plain, None, &now, "778");
     assert_eq!(app.post_signed(&first).await.0, 200);
     let changed = text("oReal", "改过的", "6001").to_xml();
@@ -473,7 +473,7 @@ async fn a_compatible_body_is_read_from_its_ciphertext_never_the_plaintext_besid
     ])
     .await;
     let c = crypto(AES_KEY);
-    let now = wxportal::store::unix_now().to_string();
+    let now = wxportal::time::unix_now().to_string();
     let signed = text("oReal", "真的", "7001").sign(TOKEN, PushMode::Compat, Some(&c), &now, "99");
     // The plaintext copy rewritten, and `encrypt_type` dropped so that it would be the one read.
     let tampered_body = signed
@@ -601,7 +601,7 @@ async fn bodies_over_64_kib_are_refused_on_every_route_that_takes_one() {
         assert_eq!(response.status(), 413, "{path}");
     }
     // The webhook too, signed.
-    let query = signed_query(&wxportal::store::unix_now().to_string());
+    let query = signed_query(&wxportal::time::unix_now().to_string());
     let (status, _) = app
         .post_raw(
             &query,

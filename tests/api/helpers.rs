@@ -7,7 +7,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wxportal::app::App;
 use wxportal::config::Config;
-use wxportal::store::{Store, unix_now};
+use wxportal::store::Store;
+use wxportal::time::unix_now;
 use wxportal::wechat::push::{Push, PushMode, SignedPush};
 use wxportal::wechat::{AesKey, MessageCrypto};
 
@@ -22,7 +23,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub store: Store,
-    pub keys: wxportal::sessions::Keys,
+    pub keys: wxportal::web::keys::Keys,
     pub dir: Arc<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
@@ -114,7 +115,7 @@ impl TestApp {
             mode,
             crypto,
             &unix_now().to_string(),
-            &wxportal::send::nonce(),
+            &wxportal::cli::send::nonce(),
         );
         self.post_signed(&signed).await
     }

@@ -234,7 +234,7 @@ async fn forged_missing_and_expired_states_are_refused_with_pages() {
     let (expired, _) =
         app.keys
             .state
-            .issue(wxportal::store::unix_now() - 601, "snsapi_userinfo", "/me");
+            .issue(wxportal::time::unix_now() - 601, "snsapi_userinfo", "/me");
     let page = browser.callback(&code, &expired).await;
     assert_eq!(page.status, 400);
     assert!(page.body.contains("超时"));

@@ -1,7 +1,7 @@
 //! The published known answers of WeChat's message-encryption samples, decrypted directly and through the
 //! real server.
 
-use wxportal::store::unix_now;
+use wxportal::time::unix_now;
 use wxportal::wechat::{AesKey, MessageCrypto, signature};
 
 use crate::helpers::TestApp;
@@ -111,7 +111,7 @@ async fn the_server_accepts_each_published_request() {
 #[test]
 fn the_published_jssdk_signature_matches() {
     assert_eq!(
-        wxportal::jssdk::signature(
+        wxportal::web::jssdk::signature(
             "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg",
             "Wm3WZYTPz0wzccnW",
             1414587457,

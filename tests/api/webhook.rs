@@ -1,8 +1,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wxportal::send::SendMessage;
-use wxportal::store::unix_now;
+use wxportal::cli::send::SendMessage;
+use wxportal::time::unix_now;
 use wxportal::wechat::XmlFields;
 use wxportal::wechat::push::{self, PushMode, verification_query};
 

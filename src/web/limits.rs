@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::app::AppState;
 use crate::config::{self, Rate};
-use crate::error::AppError;
+use crate::web::AppState;
+use crate::web::error::AppError;
 
 /// The most clients one limit remembers (a few MB).
 const MAX_CLIENTS: usize = 100_000;

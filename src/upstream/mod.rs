@@ -5,7 +5,7 @@
 //! [`ApiError`], `-1` (system busy) retried with backoff. No URL is ever logged or kept in an error: its
 //! query holds the AppSecret or a token.
 //!
-//! - [`sns`]: web authorization's calls, with the follower's own tokens (docs/protocol.md §6).
+//! - [`sns`]: web authorization's calls, with the follower's own tokens (docs/wechat.md §6).
 //! - [`token`]: the account's access_token and jsapi_ticket, shared by every process on one database (§7).
 //! - [`account`]: the calls made with the account token (menu, customer-service messages, follower info,
 //!   JS-SDK ticket), each refreshing the token once on 40001/42001.

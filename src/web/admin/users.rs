@@ -11,12 +11,12 @@ use serde::Deserialize;
 
 use super::messages::MessageRow;
 use super::{Nav, not_found, pretty_json, see_other};
-use crate::app::AppState;
-use crate::error::AppError;
-use crate::pages::{Layout, beijing_time, is_image_url, render};
-use crate::store::{
-    Authorized, MessageQuery, Store, User, UserCursor, UserQuery, UserSort, unix_now,
-};
+use crate::store::{Authorized, MessageQuery, Store, User, UserCursor, UserQuery, UserSort};
+use crate::time::beijing_time;
+use crate::time::unix_now;
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::ui::{Layout, is_image_url, render};
 
 pub const PAGE_SIZE: i64 = 50;
 /// Rows per database read while streaming the CSV.

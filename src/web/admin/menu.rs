@@ -12,10 +12,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::Nav;
-use crate::api::menu::{Button, MAX_BUTTONS, MAX_SUB_BUTTONS, Menu, TYPES};
-use crate::app::AppState;
-use crate::error::AppError;
-use crate::pages::{Layout, render};
+use crate::upstream::menu::{Button, MAX_BUTTONS, MAX_SUB_BUTTONS, Menu, TYPES};
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::ui::{Layout, render};
 
 /// One row of the editor: a bar button (`sub` = 0) or a sub-button.
 struct Row {

@@ -1,10 +1,8 @@
-//! Web authorization (网页授权, docs/protocol.md §6): `/auth/login`, `/auth/callback`, `/auth/logout`.
+//! Web authorization (网页授权, docs/wechat.md §6): `/auth/login`, `/auth/callback`, `/auth/logout`.
 //!
 //! A callback is safe to receive any number of times: its state is signed and single use, its code is
 //! claimed in the database before the one exchange, and a repeat either finds the browser that started it
 //! (and signs that browser in) or quietly starts a fresh authorization. A follower never sees 40163.
-
-pub mod state;
 
 use std::time::Duration;
 
@@ -21,14 +19,17 @@ use tower_cookies::Cookies;
 use tower_sessions::Session;
 use tower_sessions::cookie::{Cookie, SameSite};
 
-use crate::api::ApiError;
-use crate::api::sns::Grant;
-use crate::app::AppState;
-use crate::error::{AppError, ErrorPage};
-use crate::limits::{self, client_key};
-use crate::sessions::{Csrf, CsrfForm, Keys};
-use crate::store::{Claim, NewState, OAuthState, Outcome, Profile, Tokens, unix_now};
-use state::{STATE_LIFETIME_SECS, StateError, VerifiedState};
+use crate::store::{Claim, NewState, OAuthState, Outcome, Profile, Tokens};
+use crate::time::unix_now;
+use crate::upstream::ApiError;
+use crate::upstream::sns::Grant;
+use crate::web::AppState;
+use crate::web::error::{AppError, ErrorPage};
+use crate::web::keys::Keys;
+use crate::web::limits::{self, client_key};
+use crate::web::oauth_state::{STATE_LIFETIME_SECS, StateError, VerifiedState};
+use crate::web::sessions::{Csrf, CsrfForm};
+use crate::web::ui::{Layout, Notice, render};
 
 /// The two scopes of §6.1.
 pub const SCOPE_USERINFO: &str = "snsapi_userinfo";
@@ -318,7 +319,7 @@ async fn exchange(
             .finish_oauth_state(&row.nonce, Outcome::Snapshot)
             .await?;
         tracing::info!("snapshot user (朋友圈快照页): nothing stored");
-        return crate::pages::snapshot_page(app);
+        return snapshot_page(app);
     }
     let profile = if grant.scope.split(',').any(|s| s == SCOPE_USERINFO) {
         match fetch_profile(
@@ -481,6 +482,17 @@ async fn logout(
 }
 
 /// The page for a state that cannot be used.
+/// For a follower who opened the page from a Moments snapshot (§6.3): nothing is stored.
+pub fn snapshot_page(app: &AppState) -> Result<Response, AppError> {
+    render(&Notice {
+        layout: Layout::new(app, false),
+        icon: "weui-icon-info",
+        title: "请打开完整页面",
+        zh: "您正在浏览朋友圈中的快照页面，无法登录。请点击屏幕下方的“打开完整页面”后再试。",
+        en: "This is a Moments snapshot, where signing in is not possible. Tap “open the full page” at the bottom of the screen and try again.",
+    })
+}
+
 fn state_failure(e: StateError) -> AppError {
     tracing::warn!(reason = %e, "callback refused");
     let (zh, en) = match e {

@@ -1,4 +1,4 @@
-//! The account's access_token and JS-SDK jsapi_ticket (docs/protocol.md §7), shared by every task and every
+//! The account's access_token and JS-SDK jsapi_ticket (docs/wechat.md §7), shared by every task and every
 //! process on one database.
 //!
 //! A value lives in the `credentials` table with its expiry. Whoever needs one reads it there (and keeps
@@ -15,7 +15,8 @@ use serde::Deserialize;
 
 use super::{ApiError, Upstream};
 use crate::config::Secret;
-use crate::store::{CredentialRow, Store, unix_now};
+use crate::store::{CredentialRow, Store};
+use crate::time::unix_now;
 
 /// Renew a value this long before it expires. stable_token hands out a new token only in the last five
 /// minutes of the old one's life (before that it returns the same one), so this is inside those five.

@@ -1,25 +1,29 @@
 //! The follower's pages: the guide (`/`), the profile (`/me`) with refresh and delete, the error page,
-//! and the static assets compiled into the binary.
+//! and the static assets compiled into the binary; web authorization in [`oauth`].
+
+pub mod oauth;
 
 use askama::Template;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Form, Router};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::Session;
 
-use crate::api::ApiError;
-use crate::app::AppState;
-use crate::error::{AppError, ErrorPage};
-use crate::oauth::{
+use crate::store::{Tokens, User};
+use crate::time::beijing_time;
+use crate::time::unix_now;
+use crate::upstream::ApiError;
+use crate::web::AppState;
+use crate::web::error::{AppError, ErrorPage};
+use crate::web::portal::oauth::{
     DEFAULT_NEXT, Follower, SCOPE_USERINFO, fetch_profile, found, login_path, tokens_of,
     upstream_failure,
 };
-use crate::sessions::{Csrf, CsrfForm};
-use crate::store::{Tokens, User, unix_now};
+use crate::web::sessions::{Csrf, CsrfForm};
+use crate::web::ui::{Layout, Notice, in_wechat, is_image_url, render};
 
 pub fn router() -> Router<AppState> {
     // The follower's own pages show their profile: never kept by the browser or anything between.
@@ -38,64 +42,6 @@ pub fn router() -> Router<AppState> {
         .merge(personal)
 }
 
-/// What the base layout needs on every page.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    pub demo: bool,
-    pub account_name: String,
-    pub signed_in: bool,
-}
-
-impl Layout {
-    pub fn new(app: &AppState, signed_in: bool) -> Self {
-        Self {
-            demo: app.demo,
-            account_name: app.config.account_name.clone(),
-            signed_in,
-        }
-    }
-}
-
-/// Renders a page template.
-pub fn render(template: &impl Template) -> Result<Response, AppError> {
-    Ok(Html(template.render()?).into_response())
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorTemplate<'a> {
-    layout: Layout,
-    page: &'a ErrorPage,
-}
-
-/// Draws the [`ErrorPage`] a handler failed with, inside the layout (so the demo banner shows too).
-pub async fn render_error_pages(
-    State(app): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let mut response = next.run(request).await;
-    let Some(page) = response.extensions_mut().remove::<ErrorPage>() else {
-        return response;
-    };
-    let template = ErrorTemplate {
-        layout: Layout::new(&app, false),
-        page: &page,
-    };
-    // Headers a refusal set (Retry-After) stay with the drawn page.
-    let retry_after = response.headers_mut().remove(header::RETRY_AFTER);
-    match template.render() {
-        Ok(html) => {
-            let mut drawn = (page.status, Html(html)).into_response();
-            if let Some(value) = retry_after {
-                drawn.headers_mut().insert(header::RETRY_AFTER, value);
-            }
-            drawn
-        }
-        Err(e) => AppError::Render(e).into_response(),
-    }
-}
-
 #[derive(Template)]
 #[template(path = "pages/guide.html")]
 struct GuideTemplate {
@@ -104,14 +50,6 @@ struct GuideTemplate {
     page_url: String,
     /// The image a share of the page shows (absolute, as WeChat requires).
     share_image: String,
-}
-
-/// Whether the request comes from WeChat's built-in browser (§8).
-pub fn in_wechat(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::USER_AGENT)
-        .and_then(|ua| ua.to_str().ok())
-        .is_some_and(|ua| ua.contains("MicroMessenger"))
 }
 
 async fn guide(
@@ -242,36 +180,11 @@ async fn me(
     })
 }
 
-/// Only web images or our own: never `javascript:` or `data:` from a profile.
-pub fn is_image_url(url: &str) -> bool {
-    url.starts_with("https://") || url.starts_with("http://") || url.starts_with("/static/")
-}
-
 fn sex_label(sex: Option<i64>) -> &'static str {
     match sex {
         Some(1) => "男 · male",
         Some(2) => "女 · female",
         _ => "未填写 · not set",
-    }
-}
-
-/// `2026-11-22 14:03` in China Standard Time (UTC+8), as followers read times.
-pub fn beijing_time(unix: i64) -> String {
-    use tower_sessions::cookie::time::{OffsetDateTime, UtcOffset};
-    let offset = UtcOffset::from_hms(8, 0, 0).expect("a valid offset");
-    match OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => {
-            let t = t.to_offset(offset);
-            format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute()
-            )
-        }
-        Err(_) => unix.to_string(),
     }
 }
 
@@ -384,16 +297,6 @@ async fn confirm_delete(
     })
 }
 
-#[derive(Template)]
-#[template(path = "pages/notice.html")]
-struct NoticeTemplate<'a> {
-    layout: Layout,
-    icon: &'a str,
-    title: &'a str,
-    zh: &'a str,
-    en: &'a str,
-}
-
 async fn delete(
     State(app): State<AppState>,
     session: Session,
@@ -408,7 +311,7 @@ async fn delete(
     Follower::sign_out(&session).await?;
     csrf.renew();
     tracing::info!("a follower erased their profile");
-    render(&NoticeTemplate {
+    render(&Notice {
         layout: Layout::new(&app, false),
         icon: "weui-icon-success",
         title: "资料已删除",
@@ -417,58 +320,47 @@ async fn delete(
     })
 }
 
-/// For a follower who opened the page from a Moments snapshot (§6.3): nothing is stored.
-pub fn snapshot_page(app: &AppState) -> Result<Response, AppError> {
-    render(&NoticeTemplate {
-        layout: Layout::new(app, false),
-        icon: "weui-icon-info",
-        title: "请打开完整页面",
-        zh: "您正在浏览朋友圈中的快照页面，无法登录。请点击屏幕下方的“打开完整页面”后再试。",
-        en: "This is a Moments snapshot, where signing in is not possible. Tap “open the full page” at the bottom of the screen and try again.",
-    })
-}
-
 /// Static files, compiled in: `(name, content type, bytes)`.
 const ASSETS: &[(&str, &str, &[u8])] = &[
     (
         "weui-2.6.26.min.css",
         "text/css; charset=utf-8",
-        include_bytes!("../static/weui-2.6.26.min.css"),
+        include_bytes!("../../../static/weui-2.6.26.min.css"),
     ),
     (
         "wxportal.css",
         "text/css; charset=utf-8",
-        include_bytes!("../static/wxportal.css"),
+        include_bytes!("../../../static/wxportal.css"),
     ),
     (
         "share.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../static/share.js"),
+        include_bytes!("../../../static/share.js"),
     ),
     (
         "logo.svg",
         "image/svg+xml",
-        include_bytes!("../static/logo.svg"),
+        include_bytes!("../../../static/logo.svg"),
     ),
     (
         "avatar-1.svg",
         "image/svg+xml",
-        include_bytes!("../static/avatar-1.svg"),
+        include_bytes!("../../../static/avatar-1.svg"),
     ),
     (
         "avatar-2.svg",
         "image/svg+xml",
-        include_bytes!("../static/avatar-2.svg"),
+        include_bytes!("../../../static/avatar-2.svg"),
     ),
     (
         "avatar-3.svg",
         "image/svg+xml",
-        include_bytes!("../static/avatar-3.svg"),
+        include_bytes!("../../../static/avatar-3.svg"),
     ),
     (
         "avatar-4.svg",
         "image/svg+xml",
-        include_bytes!("../static/avatar-4.svg"),
+        include_bytes!("../../../static/avatar-4.svg"),
     ),
 ];
 

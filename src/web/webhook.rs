@@ -15,11 +15,12 @@ use rand::Rng;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use crate::app::AppState;
 use crate::config::{Config, MessageMode};
-use crate::error::AppError;
 use crate::replies::Answer;
-use crate::store::{JOB_REPLY, JOB_USER_INFO, NewMessage, Recorded, unix_now};
+use crate::store::{JOB_REPLY, JOB_USER_INFO, NewMessage, Recorded};
+use crate::time::unix_now;
+use crate::web::AppState;
+use crate::web::error::AppError;
 use crate::wechat::reply::encrypted_envelope;
 use crate::wechat::{Event, Inbound, MessageCrypto, MessageKind, XmlFields, signature};
 

@@ -20,12 +20,12 @@ use axum::{Extension, Form, Router};
 use rand::Rng;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::config::MessageMode;
-use crate::error::AppError;
-use crate::oauth::{SCOPE_BASE, SCOPE_USERINFO};
-use crate::pages::{Layout, render};
-use crate::store::unix_now;
+use crate::time::unix_now;
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::portal::oauth::{SCOPE_BASE, SCOPE_USERINFO};
+use crate::web::ui::{Layout, render};
 use crate::wechat::MessageCrypto;
 use crate::wechat::push::{Push, PushMode, check_reply};
 
@@ -233,7 +233,7 @@ struct ConsentTemplate<'a> {
 
 /// The error WeChat's authorize page itself shows (§6.2): the follower never reaches the portal.
 fn authorize_error(app: &AppState, code: u32, zh: &str, en: &str) -> Result<Response, AppError> {
-    Err(crate::error::ErrorPage::new(
+    Err(crate::web::error::ErrorPage::new(
         StatusCode::BAD_REQUEST,
         &format!("微信授权出错 ({code})"),
         zh,
@@ -320,7 +320,7 @@ async fn decide(
     };
     let state = urlencoding::encode(&d.state);
     if d.decision != "allow" {
-        return Ok(crate::oauth::found(&format!(
+        return Ok(crate::web::portal::oauth::found(&format!(
             "{}{sep}state={state}",
             d.redirect_uri
         )));
@@ -335,7 +335,7 @@ async fn decide(
             used: false,
         },
     );
-    Ok(crate::oauth::found(&format!(
+    Ok(crate::web::portal::oauth::found(&format!(
         "{}{sep}code={code}&state={state}",
         d.redirect_uri
     )))
@@ -752,7 +752,7 @@ async fn menu_create(
     if let Some(answer) = refused_token(&sim, &q) {
         return answer;
     }
-    match serde_json::from_str::<crate::api::menu::Menu>(&body) {
+    match serde_json::from_str::<crate::upstream::menu::Menu>(&body) {
         Ok(menu) if menu.problems().is_empty() => {
             *sim.menu.lock().expect("simulator lock") = serde_json::to_value(&menu).ok();
             ok()
@@ -865,7 +865,7 @@ async fn user_info(
 /// The CLICK buttons of the menu, for the chat to offer (name, key).
 fn menu_clicks(sim: &Simulator) -> Vec<(String, String)> {
     let menu = sim.menu.lock().expect("simulator lock").clone();
-    menu.and_then(|m| serde_json::from_value::<crate::api::menu::Menu>(m).ok())
+    menu.and_then(|m| serde_json::from_value::<crate::upstream::menu::Menu>(m).ok())
         .map(|m| {
             m.click_keys()
                 .into_iter()

@@ -1,4 +1,4 @@
-//! The three `sns` calls of web authorization (docs/protocol.md §6.3–6.5), typed.
+//! The three `sns` calls of web authorization (docs/wechat.md §6.3–6.5), typed.
 
 use serde::Deserialize;
 

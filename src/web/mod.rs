@@ -1,4 +1,31 @@
-//! The whole URL map: each feature's router, the operational probes and the shared layers.
+//! Everything that speaks HTTP: the URL map (each feature's router, the operational probes and the
+//! shared layers), the state every handler reaches, and the features themselves.
+
+/// The operator's area under `/admin`.
+pub mod admin;
+/// The one error type and its HTTP responses.
+pub mod error;
+/// `/jssdk/config`: the JS-SDK signature for our own pages.
+pub mod jssdk;
+/// The keys derived from the server secret.
+pub mod keys;
+/// Who the client is, and per-client request limits.
+pub mod limits;
+/// The OAuth `state`: signed, expiring, bound to where the follower goes next.
+pub mod oauth_state;
+/// The follower's pages and web authorization.
+pub mod portal;
+/// The HTTP server: header timeout, connection cap, graceful shutdown.
+pub mod server;
+/// Sessions and the CSRF token every form carries.
+pub mod sessions;
+/// Page layout, rendering and the drawn error pages.
+pub mod ui;
+/// The `/wechat` endpoint.
+pub mod webhook;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use std::time::Duration;
 
@@ -14,13 +41,49 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::app::AppState;
-use crate::{admin, jssdk, oauth, pages, sessions, simulator, webhook};
+use crate::config::Config;
+use crate::outbox::Outbox;
+use crate::replies::Replies;
+use crate::store::Store;
+use crate::upstream::account::Account;
+use crate::upstream::sns::SnsClient;
+use keys::Keys;
+use limits::Limits;
+use webhook::Webhook;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub webhook: Arc<Webhook>,
+    /// The reply rules, cached.
+    pub replies: Arc<Replies>,
+    /// The one outbound HTTP client (timeouts set, redirects off).
+    pub http: reqwest::Client,
+    /// Web authorization's calls to WeChat.
+    pub sns: Arc<SnsClient>,
+    /// The account's calls to WeChat, with the shared access_token.
+    pub account: Account,
+    /// Work for WeChat's API that must not be lost.
+    pub outbox: Arc<Outbox>,
+    /// The session-cookie and OAuth-state keys.
+    pub keys: Keys,
+    /// Set by `wxportal demo`: the WeChat simulator is mounted and pages carry its banner.
+    pub demo: bool,
+    /// Per-client request limits on the routes anyone can call.
+    pub limits: Arc<Limits>,
+    /// Admin password checks running at once: at most one per core.
+    pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// The address this server listens on (the simulator's chat posts to its own webhook there).
+    pub local_addr: SocketAddr,
+}
 
 /// The largest request body any route reads.
 pub const MAX_BODY: usize = 64 * 1024;
 
-pub fn router(state: AppState) -> Router {
+/// The URL map; `extra` adds pages (the demo's simulator) under the pages' layers.
+pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     let trace = TraceLayer::new_for_http()
         .make_span_with(|req: &Request<_>| {
             let id = req
@@ -39,16 +102,16 @@ pub fn router(state: AppState) -> Router {
         );
     // Pages get sessions and drawn error pages; the webhook and the probes need neither and skip both.
     let mut pages = Router::new()
-        .merge(pages::router())
-        .merge(oauth::router(&state))
+        .merge(portal::router())
+        .merge(portal::oauth::router(&state))
         .merge(admin::router(&state));
-    if state.demo {
-        pages = pages.merge(simulator::router());
+    if let Some(extra) = extra {
+        pages = pages.merge(extra);
     }
     let pages = pages
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            pages::render_error_pages,
+            ui::render_error_pages,
         ))
         .layer(sessions::layer(&state.store, &state.keys, &state.config));
     let app = Router::new()

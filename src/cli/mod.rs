@@ -1,18 +1,20 @@
 //! The command line: `serve` (the default), `demo`, `check`, `send`, `admin`, `menu`.
 
+pub mod send;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::admin::{auth, hash_password};
-use crate::api::menu::Menu;
-use crate::api::{Upstream, http_client};
 use crate::app::{self, App, shutdown_signal};
 use crate::config::{Config, SqliteSync};
-use crate::pages::beijing_time;
-use crate::send::{self, SendArgs};
-use crate::simulator;
+use crate::demo;
 use crate::store::Store;
+use crate::time::beijing_time;
+use crate::upstream::menu::Menu;
+use crate::upstream::{Upstream, http_client};
+use crate::web::admin::{auth, hash_password};
+use send::SendArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -352,10 +354,8 @@ fn demo_config(
             ("WXPORTAL_PUBLIC_URL", _) => public_url.clone(),
             ("WXPORTAL_WECHAT_OPEN_URL", Some(_)) => public_url
                 .as_ref()
-                .map(|p| format!("{}{}", p.trim_end_matches('/'), simulator::OPEN_PATH)),
-            ("WXPORTAL_WECHAT_API_URL", Some(a)) => {
-                Some(format!("http://{a}{}", simulator::API_PATH))
-            }
+                .map(|p| format!("{}{}", p.trim_end_matches('/'), demo::OPEN_PATH)),
+            ("WXPORTAL_WECHAT_API_URL", Some(a)) => Some(format!("http://{a}{}", demo::API_PATH)),
             // Loopback only: the demo's secrets are printed in this file. `--listen` (an override) is
             // the one way out.
             ("WXPORTAL_BIND", _) => from_env(name).map(|bind| loopback_only(&bind)),
@@ -410,7 +410,7 @@ pub async fn build_demo(overrides: &[(&str, String)]) -> Result<(App, String), S
     let app = App::build_on(listener, config)
         .await
         .map_err(|e| e.to_string())?
-        .with_simulator();
+        .with_simulator(demo::router());
     let password = demo_admin(&app.state().store).await?;
     let banner = format!(
         "{banner}\nAdmin area: {portal}/admin   name {DEMO_ADMIN}   password {password}   (new at every start)\n"

@@ -1,4 +1,4 @@
-//! `GET /jssdk/config?url=…`: what a page of ours needs for `wx.config` (docs/protocol.md §7): the AppID, a
+//! `GET /jssdk/config?url=…`: what a page of ours needs for `wx.config` (docs/wechat.md §7): the AppID, a
 //! timestamp, a nonce and the signature over the jsapi_ticket, for page URLs on our own host only.
 
 use axum::Json;
@@ -12,16 +12,16 @@ use rand::distributions::Alphanumeric;
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use crate::api::token::Kind;
-use crate::app::AppState;
-use crate::store::unix_now;
+use crate::time::unix_now;
+use crate::upstream::token::Kind;
+use crate::web::AppState;
 
 pub fn router(app: &AppState) -> Router<AppState> {
     Router::new().route(
         "/jssdk/config",
         get(config).route_layer(axum::middleware::from_fn_with_state(
-            (app.clone(), crate::limits::Route::Jssdk),
-            crate::limits::limit,
+            (app.clone(), crate::web::limits::Route::Jssdk),
+            crate::web::limits::limit,
         )),
     )
 }

@@ -7,10 +7,11 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::Nav;
-use crate::app::AppState;
-use crate::error::AppError;
-use crate::pages::{Layout, beijing_time, render};
 use crate::store::Job;
+use crate::time::beijing_time;
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::ui::{Layout, render};
 
 const SHOWN: i64 = 100;
 const STATES: [(&str, &str); 4] = [

@@ -5,12 +5,13 @@ use axum::extract::State;
 use axum::response::Response;
 
 use super::Nav;
-use crate::api::token::Kind;
-use crate::app::AppState;
-use crate::error::AppError;
-use crate::pages::beijing_time;
-use crate::pages::render;
-use crate::store::{OutboxCounts, Stats, unix_now};
+use crate::store::{OutboxCounts, Stats};
+use crate::time::beijing_time;
+use crate::time::unix_now;
+use crate::upstream::token::Kind;
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::ui::render;
 
 /// The chart's drawing area, in SVG user units (it scales to the page's width).
 const CHART_WIDTH: i64 = 600;
@@ -87,7 +88,7 @@ async fn api_status(app: &AppState, now: i64) -> Result<ApiStatus, AppError> {
 #[derive(Template)]
 #[template(path = "admin/dashboard.html")]
 struct DashboardTemplate {
-    layout: crate::pages::Layout,
+    layout: crate::web::ui::Layout,
     nav: Nav,
     stats: Stats,
     api: ApiStatus,
@@ -97,11 +98,6 @@ struct DashboardTemplate {
     last_day: String,
     chart_width: i64,
     chart_height: i64,
-}
-
-/// `YYYY-MM-DD` of a day number (days since 1970-01-01).
-fn date_of(day: i64) -> String {
-    crate::pages::beijing_time(day * 86_400 - 8 * 3600)[..10].to_owned()
 }
 
 fn bars(per_day: &[(i64, i64)]) -> (Vec<Bar>, i64) {
@@ -122,7 +118,7 @@ fn bars(per_day: &[(i64, i64)]) -> (Vec<Bar>, i64) {
                 y: CHART_HEIGHT - height,
                 width: slot - BAR_GAP,
                 height,
-                label: date_of(day),
+                label: crate::time::beijing_date(day),
                 count,
             }
         })

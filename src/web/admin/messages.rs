@@ -6,17 +6,18 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::{Nav, not_found, pretty_json};
-use crate::app::AppState;
-use crate::error::AppError;
-use crate::pages::{Layout, beijing_time, render};
 use crate::store::{MessageQuery, MessageRecord};
+use crate::time::beijing_time;
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::ui::{Layout, render};
 use crate::wechat::XmlFields;
 
 const PAGE_SIZE: i64 = 50;
 /// Longest summary shown in a list cell.
 const SUMMARY_CHARS: usize = 80;
 
-/// The kinds the filter offers: message types, then `event:` + event (docs/protocol.md §3).
+/// The kinds the filter offers: message types, then `event:` + event (docs/wechat.md §3).
 const KINDS: [(&str, &str); 18] = [
     ("text", "文本 · text"),
     ("image", "图片 · image"),

@@ -34,7 +34,7 @@ pub enum AppError {
     /// The client is over a rate limit: come back after `retry_after` seconds.
     #[error("too many requests: retry after {retry_after} s")]
     TooMany { retry_after: u64 },
-    /// A failure a follower must see as a page: rendered by [`crate::pages::render_error_pages`].
+    /// A failure a follower must see as a page: rendered by [`crate::web::portal::render_error_pages`].
     #[error("{}: {}", .0.status, .0.en)]
     Page(Box<ErrorPage>),
 }

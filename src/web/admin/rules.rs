@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Nav, not_found, see_other};
-use crate::app::AppState;
-use crate::error::AppError;
-use crate::pages::{Layout, render};
 use crate::replies::{GUIDE_URL, MatchMode};
 use crate::store::{Move, ReplyRule, RuleEdit};
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::ui::{Layout, render};
 use crate::wechat::{Article, Reply};
 
 /// WeChat's longest menu key, in bytes.

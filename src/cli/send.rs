@@ -6,7 +6,7 @@ use std::time::Instant;
 use clap::{Args, Subcommand, ValueEnum};
 use rand::Rng;
 
-use crate::store::unix_now;
+use crate::time::unix_now;
 use crate::wechat::push::{self, Push, PushMode};
 use crate::wechat::{AesKey, MessageCrypto};
 

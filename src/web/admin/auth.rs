@@ -22,13 +22,13 @@ use sha2::{Digest, Sha256};
 use tower_sessions::Session;
 
 use super::see_other;
-use crate::app::AppState;
-use crate::error::AppError;
-use crate::limits::client_key;
-use crate::oauth::local_path;
-use crate::pages::{Layout, render};
-use crate::sessions::Csrf;
-use crate::store::unix_now;
+use crate::time::unix_now;
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::limits::client_key;
+use crate::web::portal::oauth::local_path;
+use crate::web::sessions::Csrf;
+use crate::web::ui::{Layout, render};
 
 /// Failures are counted over this window.
 pub const WINDOW_SECS: i64 = 15 * 60;

@@ -25,10 +25,10 @@ use axum::{Router, http::StatusCode};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::Session;
 
-use crate::app::AppState;
-use crate::error::AppError;
-use crate::pages::Layout;
-use crate::sessions::{Csrf, CsrfForm};
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::sessions::{Csrf, CsrfForm};
+use crate::web::ui::Layout;
 
 pub use auth::{CurrentAdmin, hash_password};
 
@@ -102,8 +102,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(auth::login_page)
                 .post(auth::login)
                 .route_layer(middleware::from_fn_with_state(
-                    (state.clone(), crate::limits::Route::AdminLogin),
-                    crate::limits::limit,
+                    (state.clone(), crate::web::limits::Route::AdminLogin),
+                    crate::web::limits::limit,
                 )),
         )
         // Admin pages hold followers' data: never cached, by the browser or anything between.
@@ -192,7 +192,7 @@ fn pretty_json(raw: &str) -> String {
 
 /// 404 as an admin page.
 fn not_found(what: &str) -> AppError {
-    crate::error::ErrorPage::new(
+    crate::web::error::ErrorPage::new(
         StatusCode::NOT_FOUND,
         "找不到",
         &format!("没有这个{what}。"),

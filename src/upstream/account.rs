@@ -1,4 +1,4 @@
-//! The calls an account makes with its access_token (docs/protocol.md §7). Each gets the shared token, and when
+//! The calls an account makes with its access_token (docs/wechat.md §7). Each gets the shared token, and when
 //! WeChat refuses it (40001/42001) has it renewed once and tries again.
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The OAuth `state` parameter: signed, expiring, and checkable without the session.
 //!
 //! WeChat's browser sometimes loses cookies between the authorize redirect and the callback
-//! (docs/protocol.md §6.2), so the state carries its own proof: `hex(version ‖ expiry ‖ nonce ‖ scope ‖ tag)`,
+//! (docs/wechat.md §6.2), so the state carries its own proof: `hex(version ‖ expiry ‖ nonce ‖ scope ‖ tag)`,
 //! where the tag is HMAC-SHA256 over the rest and the `next` path, truncated to 16 bytes. `next` itself
 //! travels in the callback URL (`redirect_uri`), bound to the state by the tag. Hex keeps the state
 //! within `[a-zA-Z0-9]`; it is 84 characters, under WeChat's 128-byte limit. Nothing is stored when a

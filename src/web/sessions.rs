@@ -6,78 +6,24 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use sha2::{Digest, Sha256, Sha512};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tower_cookies::Cookies;
-use tower_sessions::cookie::{Cookie, Key, SameSite};
+use tower_sessions::cookie::{Cookie, SameSite};
 use tower_sessions::service::SignedCookie;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::app::AppState;
 use crate::config::Config;
-use crate::error::{AppError, ErrorPage};
-use crate::oauth::state::StateSigner;
-use crate::store::{SessionRows, Store, StoreError, unix_now};
+use crate::store::{SessionRows, Store};
+use crate::time::unix_now;
+use crate::web::AppState;
+use crate::web::error::{AppError, ErrorPage};
+use crate::web::keys::Keys;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "wxportal_session";
 /// A session ends after this long without a visit.
 const IDLE_DAYS: i64 = 30;
-
-/// Keys derived from the one server secret: one per purpose, so neither can stand in for the other.
-#[derive(Clone)]
-pub struct Keys {
-    pub cookie: Key,
-    pub state: StateSigner,
-    /// Signs the CSRF tokens of forms.
-    pub csrf: [u8; 32],
-}
-
-impl std::fmt::Debug for Keys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Keys(***)")
-    }
-}
-
-impl Keys {
-    /// From `WXPORTAL_SESSION_KEY`, or the key generated on first start and kept in the database (so
-    /// a restart or another instance does not sign everyone out).
-    pub async fn load(config: &Config, store: &Store) -> Result<Self, StoreError> {
-        let secret = match &config.session_key {
-            Some(key) => key.expose().to_owned(),
-            None => {
-                store
-                    .setting_or_insert("server_secret", || {
-                        let mut bytes = [0u8; 32];
-                        rand::thread_rng().fill_bytes(&mut bytes);
-                        hex::encode(bytes)
-                    })
-                    .await?
-            }
-        };
-        Ok(Self::derive(secret.as_bytes()))
-    }
-
-    fn derive(secret: &[u8]) -> Self {
-        let cookie = Sha512::new()
-            .chain_update(b"wxportal session cookie\0")
-            .chain_update(secret)
-            .finalize();
-        let state = Sha256::new()
-            .chain_update(b"wxportal oauth state\0")
-            .chain_update(secret)
-            .finalize();
-        let csrf = Sha256::new()
-            .chain_update(b"wxportal csrf token\0")
-            .chain_update(secret)
-            .finalize();
-        Self {
-            cookie: Key::from(&cookie),
-            state: StateSigner::new(state.into()),
-            csrf: csrf.into(),
-        }
-    }
-}
 
 /// The session layer: `HttpOnly`, `SameSite=Lax` (a Strict cookie would not come back from WeChat's
 /// authorize page), `Secure` when the public URL is https.
