@@ -10,7 +10,8 @@
 //! outbox, replies           background delivery; what the account answers
 //! upstream                  the outbound client of WeChat's HTTP API, with the shared access_token
 //! store                     all SQL
-//! config, wechat, time      settings; the protocol, free of HTTP; clocks
+//! config, wechat, time,    settings; the protocol, free of HTTP; clocks; password hashes
+//!   passwords
 //! ```
 
 /// Wiring: the bound server, its workers and its state.
@@ -23,6 +24,8 @@ pub mod config;
 pub mod demo;
 /// Replies after the 5-second window and follower info, delivered from a durable queue.
 pub mod outbox;
+/// Operators' names and password hashes.
+pub mod passwords;
 /// What the account answers to each message.
 pub mod replies;
 /// All SQL.

@@ -1,6 +1,7 @@
 //! Inbound messages with their replies, and the group-commit writer that stores them.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
@@ -55,7 +56,8 @@ pub struct MessageRecord {
 }
 
 /// Answers a queued write after its commit.
-type Ack = oneshot::Sender<Result<Recorded, String>>;
+/// The writer's answer; an error is shared by every message of a batch that failed together.
+type Ack = oneshot::Sender<Result<Recorded, Arc<sqlx::Error>>>;
 
 pub(super) enum WriteJob {
     Message(Box<NewMessage>, Ack),
@@ -76,7 +78,7 @@ impl Store {
             .map_err(|_| StoreError::WriterGone)?;
         match rx.await {
             Ok(Ok(recorded)) => Ok(recorded),
-            Ok(Err(e)) => Err(StoreError::Database(sqlx::Error::Protocol(e))),
+            Ok(Err(e)) => Err(StoreError::Writer(e)),
             Err(_) => Err(StoreError::WriterGone),
         }
     }
@@ -170,15 +172,16 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<WriteJob>
                             }
                             Err(e) => {
                                 tracing::error!(error = %e, msg_type = m.msg_type, "storing a message failed");
-                                let _ = ack.send(Err(e.to_string()));
+                                let _ = ack.send(Err(Arc::new(e)));
                             }
                         }
                     }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "storing a message failed");
+                    let e = Arc::new(e);
                     for (_, ack) in messages {
-                        let _ = ack.send(Err(e.to_string()));
+                        let _ = ack.send(Err(Arc::clone(&e)));
                     }
                 }
             }

@@ -40,6 +40,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The message writer's commit failed (shared by the messages committed together).
+    #[error("database error: {0}")]
+    Writer(std::sync::Arc<sqlx::Error>),
     #[error("the database writer has stopped")]
     WriterGone,
 }

@@ -16,10 +16,13 @@ pub mod menu;
 pub mod sns;
 pub mod token;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+
+use crate::store::StoreError;
 
 /// How long one call may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -51,14 +54,24 @@ pub enum ApiError {
     Status(u16),
     #[error("WeChat did not answer in time")]
     Timeout,
+    /// No answer: the connection failed (the error is stripped of its URL, which holds secrets).
     #[error("WeChat could not be reached: {0}")]
-    Unreachable(String),
+    Unreachable(#[source] Arc<reqwest::Error>),
+    /// Our own database failed while fetching or sharing a credential: WeChat was not asked.
+    #[error("the database failed: {0}")]
+    Store(#[source] Arc<StoreError>),
     /// A 200 whose body is not the JSON WeChat documents.
     #[error("WeChat's answer was not understood: {0}")]
     Garbage(String),
     /// `WXPORTAL_APPSECRET` is not set, so no token can be had.
     #[error("WXPORTAL_APPSECRET is not set")]
     NoSecret,
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(Arc::new(e))
+    }
 }
 
 impl ApiError {
@@ -81,7 +94,7 @@ impl ApiError {
         match self {
             Self::Api { errcode, .. } => *errcode == -1,
             Self::Status(status) => *status >= 500 || *status == 429,
-            Self::Timeout | Self::Unreachable(_) => true,
+            Self::Timeout | Self::Unreachable(_) | Self::Store(_) => true,
             Self::Garbage(_) | Self::NoSecret => false,
         }
     }
@@ -202,7 +215,7 @@ impl Upstream {
             if e.is_timeout() {
                 ApiError::Timeout
             } else {
-                ApiError::Unreachable(e.without_url().to_string())
+                ApiError::Unreachable(Arc::new(e.without_url()))
             }
         };
         let builder = match request {
@@ -258,6 +271,18 @@ pub struct Done {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_failure_is_not_called_wechat_being_unreachable() {
+        let e = ApiError::from(StoreError::WriterGone);
+        assert!(matches!(e, ApiError::Store(_)));
+        assert!(e.to_string().starts_with("the database failed"), "{e}");
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the source is kept"
+        );
+        assert!(e.is_transient());
+    }
 
     #[test]
     fn errors_carry_their_official_meaning() {

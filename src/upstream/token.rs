@@ -37,11 +37,6 @@ fn retry_pause(failures: u32) -> u64 {
     (RENEW_SPACING << failures.saturating_sub(1).min(6)).min(600)
 }
 
-/// A database failure, as the caller of a credential sees it: no credential, for now.
-fn database(e: crate::store::StoreError) -> ApiError {
-    ApiError::Unreachable(format!("the database: {e}"))
-}
-
 /// Which credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -280,7 +275,10 @@ impl Credentials {
     }
 
     async fn row(&self, kind: Kind) -> Result<CredentialRow, ApiError> {
-        self.store.credential(kind.as_str()).await.map_err(database)
+        self.store
+            .credential(kind.as_str())
+            .await
+            .map_err(ApiError::from)
     }
 
     /// With this process's turn held: the stored value if usable (or, `ahead`, not yet due), else a
@@ -310,7 +308,7 @@ impl Credentials {
                 .store
                 .take_credential_lease(kind.as_str(), &self.owner, lease_until)
                 .await
-                .map_err(database)?;
+                .map_err(ApiError::from)?;
             if leased {
                 return self.fetch_and_store(kind, row.refused()).await;
             }
@@ -337,7 +335,7 @@ impl Credentials {
                 self.store
                     .save_credential(kind.as_str(), &c.value, c.expires_at)
                     .await
-                    .map_err(database)?;
+                    .map_err(ApiError::from)?;
                 tracing::info!(
                     kind = kind.as_str(),
                     expires_in,
@@ -352,7 +350,7 @@ impl Credentials {
                 self.store
                     .fail_credential(kind.as_str(), &e.to_string())
                     .await
-                    .map_err(database)?;
+                    .map_err(ApiError::from)?;
                 Err(e)
             }
         }

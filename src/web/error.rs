@@ -1,9 +1,11 @@
 //! The one error type handlers return: status mapped in one place, internal details logged, never shown.
 
-use axum::http::{StatusCode, header};
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::store::StoreError;
+use crate::upstream::ApiError;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -24,17 +26,29 @@ pub enum AppError {
     Store(#[from] StoreError),
     /// The session store failed.
     #[error("session error: {0}")]
-    Session(String),
+    Session(#[from] tower_sessions::session::Error),
+    /// Writing an export failed.
+    #[error("CSV error: {0}")]
+    Csv(#[from] csv::Error),
+    /// A call to WeChat this request needs failed (or the database behind its credential did).
+    #[error("{what}: {source}")]
+    Upstream {
+        what: &'static str,
+        source: ApiError,
+    },
     /// A page could not be rendered.
     #[error("template error: {0}")]
     Render(#[from] askama::Error),
+    /// A route is wired wrongly (a programming error): logged, answered 500.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// The request body is over the limit of its route.
     #[error("the request body is too large")]
     TooLarge,
     /// The client is over a rate limit: come back after `retry_after` seconds.
     #[error("too many requests: retry after {retry_after} s")]
     TooMany { retry_after: u64 },
-    /// A failure a follower must see as a page: rendered by [`crate::web::portal::render_error_pages`].
+    /// A failure a follower must see as a page: rendered by [`crate::web::ui::render_error_pages`].
     #[error("{}: {}", .0.status, .0.en)]
     Page(Box<ErrorPage>),
 }
@@ -81,10 +95,6 @@ impl AppError {
         }
     }
 
-    pub fn session(e: tower_sessions::session::Error) -> Self {
-        Self::Session(e.to_string())
-    }
-
     pub fn forbidden(reason: &'static str, detail: impl ToString) -> Self {
         Self::Forbidden {
             reason,
@@ -93,44 +103,79 @@ impl AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        match &self {
+impl AppError {
+    /// Logs what the operator needs and returns the status and the words the caller may see.
+    fn public(&self) -> (StatusCode, String) {
+        match self {
             Self::BadRequest { reason, detail } => {
                 tracing::warn!(reason, detail = %detail, "request refused");
                 (
                     StatusCode::BAD_REQUEST,
-                    format!("bad request: {reason}: {detail}\n"),
+                    format!("bad request: {reason}: {detail}"),
                 )
-                    .into_response()
             }
             Self::Forbidden { reason, detail } => {
                 tracing::warn!(reason, detail = %detail, "request refused");
                 (
                     StatusCode::FORBIDDEN,
-                    format!("forbidden: {reason}: {detail}\n"),
+                    format!("forbidden: {reason}: {detail}"),
                 )
-                    .into_response()
             }
             Self::Store(e) => {
                 tracing::error!(error = %e, "storage failure");
-                (StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable\n").into_response()
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily unavailable".into(),
+                )
             }
             Self::Session(e) => {
                 tracing::error!(error = %e, "session store failure");
-                (StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable\n").into_response()
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily unavailable".into(),
+                )
+            }
+            Self::Upstream { what, source } => {
+                tracing::warn!(errcode = source.errcode(), error = %source, "{what}");
+                (StatusCode::SERVICE_UNAVAILABLE, (*what).to_owned())
             }
             Self::Render(e) => {
                 tracing::error!(error = %e, "page rendering failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+            }
+            Self::Internal(what) => {
+                tracing::error!(what, "internal error");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+            }
+            Self::Csv(e) => {
+                tracing::error!(error = %e, "writing CSV failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
             }
             Self::TooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "the request body is too large\n",
-            )
-                .into_response(),
+                "the request body is too large".into(),
+            ),
+            Self::TooMany { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many requests: retry after {retry_after} s"),
+            ),
+            Self::Page(page) => (page.status, page.en.clone()),
+        }
+    }
+
+    /// The same failure as JSON (`{"error": "…"}`), for endpoints that scripts call.
+    pub fn json(self) -> JsonError {
+        JsonError(self)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, text) = self.public();
+        let mut response = (status, format!("{text}\n")).into_response();
+        match self {
             Self::TooMany { retry_after } => {
-                let (zh, en) = if *retry_after >= 120 {
+                let (zh, en) = if retry_after >= 120 {
                     let minutes = retry_after.div_ceil(60);
                     (format!("{minutes} 分钟"), format!("{minutes} minutes"))
                 } else {
@@ -139,28 +184,53 @@ impl IntoResponse for AppError {
                         format!("{retry_after} seconds"),
                     )
                 };
-                let page = ErrorPage::new(
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                // Where pages are drawn, the same words as a page; elsewhere the text above.
+                response.extensions_mut().insert(ErrorPage::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "操作太频繁",
                     &format!("操作太频繁，请 {zh}后再试。"),
                     &format!("Too many requests: try again in {en}."),
-                );
-                let mut response = (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    [(header::RETRY_AFTER, retry_after.to_string())],
-                    format!("too many requests: retry after {retry_after} s\n"),
-                )
-                    .into_response();
-                // Where pages are drawn, the same words as a page; elsewhere the text above.
-                response.extensions_mut().insert(page);
-                response
+                ));
             }
             Self::Page(page) => {
                 // The page is drawn by a layer that knows the layout (the demo banner).
-                let mut response = page.status.into_response();
-                response.extensions_mut().insert(*page.clone());
-                response
+                let mut bare = page.status.into_response();
+                bare.extensions_mut().insert(*page);
+                return bare;
             }
+            _ => {}
         }
+        response
+    }
+}
+
+/// An [`AppError`] answered as JSON, never cached.
+#[derive(Debug)]
+pub struct JsonError(pub AppError);
+
+impl From<AppError> for JsonError {
+    fn from(e: AppError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for JsonError {
+    fn into_response(self) -> Response {
+        let (status, error) = self.0.public();
+        let mut response = (
+            status,
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(serde_json::json!({ "error": error })),
+        )
+            .into_response();
+        if let AppError::TooMany { retry_after } = self.0 {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
     }
 }

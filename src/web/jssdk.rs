@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use rand::Rng;
@@ -15,6 +15,7 @@ use sha1::{Digest, Sha1};
 use crate::time::unix_now;
 use crate::upstream::token::Kind;
 use crate::web::AppState;
+use crate::web::error::{AppError, JsonError};
 
 pub fn router(app: &AppState) -> Router<AppState> {
     Router::new().route(
@@ -47,41 +48,35 @@ struct JsConfig {
     signature: String,
 }
 
-fn refuse(status: StatusCode, error: &str) -> Response {
-    (
-        status,
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(serde_json::json!({ "error": error })),
-    )
-        .into_response()
-}
-
 /// The page URL to sign, as the page sees it (`location.href` up to `#`), if it is one of ours.
 fn own_page(url: &str, config: &crate::config::Config) -> Option<String> {
     let page = url.split('#').next().unwrap_or_default();
     config.is_own_origin(page).then(|| page.to_owned())
 }
 
-async fn config(State(app): State<AppState>, Query(q): Query<ConfigQuery>) -> Response {
+async fn config(
+    State(app): State<AppState>,
+    Query(q): Query<ConfigQuery>,
+) -> Result<Response, JsonError> {
     let Some(url) = q.url.as_deref().filter(|u| !u.is_empty()) else {
-        return refuse(StatusCode::BAD_REQUEST, "the url parameter is missing");
+        return Err(AppError::bad_request("url", "the url parameter is missing").json());
     };
     let Some(page) = own_page(url, &app.config) else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
+        return Err(AppError::bad_request(
+            "url",
             "the url is not a page of this site (WXPORTAL_PUBLIC_URL)",
-        );
+        )
+        .json());
     };
-    let ticket = match app.account.credentials.get(Kind::JsapiTicket).await {
-        Ok(ticket) => ticket,
-        Err(e) => {
-            tracing::warn!(errcode = e.errcode(), error = %e, "no jsapi_ticket for the JS-SDK");
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the JS-SDK ticket is unavailable",
-            );
-        }
-    };
+    let ticket = app
+        .account
+        .credentials
+        .get(Kind::JsapiTicket)
+        .await
+        .map_err(|source| AppError::Upstream {
+            what: "the JS-SDK ticket is unavailable",
+            source,
+        })?;
     let nonce: String = rand::thread_rng()
         .sample_iter(&Alphanumeric)
         .take(16)
@@ -94,7 +89,7 @@ async fn config(State(app): State<AppState>, Query(q): Query<ConfigQuery>) -> Re
         signature: signature(&ticket.value, &nonce, timestamp, &page),
         nonce_str: nonce,
     };
-    ([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response()
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
 #[cfg(test)]

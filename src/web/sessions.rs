@@ -73,7 +73,7 @@ impl FromRequestParts<AppState> for Csrf {
             .extensions
             .get::<Cookies>()
             .cloned()
-            .ok_or_else(|| AppError::Session("no cookie jar on this route".into()))?;
+            .ok_or_else(|| AppError::Internal("no cookie jar on this route"))?;
         Ok(Self {
             cookies,
             key: app.keys.csrf,

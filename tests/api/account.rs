@@ -96,7 +96,7 @@ async fn a_hundred_concurrent_needs_cause_one_token_fetch() {
 
 /// `with_admin`'s admin on an app started without it.
 async fn signed_in_new_admin(app: &TestApp) -> (Browser, String) {
-    let hash = wxportal::web::admin::hash_password("correct horse battery").unwrap();
+    let hash = wxportal::passwords::hash("correct horse battery").unwrap();
     app.store.create_admin("ops", &hash).await.unwrap();
     signed_in(app).await
 }
@@ -732,7 +732,7 @@ async fn the_demo_shows_late_replies_and_the_pushed_menu_in_its_chat() {
     let (base, _dir, banner) = spawn_demo().await;
     let password = demo_password(&banner);
     let browser = Browser::at(&base, crate::admin::browser_client());
-    let page = crate::admin::sign_in_with(&browser, wxportal::cli::DEMO_ADMIN, &password).await;
+    let page = crate::admin::sign_in_with(&browser, wxportal::demo::DEMO_ADMIN, &password).await;
     assert_eq!(page.status, 303);
     let csrf = browser.get("/admin").await.csrf();
     add_rule(&browser, &csrf, "慢", "这是稍后送达的回复", true).await;

@@ -15,7 +15,7 @@ const PASSWORD: &str = "correct horse battery";
 /// A server with one admin, `ops`.
 pub(crate) async fn with_admin(vars: &[(&str, &str)]) -> TestApp {
     let app = TestApp::spawn(vars).await;
-    let hash = wxportal::web::admin::hash_password(PASSWORD).unwrap();
+    let hash = wxportal::passwords::hash(PASSWORD).unwrap();
     assert!(app.store.create_admin("ops", &hash).await.unwrap());
     app
 }
@@ -247,7 +247,7 @@ async fn sign_in_cycles_the_session_and_sign_out_ends_it() {
     assert_eq!(browser.get("/admin").await.status, 200);
 
     // A password change ends every session.
-    let hash = wxportal::web::admin::hash_password("another long password").unwrap();
+    let hash = wxportal::passwords::hash("another long password").unwrap();
     assert!(app.store.set_admin_password("ops", &hash).await.unwrap());
     assert_eq!(browser.get("/admin").await.status, 303);
 }
@@ -351,7 +351,7 @@ async fn failed_sign_ins_are_limited_per_client_address() {
         ("WXPORTAL_LIMIT_ADMIN_LOGIN", "off"),
     ])
     .await;
-    let hash = wxportal::web::admin::hash_password(PASSWORD).unwrap();
+    let hash = wxportal::passwords::hash(PASSWORD).unwrap();
     assert!(app.store.create_admin("second", &hash).await.unwrap());
     let attempt = |name: &'static str, address: &'static str, password: &'static str| {
         let app_base = app.base.clone();
@@ -1125,7 +1125,7 @@ async fn the_demo_prints_a_fresh_admin_password_that_signs_in() {
     let db = format!("sqlite://{}", dir.path().join("demo.db").display());
     let mut passwords: Vec<String> = Vec::new();
     for _ in 0..2 {
-        let (demo, banner) = wxportal::cli::build_demo(&[
+        let (demo, banner) = wxportal::demo::build(&[
             ("WXPORTAL_BIND", "127.0.0.1:0".to_owned()),
             ("WXPORTAL_DATABASE_URL", db.clone()),
         ])
@@ -1136,7 +1136,7 @@ async fn the_demo_prints_a_fresh_admin_password_that_signs_in() {
         let base = format!("http://{}", demo.addr());
         let store = demo.state().store.clone();
         let stored = store
-            .admin_by_name(wxportal::cli::DEMO_ADMIN)
+            .admin_by_name(wxportal::demo::DEMO_ADMIN)
             .await
             .unwrap()
             .unwrap();
@@ -1144,13 +1144,13 @@ async fn the_demo_prints_a_fresh_admin_password_that_signs_in() {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(demo.run(async { stopped.await.unwrap_or(()) }));
         let browser = Browser::at(&base, browser_client());
-        let page = sign_in_with(&browser, wxportal::cli::DEMO_ADMIN, &password).await;
+        let page = sign_in_with(&browser, wxportal::demo::DEMO_ADMIN, &password).await;
         assert_eq!(page.status, 303, "the printed password signs in: {page:?}");
         assert_eq!(browser.get("/admin").await.status, 200);
         for old in &passwords {
             let page = sign_in_with(
                 &Browser::at(&base, browser_client()),
-                wxportal::cli::DEMO_ADMIN,
+                wxportal::demo::DEMO_ADMIN,
                 old,
             )
             .await;

@@ -395,7 +395,7 @@ pub fn demo_password(banner: &str) -> String {
 
 pub async fn spawn_demo() -> (String, tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
-    let (demo, banner) = wxportal::cli::build_demo(&[
+    let (demo, banner) = wxportal::demo::build(&[
         ("WXPORTAL_BIND", "127.0.0.1:0".to_owned()),
         (
             "WXPORTAL_DATABASE_URL",

@@ -9,9 +9,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use askama::Template;
 use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
@@ -22,6 +19,7 @@ use sha2::{Digest, Sha256};
 use tower_sessions::Session;
 
 use super::see_other;
+use crate::passwords::{self, MAX_PASSWORD_BYTES};
 use crate::time::unix_now;
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -43,9 +41,6 @@ const SLOW_DOWN_STEP: Duration = Duration::from_millis(250);
 const SLOW_DOWN_MAX: Duration = Duration::from_secs(10);
 /// Every failure is answered this late, so guessing is slow even below the limits.
 const FAILURE_DELAY: Duration = Duration::from_secs(1);
-/// Longer passwords are refused before hashing.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
-pub const MIN_PASSWORD_CHARS: usize = 10;
 const SESSION_KEY: &str = "admin";
 
 /// What the session remembers of its admin: who, and which password they signed in under.
@@ -61,61 +56,14 @@ pub struct CurrentAdmin {
     pub name: String,
 }
 
-/// An argon2id hash (the crate's defaults: 19 MiB, 2 passes) with a fresh salt, in PHC format.
-pub fn hash_password(password: &str) -> Result<String, String> {
-    Argon2::default()
-        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-        .map(|h| h.to_string())
-        .map_err(|e| format!("hashing the password failed: {e}"))
-}
-
-fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok()
-    })
-}
-
 /// A hash of nothing anyone knows: verified against when the account does not exist, so an unknown
 /// name takes as long to refuse as a wrong password.
 fn decoy_hash() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| {
         let random: [u8; 16] = rand::random();
-        hash_password(&hex::encode(random)).unwrap_or_default()
+        passwords::hash(&hex::encode(random)).unwrap_or_default()
     })
-}
-
-/// Names are what operators type: letters, digits and `_ . - @`, up to 64.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-@".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "an admin name is 1 to 64 letters, digits or _ . - @ (got {name:?})"
-        ))
-    }
-}
-
-pub fn check_password(password: &str) -> Result<(), String> {
-    let chars = password.chars().count();
-    if chars < MIN_PASSWORD_CHARS {
-        Err(format!(
-            "the password must have at least {MIN_PASSWORD_CHARS} characters (it has {chars})"
-        ))
-    } else if password.len() > MAX_PASSWORD_BYTES {
-        Err(format!(
-            "the password is longer than {MAX_PASSWORD_BYTES} bytes"
-        ))
-    } else {
-        Ok(())
-    }
 }
 
 /// The admin this session is signed in as, if the account still exists and its password has not
@@ -127,7 +75,7 @@ pub async fn signed_in_admin(
     let Some(remembered) = session
         .get::<AdminSession>(SESSION_KEY)
         .await
-        .map_err(AppError::session)?
+        .map_err(AppError::from)?
     else {
         return Ok(None);
     };
@@ -291,7 +239,7 @@ pub async fn login(
             .map_or_else(|| decoy_hash().to_owned(), |a| a.password_hash.clone()),
         form.password,
     );
-    let valid = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+    let valid = tokio::task::spawn_blocking(move || passwords::verify(&hash, &password))
         .await
         .unwrap_or(false);
     drop(permit);
@@ -310,7 +258,7 @@ pub async fn login(
     app.store.clear_login_attempts(&account, &address).await?;
     app.store.touch_admin_login(admin.id).await?;
     // A new session id, and a new CSRF token: nothing from before sign-in carries over.
-    session.cycle_id().await.map_err(AppError::session)?;
+    session.cycle_id().await.map_err(AppError::from)?;
     csrf.renew();
     session
         .insert(
@@ -321,7 +269,7 @@ pub async fn login(
             },
         )
         .await
-        .map_err(AppError::session)?;
+        .map_err(AppError::from)?;
     tracing::info!(admin = admin.name, address, "admin signed in");
     Ok(see_other(next))
 }
@@ -331,8 +279,8 @@ pub async fn logout(session: Session, csrf: Csrf) -> Result<Response, AppError> 
     session
         .remove::<AdminSession>(SESSION_KEY)
         .await
-        .map_err(AppError::session)?;
-    session.cycle_id().await.map_err(AppError::session)?;
+        .map_err(AppError::from)?;
+    session.cycle_id().await.map_err(AppError::from)?;
     csrf.renew();
     Ok(see_other("/admin/login"))
 }
@@ -340,17 +288,6 @@ pub async fn logout(session: Session, csrf: Csrf) -> Result<Response, AppError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hashes_are_argon2id_salted_and_verify() {
-        let a = hash_password("correct horse battery").unwrap();
-        let b = hash_password("correct horse battery").unwrap();
-        assert!(a.starts_with("$argon2id$"), "{a}");
-        assert_ne!(a, b, "a fresh salt each time");
-        assert!(verify_password(&a, "correct horse battery"));
-        assert!(!verify_password(&a, "correct horse battery "));
-        assert!(!verify_password("not a hash", "x"));
-    }
 
     #[test]
     fn sign_in_only_returns_into_the_admin_area() {
@@ -376,14 +313,5 @@ mod tests {
         assert_eq!(slow_down(10_000), SLOW_DOWN_MAX);
         assert_eq!(name_key("Ops"), name_key("ops"));
         assert!(!name_key("hunter2hunter2").contains("hunter"));
-    }
-
-    #[test]
-    fn names_and_passwords_are_checked() {
-        assert!(check_name("ops.lead@shop").is_ok());
-        assert!(check_name("").is_err());
-        assert!(check_name("李雷").is_err());
-        assert!(check_password("short").is_err());
-        assert!(check_password("long enough!").is_ok());
     }
 }

@@ -30,7 +30,7 @@ use crate::web::error::AppError;
 use crate::web::sessions::{Csrf, CsrfForm};
 use crate::web::ui::Layout;
 
-pub use auth::{CurrentAdmin, hash_password};
+pub use auth::CurrentAdmin;
 
 /// Admin forms are small; anything larger is refused before it is read.
 const MAX_FORM: usize = 64 * 1024;

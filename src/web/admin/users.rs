@@ -258,11 +258,10 @@ pub async fn export(
     let mut query = params.query(EXPORT_CHUNK);
     query.after = None;
     let mut head = csv::Writer::from_writer(b"\xEF\xBB\xBF".to_vec());
-    head.write_record(CSV_HEADER)
-        .map_err(|e| AppError::bad_request("csv", e))?;
+    head.write_record(CSV_HEADER)?;
     let head = head
         .into_inner()
-        .map_err(|e| AppError::bad_request("csv", e.into_error()))?;
+        .map_err(|e| AppError::Csv(e.into_error().into()))?;
 
     let pages = futures_util::stream::unfold(Some((app.store.clone(), query)), next_chunk);
     let body = futures_util::stream::once(async move { Ok(Bytes::from(head)) }).chain(pages);
@@ -293,12 +292,12 @@ async fn next_chunk(state: ChunkState) -> Option<(Result<Bytes, std::io::Error>,
         Err(e) => {
             // The response has started; ending the body early tells the client it is incomplete.
             tracing::error!(error = %e, "CSV export failed midway");
-            return Some((Err(std::io::Error::other(e.to_string())), None));
+            return Some((Err(std::io::Error::other(e)), None));
         }
     };
     let rows = match csv_rows(&users) {
         Ok(rows) => rows,
-        Err(e) => return Some((Err(std::io::Error::other(e.to_string())), None)),
+        Err(e) => return Some((Err(std::io::Error::other(e)), None)),
     };
     let last = users.last().expect("not empty");
     query.after = Some(UserCursor {

@@ -59,12 +59,12 @@ pub struct Follower {
 impl Follower {
     /// The signed-in follower, if any.
     pub async fn current(session: &Session) -> Result<Option<Self>, AppError> {
-        session.get(FOLLOWER).await.map_err(AppError::session)
+        session.get(FOLLOWER).await.map_err(AppError::from)
     }
 
     /// Ends the portal session.
     pub async fn sign_out(session: &Session) -> Result<(), AppError> {
-        session.flush().await.map_err(AppError::session)
+        session.flush().await.map_err(AppError::from)
     }
 }
 
@@ -407,7 +407,7 @@ async fn sign_in(
 ) -> Result<(), AppError> {
     // A new session id and a new CSRF token at sign-in: an id or a form planted before (session
     // fixation) is worthless.
-    visit.session.cycle_id().await.map_err(AppError::session)?;
+    visit.session.cycle_id().await.map_err(AppError::from)?;
     visit.csrf.renew();
     let pending = Pending(
         visit
@@ -434,7 +434,7 @@ async fn sign_in(
             },
         )
         .await
-        .map_err(AppError::session)
+        .map_err(AppError::from)
 }
 
 /// The profile for a userinfo-scope token.
@@ -568,6 +568,12 @@ pub fn upstream_failure(call: &str, e: &ApiError, retry: &str) -> ErrorPage {
             "微信服务异常",
             "暂时无法连接微信服务，请稍后重试。",
             "WeChat's service did not answer properly. Please try again later.",
+        ),
+        ApiError::Store(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "服务暂时不可用",
+            "服务暂时不可用，请稍后重试。",
+            "The service is temporarily unavailable. Please try again in a moment.",
         ),
         ApiError::Timeout => (
             StatusCode::GATEWAY_TIMEOUT,
