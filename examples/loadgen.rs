@@ -15,7 +15,8 @@ use hyper::body::Bytes;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use wxportal::time::unix_now;
-use wxportal::wechat::push::{Push, PushMode};
+use wxportal::wechat::MessageMode;
+use wxportal::wechat::push::Push;
 use wxportal::wechat::{AesKey, MessageCrypto};
 
 #[derive(Clone, Copy, PartialEq)]
@@ -71,9 +72,9 @@ impl Target {
             ],
         };
         let mode = if self.crypto.is_some() {
-            PushMode::Safe
+            MessageMode::Safe
         } else {
-            PushMode::Plain
+            MessageMode::Plain
         };
         let signed = push.sign(
             &self.token,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 use crate::upstream::token::TokenApi;
-use crate::wechat::AesKey;
+use crate::wechat::{AesKey, MessageMode};
 
 /// A secret value: never shown by `Debug` or `Display`; read it with [`Secret::expose`] where it is used.
 #[derive(Clone, PartialEq, Eq)]
@@ -32,27 +32,6 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
-    }
-}
-
-/// How the account's messages are protected (docs/wechat.md §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageMode {
-    /// 明文模式: no encryption.
-    Plain,
-    /// 兼容模式: encrypted and plaintext requests both accepted.
-    Compat,
-    /// 安全模式: only encrypted requests accepted.
-    Safe,
-}
-
-impl MessageMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Plain => "plain",
-            Self::Compat => "compat",
-            Self::Safe => "safe",
-        }
     }
 }
 
@@ -298,15 +277,12 @@ impl Config {
         let message_mode = match var("WXPORTAL_MESSAGE_MODE").as_deref() {
             None if key_given => MessageMode::Compat,
             None => MessageMode::Plain,
-            Some("plain") => MessageMode::Plain,
-            Some("compat") => MessageMode::Compat,
-            Some("safe") => MessageMode::Safe,
-            Some(other) => {
+            Some(other) => other.parse().unwrap_or_else(|_| {
                 problems.push(format!(
                     "WXPORTAL_MESSAGE_MODE must be plain, compat or safe (got {other:?})."
                 ));
                 MessageMode::Plain
-            }
+            }),
         };
         if message_mode != MessageMode::Plain && !key_given {
             problems.push(format!(
@@ -435,6 +411,11 @@ impl Config {
         } else {
             Err(ConfigError(problems))
         }
+    }
+
+    /// Whether the public URL is https: cookies are then `Secure` and browsers told to stay on https.
+    pub fn is_https(&self) -> bool {
+        self.public_url.starts_with("https://")
     }
 
     /// Whether `url` is on this server's public origin: the same scheme, host and port as the public

@@ -10,11 +10,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::replies::Replies;
-use crate::store::{FollowerInfo, JOB_REPLY, JOB_USER_INFO, Job, Store};
+use crate::store::{FollowerInfo, Job, JobKind, Store};
 use crate::time::unix_now;
 use crate::upstream::ApiError;
 use crate::upstream::account::{Account, custom_message};
@@ -86,12 +85,11 @@ pub struct Outbox {
 
 impl Outbox {
     pub fn new(store: Store, account: Account, replies: Arc<Replies>) -> Self {
-        let id: [u8; 8] = rand::thread_rng().r#gen();
         Self {
             store,
             account,
             replies,
-            owner: format!("{}:{}", std::process::id(), hex::encode(id)),
+            owner: crate::store::owner_id(),
             wake: Notify::new(),
         }
     }
@@ -146,7 +144,7 @@ impl Outbox {
         if taken_over {
             tracing::warn!(
                 job = job.id,
-                kind = %job.kind,
+                kind = job.kind.as_str(),
                 attempt = job.attempts,
                 "an attempt was cut off in mid-call (its process stopped); trying again, so WeChat may \
                  receive this one twice"
@@ -162,18 +160,23 @@ impl Outbox {
         };
         let recorded = match outcome {
             Ok(sent) => {
-                tracing::info!(job = job.id, kind = %job.kind, attempt = job.attempts, "outbox job done");
+                tracing::info!(
+                    job = job.id,
+                    kind = job.kind.as_str(),
+                    attempt = job.attempts,
+                    "outbox job done"
+                );
                 self.store.finish_job(job.id, sent.as_deref()).await
             }
             Err(f) if f.transient && job.attempts < MAX_ATTEMPTS => {
                 let pause = backoff(job.attempts);
-                tracing::info!(job = job.id, kind = %job.kind, attempt = job.attempts, retry_in = pause, reason = %f.reason, "outbox job will be retried");
+                tracing::info!(job = job.id, kind = job.kind.as_str(), attempt = job.attempts, retry_in = pause, reason = %f.reason, "outbox job will be retried");
                 self.store
                     .retry_job(job.id, unix_now() + pause, &f.reason)
                     .await
             }
             Err(f) => {
-                tracing::warn!(job = job.id, kind = %job.kind, attempt = job.attempts, reason = %f.reason, "outbox job given up");
+                tracing::warn!(job = job.id, kind = job.kind.as_str(), attempt = job.attempts, reason = %f.reason, "outbox job given up");
                 self.store
                     .fail_job(job.id, &f.reason, f.sent.as_deref())
                     .await
@@ -187,9 +190,9 @@ impl Outbox {
 
     /// Does the job; returns what was sent, if anything.
     async fn perform(&self, job: &Job) -> Result<Option<String>, Failure> {
-        match job.kind.as_str() {
-            JOB_REPLY => self.reply(job).await,
-            JOB_USER_INFO => {
+        match job.kind {
+            JobKind::Reply => self.reply(job).await,
+            JobKind::UserInfo => {
                 let info = self.account.user_info(&job.openid).await?;
                 let tags = serde_json::to_string(&info.tagid_list).unwrap_or_else(|_| "[]".into());
                 self.store
@@ -205,7 +208,6 @@ impl Outbox {
                     .await?;
                 Ok(None)
             }
-            other => Err(Failure::permanent(format!("unknown job kind {other:?}"))),
         }
     }
 

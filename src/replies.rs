@@ -8,32 +8,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::store::{ReplyRule, Store, StoreError};
+use crate::store::{MatchMode, ReplyRule, RuleKind, Store, StoreError};
 use crate::wechat::{Event, Inbound, MessageKind, Reply};
 
 /// How often an instance checks whether another one edited the rules.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 /// Stands for the portal's guide page in a rule's reply.
 pub const GUIDE_URL: &str = "{guide_url}";
-
-/// How a keyword rule matches a text message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatchMode {
-    /// The whole message, ignoring surrounding space and letter case.
-    Exact,
-    /// Anywhere in the message, ignoring letter case.
-    Contains,
-}
-
-impl MatchMode {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "exact" => Some(Self::Exact),
-            "contains" => Some(Self::Contains),
-            _ => None,
-        }
-    }
-}
 
 /// The rules as the webhook consults them.
 #[derive(Debug, Default)]
@@ -99,15 +80,14 @@ impl Replies {
             if let Some(key) = &row.click_key {
                 set.clicks.insert(key.clone(), reply.clone());
             }
-            match row.kind.as_str() {
-                "welcome" => set.welcome = Some(reply),
-                "default" => set.default = Some(reply),
-                _ => {
+            match row.kind {
+                RuleKind::Welcome => set.welcome = Some(reply),
+                RuleKind::Default => set.default = Some(reply),
+                RuleKind::Keyword => {
                     let keyword = row.keyword.as_deref().map(str::trim).unwrap_or_default();
-                    if let (Some(mode), false) =
-                        (MatchMode::parse(&row.match_mode), keyword.is_empty())
-                    {
-                        set.keywords.push((mode, keyword.to_lowercase(), reply));
+                    if !keyword.is_empty() {
+                        set.keywords
+                            .push((row.match_mode, keyword.to_lowercase(), reply));
                     }
                 }
             }

@@ -3,12 +3,12 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use rand::Rng;
 
 use crate::time::unix_now;
-use crate::wechat::push::{self, Push, PushMode};
-use crate::wechat::{AesKey, MessageCrypto};
+use crate::wechat::push::{self, Push};
+use crate::wechat::{AesKey, MessageCrypto, MessageMode};
 
 /// Options of `wxportal send`.
 #[derive(Debug, Args)]
@@ -25,9 +25,10 @@ pub struct SendArgs {
     /// The AppID, for compatible or safe mode.
     #[arg(long, env = "WXPORTAL_APPID")]
     pub appid: Option<String>,
-    /// How to protect the message; default: compat when a key is given, else plain.
-    #[arg(long, value_enum)]
-    pub mode: Option<Mode>,
+    /// How to protect the message: plain, compat or safe; default: compat when a key is given, else
+    /// plain.
+    #[arg(long)]
+    pub mode: Option<MessageMode>,
     /// ToUserName: the account's id.
     #[arg(long, default_value = "gh_0123456789ab")]
     pub to: String,
@@ -42,14 +43,6 @@ pub struct SendArgs {
     pub create_time: Option<i64>,
     #[command(subcommand)]
     pub message: SendMessage,
-}
-
-/// Message protection, as chosen on the WeChat platform.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum Mode {
-    Plain,
-    Compat,
-    Safe,
 }
 
 /// What to send.
@@ -380,11 +373,11 @@ pub async fn run(args: SendArgs) -> ExitCode {
         return verify(&client, &args, &timestamp, &nonce).await;
     };
     let mode = match (args.mode, &args.aes_key) {
-        (Some(Mode::Plain), _) | (None, None) => PushMode::Plain,
-        (Some(Mode::Safe), _) => PushMode::Safe,
-        (Some(Mode::Compat), _) | (None, Some(_)) => PushMode::Compat,
+        (Some(mode), _) => mode,
+        (None, None) => MessageMode::Plain,
+        (None, Some(_)) => MessageMode::Compat,
     };
-    let crypto = if mode == PushMode::Plain {
+    let crypto = if mode == MessageMode::Plain {
         None
     } else {
         let (Some(key), Some(appid)) = (&args.aes_key, &args.appid) else {

@@ -20,14 +20,13 @@ use axum::{Extension, Form, Router};
 use rand::Rng;
 use serde::Deserialize;
 
-use crate::config::MessageMode;
 use crate::time::unix_now;
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::portal::oauth::{SCOPE_BASE, SCOPE_USERINFO};
 use crate::web::ui::{Layout, render};
 use crate::wechat::MessageCrypto;
-use crate::wechat::push::{Push, PushMode, check_reply};
+use crate::wechat::push::{Push, check_reply};
 
 /// Where the simulator lives, relative to the public URL.
 pub const OPEN_PATH: &str = "/_sim/open";
@@ -599,11 +598,7 @@ async fn send_chat(
         .aes_key
         .as_ref()
         .map(|(_, key)| MessageCrypto::new(key.clone(), app.config.appid.clone()));
-    let mode = match app.config.message_mode {
-        MessageMode::Plain => PushMode::Plain,
-        MessageMode::Compat => PushMode::Compat,
-        MessageMode::Safe => PushMode::Safe,
-    };
+    let mode = app.config.message_mode;
     let nonce: u32 = rand::thread_rng().r#gen();
     let signed = push.sign(
         app.config.token.expose(),

@@ -28,17 +28,55 @@ impl CredentialRow {
 }
 
 /// The kinds of work the outbox does.
-pub const JOB_REPLY: &str = "reply";
-pub const JOB_USER_INFO: &str = "user_info";
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(rename_all = "snake_case")]
+pub enum JobKind {
+    /// A reply after the 5-second window, as a customer-service message.
+    Reply,
+    /// A new follower's info (`user/info`).
+    UserInfo,
+}
+
+impl JobKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Reply => "reply",
+            Self::UserInfo => "user_info",
+        }
+    }
+}
+
+/// Where a job is: waiting, claimed by a process, finished, given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Sending,
+    Done,
+    Failed,
+}
+
+impl JobState {
+    pub const ALL: [Self; 4] = [Self::Queued, Self::Sending, Self::Done, Self::Failed];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+}
 
 /// A job taken from the outbox.
 #[derive(Debug, Clone, FromRow)]
 pub struct Job {
     pub id: i64,
-    pub kind: String,
+    pub kind: JobKind,
     pub openid: String,
     pub message_id: Option<i64>,
-    pub state: String,
+    pub state: JobState,
     pub attempts: i64,
     pub due_at: i64,
     pub created_at: i64,
@@ -166,21 +204,6 @@ impl Store {
         .await?)
     }
 
-    /// Queues a job due now (jobs that answer a message are queued with it, in its commit).
-    pub async fn enqueue_job(&self, kind: &str, openid: &str) -> Result<i64, StoreError> {
-        let _turn = self.write_turn().await;
-        let now = unix_now();
-        Ok(sqlx::query_scalar(
-            "INSERT INTO outbox (kind, openid, due_at, created_at) VALUES (?, ?, ?, ?) RETURNING id",
-        )
-        .bind(kind)
-        .bind(openid)
-        .bind(now)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
     /// Claims the next due job for `claim_secs`: a queued one whose time has come, or one whose claim
     /// lapsed (its process stopped mid-attempt). The second element says which.
     pub async fn claim_job(
@@ -191,7 +214,7 @@ impl Store {
         let _turn = self.write_turn().await;
         loop {
             let now = unix_now();
-            let candidate: Option<(i64, String, i64)> = sqlx::query_as(
+            let candidate: Option<(i64, JobState, i64)> = sqlx::query_as(
                 "SELECT id, state, claimed_until FROM outbox
                  WHERE state IN ('queued', 'sending') AND due_at <= ?
                    AND (state = 'queued' OR claimed_until < ?)
@@ -214,12 +237,12 @@ impl Store {
             .bind(owner)
             .bind(now + claim_secs)
             .bind(id)
-            .bind(&state)
+            .bind(state)
             .bind(claimed_until)
             .fetch_optional(&self.pool)
             .await?;
             if let Some(job) = job {
-                return Ok(Some((job, state == "sending")));
+                return Ok(Some((job, state == JobState::Sending)));
             }
         }
     }
@@ -286,7 +309,11 @@ impl Store {
     }
 
     /// The newest jobs first, optionally only those in `state`.
-    pub async fn list_jobs(&self, state: Option<&str>, limit: i64) -> Result<Vec<Job>, StoreError> {
+    pub async fn list_jobs(
+        &self,
+        state: Option<JobState>,
+        limit: i64,
+    ) -> Result<Vec<Job>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT * FROM outbox WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC LIMIT ?2",
         )

@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, StoreError};
+use super::{JobKind, Store, StoreError};
 
 /// The most messages committed in one transaction (13 bound values each, well under SQLite's limit).
 const MAX_BATCH: usize = 256;
@@ -31,9 +31,9 @@ pub struct NewMessage {
     pub encrypted: bool,
     /// The signature of the query it came with (lowercase hex): accepted with this message only.
     pub signature: Option<String>,
-    /// Outbox jobs (`JOB_REPLY`, `JOB_USER_INFO`) queued in the same commit, if this try is the first.
+    /// Outbox jobs queued in the same commit, if this try is the first.
     #[sqlx(skip)]
-    pub jobs: Vec<&'static str>,
+    pub jobs: Vec<JobKind>,
 }
 
 /// What happened to a message handed to [`Store::record_message`].

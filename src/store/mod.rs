@@ -23,13 +23,13 @@ use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::config::SqliteSync;
 
-pub use account::{CredentialRow, FollowerInfo, JOB_REPLY, JOB_USER_INFO, Job, OutboxCounts};
+pub use account::{CredentialRow, FollowerInfo, Job, JobKind, JobState, OutboxCounts};
 pub use admin::{
     Admin, Authorized, LoginAttempts, MessageQuery, Stats, UserCursor, UserQuery, UserSort,
 };
 pub use messages::{MessageRecord, NewMessage, Recorded};
 pub use oauth::{Claim, NewState, OAuthState, Outcome};
-pub use rules::{Move, ReplyRule, RuleEdit};
+pub use rules::{MatchMode, Move, ReplyRule, RuleEdit, RuleKind};
 pub use sessions::SessionRows;
 pub use users::{Profile, Tokens, User};
 
@@ -45,6 +45,13 @@ pub enum StoreError {
     Writer(std::sync::Arc<sqlx::Error>),
     #[error("the database writer has stopped")]
     WriterGone,
+}
+
+/// Who holds a lease or a claim: this process, told apart from every other one and from its own
+/// earlier runs.
+pub fn owner_id() -> String {
+    let id: [u8; 8] = rand::random();
+    format!("{}:{}", std::process::id(), hex::encode(id))
 }
 
 /// The handle to the database that the whole application shares.

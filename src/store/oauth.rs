@@ -13,7 +13,7 @@ pub struct OAuthState {
     pub expires_at: i64,
     pub claimed_at: Option<i64>,
     pub code_hash: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<Outcome>,
     pub openid: Option<String>,
 }
 
@@ -39,17 +39,24 @@ pub enum Claim {
     Unknown,
 }
 
-/// How an exchange ended, recorded on its state row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a claimed state's exchange is, recorded on its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(rename_all = "snake_case")]
 pub enum Outcome {
+    /// Claimed; the exchange is under way.
+    Pending,
+    /// The follower is signed in.
     Done,
+    /// A Moments snapshot visitor: nothing stored.
     Snapshot,
+    /// The exchange failed, or the follower refused.
     Failed,
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
+            Self::Pending => "pending",
             Self::Done => "done",
             Self::Snapshot => "snapshot",
             Self::Failed => "failed",
@@ -149,7 +156,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query("UPDATE oauth_states SET outcome = ?, finished_at = ? WHERE nonce = ?")
-            .bind(outcome.as_str())
+            .bind(outcome)
             .bind(unix_now())
             .bind(nonce)
             .execute(&self.pool)

@@ -3,15 +3,63 @@
 use super::{Store, StoreError};
 use crate::time::unix_now;
 
+/// Which messages a rule answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// A new follower (the `subscribe` event).
+    Welcome,
+    /// Any message no keyword rule answers.
+    Default,
+    /// Texts matching its keyword, or a menu CLICK with its key.
+    Keyword,
+}
+
+impl RuleKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Welcome => "welcome",
+            Self::Default => "default",
+            Self::Keyword => "keyword",
+        }
+    }
+}
+
+/// How a keyword rule matches a text message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(rename_all = "snake_case")]
+pub enum MatchMode {
+    /// The whole message, ignoring surrounding space and letter case.
+    Exact,
+    /// Anywhere in the message, ignoring letter case.
+    Contains,
+}
+
+impl MatchMode {
+    /// The mode a form names (`exact` or `contains`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "exact" => Some(Self::Exact),
+            "contains" => Some(Self::Contains),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exact => "exact",
+            Self::Contains => "contains",
+        }
+    }
+}
+
 /// A reply rule as stored; `reply` is the [`crate::wechat::Reply`] as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ReplyRule {
     pub id: i64,
-    /// `welcome`, `default` or `keyword`.
-    pub kind: String,
+    pub kind: RuleKind,
     pub position: i64,
-    /// `exact` or `contains`.
-    pub match_mode: String,
+    pub match_mode: MatchMode,
     pub keyword: Option<String>,
     pub click_key: Option<String>,
     pub reply: String,
@@ -24,7 +72,7 @@ pub struct ReplyRule {
 /// What an edit sets on a rule.
 #[derive(Debug, Clone)]
 pub struct RuleEdit {
-    pub match_mode: String,
+    pub match_mode: MatchMode,
     pub keyword: Option<String>,
     pub click_key: Option<String>,
     pub reply: String,
@@ -77,7 +125,7 @@ impl Store {
                      ?, ?, ?, ?, ?, ?, ?)
              RETURNING id",
         )
-        .bind(&edit.match_mode)
+        .bind(edit.match_mode)
         .bind(&edit.keyword)
         .bind(&edit.click_key)
         .bind(&edit.reply)
@@ -99,7 +147,7 @@ impl Store {
             "UPDATE reply_rules SET match_mode = ?, keyword = ?, click_key = ?, reply = ?, enabled = ?,
                  slow = ?, updated_at = ? WHERE id = ?",
         )
-        .bind(&edit.match_mode)
+        .bind(edit.match_mode)
         .bind(&edit.keyword)
         .bind(&edit.click_key)
         .bind(&edit.reply)

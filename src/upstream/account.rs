@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::menu::{CurrentMenu, Menu};
-use super::token::{Credentials, Kind};
+use super::token::Credentials;
 use super::{ApiError, Done, Upstream};
 use crate::wechat::reply::Reply;
 
@@ -89,26 +89,17 @@ impl Account {
         query: &[(&str, &str)],
         body: Option<&Value>,
     ) -> Result<T, ApiError> {
-        let mut retried = false;
-        loop {
-            let token = self.credentials.get(Kind::AccessToken).await?;
-            let mut full = vec![("access_token", token.value.as_str())];
-            full.extend_from_slice(query);
-            let answer = match body {
-                Some(body) => self.upstream.post(path, &full, body).await,
-                None => self.upstream.get(path, &full).await,
-            };
-            match answer {
-                Ok((value, _)) => return Ok(value),
-                Err(e) if e.is_stale_token() && !retried => {
-                    retried = true;
-                    self.credentials
-                        .refused(Kind::AccessToken, &token.value)
-                        .await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        self.credentials
+            .with_access_token(|token| async move {
+                let mut full = vec![("access_token", token.as_str())];
+                full.extend_from_slice(query);
+                let (value, _) = match body {
+                    Some(body) => self.upstream.post(path, &full, body).await?,
+                    None => self.upstream.get(path, &full).await?,
+                };
+                Ok(value)
+            })
+            .await
     }
 }
 

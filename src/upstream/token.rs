@@ -10,7 +10,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use serde::Deserialize;
 
 use super::{ApiError, Upstream};
@@ -128,14 +127,13 @@ impl Credentials {
         secret: Option<Secret>,
         api: TokenApi,
     ) -> Self {
-        let id: [u8; 8] = rand::thread_rng().r#gen();
         Self {
             store,
             upstream,
             appid: appid.to_owned(),
             secret,
             api,
-            owner: format!("{}:{}", std::process::id(), hex::encode(id)),
+            owner: crate::store::owner_id(),
             cache: Default::default(),
             fetching: Default::default(),
             failures: Default::default(),
@@ -386,26 +384,38 @@ impl Credentials {
         Ok((answer.access_token, answer.expires_in))
     }
 
-    /// The ticket needs the access_token; a refused token is renewed once.
+    /// The ticket needs the access_token.
     async fn fetch_ticket(&self) -> Result<(String, i64), ApiError> {
+        let (t, _) = self
+            .with_access_token(|token| async move {
+                self.upstream
+                    .get::<TicketAnswer>(
+                        "/cgi-bin/ticket/getticket",
+                        &[("access_token", &token), ("type", "jsapi")],
+                    )
+                    .await
+            })
+            .await?;
+        Ok((t.ticket, t.expires_in))
+    }
+
+    /// One call with the access_token; when WeChat refuses the token (docs/wechat.md §7), it is renewed
+    /// once and the call made again.
+    pub async fn with_access_token<T, F, Fut>(&self, call: F) -> Result<T, ApiError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
         let mut retried = false;
         loop {
-            // Boxed: getting the token is the same code path that got here.
+            // Boxed: fetching the ticket comes here, and getting the token may fetch the ticket's token.
             let token = Box::pin(self.get(Kind::AccessToken)).await?;
-            let answer: Result<(TicketAnswer, _), _> = self
-                .upstream
-                .get(
-                    "/cgi-bin/ticket/getticket",
-                    &[("access_token", &token.value), ("type", "jsapi")],
-                )
-                .await;
-            match answer {
-                Ok((t, _)) => return Ok((t.ticket, t.expires_in)),
+            match call(token.value.clone()).await {
                 Err(e) if e.is_stale_token() && !retried => {
                     retried = true;
                     self.refused(Kind::AccessToken, &token.value).await;
                 }
-                Err(e) => return Err(e),
+                answer => return answer,
             }
         }
     }

@@ -119,7 +119,7 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .merge(jssdk::router(&state))
         .merge(pages);
     // Under https, browsers are told to never try plain http again.
-    let hsts = state.config.public_url.starts_with("https://").then(|| {
+    let hsts = state.config.is_https().then(|| {
         SetResponseHeaderLayer::if_not_present(
             header::STRICT_TRANSPORT_SECURITY,
             HeaderValue::from_static("max-age=31536000"),

@@ -36,7 +36,7 @@ pub fn layer(
         .with_name(COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
-        .with_secure(config.public_url.starts_with("https://"))
+        .with_secure(config.is_https())
         .with_expiry(Expiry::OnInactivity(
             tower_sessions::cookie::time::Duration::days(IDLE_DAYS),
         ))
@@ -77,7 +77,7 @@ impl FromRequestParts<AppState> for Csrf {
         Ok(Self {
             cookies,
             key: app.keys.csrf,
-            secure: app.config.public_url.starts_with("https://"),
+            secure: app.config.is_https(),
         })
     }
 }

@@ -15,12 +15,13 @@ use rand::Rng;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use crate::config::{Config, MessageMode};
+use crate::config::Config;
 use crate::replies::Answer;
-use crate::store::{JOB_REPLY, JOB_USER_INFO, NewMessage, Recorded};
+use crate::store::{JobKind, NewMessage, Recorded};
 use crate::time::unix_now;
 use crate::web::AppState;
 use crate::web::error::AppError;
+use crate::wechat::MessageMode;
 use crate::wechat::reply::encrypted_envelope;
 use crate::wechat::{Event, Inbound, MessageCrypto, MessageKind, XmlFields, signature};
 
@@ -81,24 +82,35 @@ fn required<'a>(value: &'a Option<String>, name: &'static str) -> Result<&'a str
     })
 }
 
+/// The query's `signature` over the Token, `timestamp` and `nonce` (docs/wechat.md §2), checked in
+/// constant time; returns the signature, timestamp and nonce.
+fn signed_query<'p>(
+    hook: &Webhook,
+    p: &'p Params,
+) -> Result<(&'p str, &'p str, &'p str), AppError> {
+    let (sig, ts, nonce) = (
+        required(&p.signature, "signature")?,
+        required(&p.timestamp, "timestamp")?,
+        required(&p.nonce, "nonce")?,
+    );
+    if signature::verify(sig, &[&hook.token, ts, nonce]) {
+        Ok((sig, ts, nonce))
+    } else {
+        Err(AppError::forbidden(
+            "signature",
+            "signature does not match the configured Token",
+        ))
+    }
+}
+
 /// GET: the URL-verification handshake. The body is `echostr`, exactly.
 #[tracing::instrument(skip_all)]
 async fn verify(
     State(state): State<AppState>,
     Query(p): Query<Params>,
 ) -> Result<String, AppError> {
-    let (sig, ts, nonce) = (
-        required(&p.signature, "signature")?,
-        required(&p.timestamp, "timestamp")?,
-        required(&p.nonce, "nonce")?,
-    );
     let echostr = required(&p.echostr, "echostr")?;
-    if !signature::verify(sig, &[&state.webhook.token, ts, nonce]) {
-        return Err(AppError::forbidden(
-            "signature",
-            "signature does not match the configured Token",
-        ));
-    }
+    signed_query(&state.webhook, &p)?;
     tracing::info!("URL verification succeeded");
     Ok(echostr.to_owned())
 }
@@ -111,17 +123,7 @@ async fn receive(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let hook = &state.webhook;
-    let (sig, ts, nonce) = (
-        required(&p.signature, "signature")?,
-        required(&p.timestamp, "timestamp")?,
-        required(&p.nonce, "nonce")?,
-    );
-    if !signature::verify(sig, &[&hook.token, ts, nonce]) {
-        return Err(AppError::forbidden(
-            "signature",
-            "signature does not match the configured Token",
-        ));
-    }
+    let (sig, ts, nonce) = signed_query(hook, &p)?;
     check_clock(ts, hook.max_clock_skew)?;
     let body = std::str::from_utf8(&body)
         .map_err(|_| AppError::bad_request("xml", "the body is not UTF-8"))?;
@@ -279,7 +281,7 @@ async fn process(
     let mut jobs = Vec::new();
     let reply_xml = match tokio::time::timeout(REPLY_DEADLINE, state.replies.reply_to(msg)).await {
         Ok(Some(Answer { slow: true, .. })) => {
-            jobs.push(JOB_REPLY);
+            jobs.push(JobKind::Reply);
             String::new()
         }
         Ok(Some(answer)) => answer.reply.to_xml(&msg.from, &msg.to, now),
@@ -289,14 +291,14 @@ async fn process(
                 msg_type = msg.msg_type(),
                 "reply logic missed its deadline; answering success and replying through the outbox"
             );
-            jobs.push(JOB_REPLY);
+            jobs.push(JobKind::Reply);
             String::new()
         }
     };
     if matches!(msg.kind, MessageKind::Event(Event::Subscribe { .. }))
         && state.account.credentials.configured()
     {
-        jobs.push(JOB_USER_INFO);
+        jobs.push(JobKind::UserInfo);
     }
     let queues_work = !jobs.is_empty();
     let recorded = state

@@ -6,20 +6,10 @@
 use std::time::Duration;
 
 use super::reply::XmlOut;
-use super::{MessageCrypto, XmlFields, signature};
+use super::{MessageCrypto, MessageMode, XmlFields, signature};
 
 /// WeChat gives up on an answer after this long and retries.
 pub const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How the push is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PushMode {
-    Plain,
-    /// Encrypted body plus the plaintext fields (兼容模式).
-    Compat,
-    /// Encrypted body only (安全模式).
-    Safe,
-}
 
 /// A signed request ready to send: its query string pairs and XML body.
 #[derive(Debug, Clone)]
@@ -96,7 +86,7 @@ impl Push {
     pub fn sign(
         &self,
         token: &str,
-        mode: PushMode,
+        mode: MessageMode,
         crypto: Option<&MessageCrypto>,
         timestamp: &str,
         nonce: &str,
@@ -109,7 +99,7 @@ impl Push {
             ("openid", self.from.clone()),
         ];
         let body = match (mode, crypto) {
-            (PushMode::Plain, _) | (_, None) => plaintext.clone(),
+            (MessageMode::Plain, _) | (_, None) => plaintext.clone(),
             (mode, Some(crypto)) => {
                 let encrypt = crypto.encrypt(&plaintext);
                 query.push(("encrypt_type", "aes".to_owned()));
@@ -119,7 +109,7 @@ impl Push {
                 ));
                 let mut x = XmlOut::new();
                 x.cdata("ToUserName", &self.to);
-                if mode == PushMode::Compat {
+                if mode == MessageMode::Compat {
                     // Compatible mode carries the plaintext fields beside the ciphertext.
                     self.write_after_to(&mut x);
                 }

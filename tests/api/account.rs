@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 use sqlx::{Connection, SqliteConnection};
 use wxportal::time::unix_now;
-use wxportal::wechat::push::PushMode;
+use wxportal::wechat::MessageMode;
 
 use crate::admin::{reply_to, signed_in, unescape, with_admin};
 use crate::helpers::*;
@@ -444,7 +444,7 @@ async fn queued_replies_survive_kill_9_and_only_a_cut_off_send_repeats() {
         );
         let signed = push.sign(
             TOKEN,
-            PushMode::Plain,
+            MessageMode::Plain,
             None,
             &unix_now().to_string(),
             &wxportal::cli::send::nonce(),
@@ -504,7 +504,10 @@ async fn the_menu_is_checked_before_anything_is_sent_then_pushed_loaded_and_dele
     add_rule(&browser, &csrf, "歌曲", "今日歌曲", false).await;
     // Bind the rule to a CLICK key.
     let rules = app.store.reply_rules().await.unwrap();
-    let rule = rules.iter().find(|r| r.kind == "keyword").unwrap();
+    let rule = rules
+        .iter()
+        .find(|r| r.kind == wxportal::store::RuleKind::Keyword)
+        .unwrap();
     let page = browser
         .post_form(
             &format!("/admin/replies/{}", rule.id),

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, SqliteConnection};
 use wxportal::time::unix_now;
-use wxportal::wechat::push::{self, Push, PushMode};
+use wxportal::wechat::MessageMode;
+use wxportal::wechat::push::{self, Push};
 
 use crate::helpers::*;
 
@@ -52,7 +53,7 @@ pub(crate) async fn signed_in(app: &TestApp) -> (Browser, String) {
 /// The reply the webhook sends to `push` (plaintext mode), as XML fields; `None` for `success`.
 pub(crate) async fn reply_to(app: &TestApp, push: &Push) -> Option<wxportal::wechat::XmlFields> {
     let started = Instant::now();
-    let (status, body) = app.post(push, PushMode::Plain, None).await;
+    let (status, body) = app.post(push, MessageMode::Plain, None).await;
     let verdict = push::check_reply(push, TOKEN, None, status, started.elapsed(), &body);
     assert!(verdict.accepted(), "{:?} / {body}", verdict.problems);
     verdict.reply
@@ -534,7 +535,7 @@ async fn a_rule_edit_changes_the_very_next_webhook_reply() {
         .await
         .unwrap()
         .into_iter()
-        .find(|r| r.kind == "welcome")
+        .find(|r| r.kind == wxportal::store::RuleKind::Welcome)
         .unwrap()
         .id;
     save_rule(

@@ -394,11 +394,11 @@ async fn post_under(app: &TestApp, query: &[(&'static str, String)], body: &str)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_signed_query_is_good_for_one_body_only_across_restarts() {
-    use wxportal::wechat::push::PushMode;
+    use wxportal::wechat::MessageMode;
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
     let app = TestApp::spawn_in(dir.clone(), &[]).await;
     let now = wxportal::time::unix_now().to_string();
-    let first = text("oReal", "你好", "5001").sign(TOKEN, PushMode::Plain, None, &now, "777");
+    let first = text("oReal", "你好", "5001").sign(TOKEN, MessageMode::Plain, None, &now, "777");
     let (status, reply) = app.post_signed(&first).await;
     assert_eq!(status, 200);
     // The query as a proxy's access log kept it, with a body of the attacker's choosing.
@@ -421,10 +421,10 @@ async fn a_signed_query_is_good_for_one_body_only_across_restarts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_same_query_with_a_changed_body_under_the_same_msg_id_is_refused() {
-    use wxportal::wechat::push::PushMode;
+    use wxportal::wechat::MessageMode;
     let app = TestApp::spawn(&[]).await;
     let now = wxportal::time::unix_now().to_string();
-    let first = text("oReal", "原文", "6001").sign(TOKEN, PushMode::Plain, None, &now, "778");
+    let first = text("oReal", "原文", "6001").sign(TOKEN, MessageMode::Plain, None, &now, "778");
     assert_eq!(app.post_signed(&first).await.0, 200);
     let changed = text("oReal", "改过的", "6001").to_xml();
     assert_eq!(post_under(&app, &first.query, &changed).await.0, 403);
@@ -436,11 +436,11 @@ async fn the_same_query_with_a_changed_body_under_the_same_msg_id_is_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn nobody_can_claim_another_followers_msg_id_before_it_arrives() {
     let app = TestApp::spawn(&[]).await;
-    use wxportal::wechat::push::PushMode;
+    use wxportal::wechat::MessageMode;
     assert_eq!(
         app.post(
             &text("oAttacker", "抢先", "9000000001"),
-            PushMode::Plain,
+            MessageMode::Plain,
             None
         )
         .await
@@ -450,7 +450,7 @@ async fn nobody_can_claim_another_followers_msg_id_before_it_arrives() {
     let (status, _) = app
         .post(
             &text("oVictim", "真的消息", "9000000001"),
-            PushMode::Plain,
+            MessageMode::Plain,
             None,
         )
         .await;
@@ -466,7 +466,7 @@ async fn nobody_can_claim_another_followers_msg_id_before_it_arrives() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_compatible_body_is_read_from_its_ciphertext_never_the_plaintext_beside_it() {
-    use wxportal::wechat::push::PushMode;
+    use wxportal::wechat::MessageMode;
     let app = TestApp::spawn(&[
         ("WXPORTAL_ENCODING_AES_KEY", AES_KEY),
         ("WXPORTAL_MESSAGE_MODE", "compat"),
@@ -474,7 +474,8 @@ async fn a_compatible_body_is_read_from_its_ciphertext_never_the_plaintext_besid
     .await;
     let c = crypto(AES_KEY);
     let now = wxportal::time::unix_now().to_string();
-    let signed = text("oReal", "真的", "7001").sign(TOKEN, PushMode::Compat, Some(&c), &now, "99");
+    let signed =
+        text("oReal", "真的", "7001").sign(TOKEN, MessageMode::Compat, Some(&c), &now, "99");
     // The plaintext copy rewritten, and `encrypt_type` dropped so that it would be the one read.
     let tampered_body = signed
         .body
@@ -500,7 +501,8 @@ async fn a_compatible_body_is_read_from_its_ciphertext_never_the_plaintext_besid
         .filter(|(k, _)| *k != "msg_signature")
         .cloned()
         .collect();
-    let other = text("oReal", "再来", "7002").sign(TOKEN, PushMode::Compat, Some(&c), &now, "98");
+    let other =
+        text("oReal", "再来", "7002").sign(TOKEN, MessageMode::Compat, Some(&c), &now, "98");
     let unsigned: Vec<_> = other
         .query
         .iter()
@@ -515,7 +517,7 @@ async fn a_compatible_body_is_read_from_its_ciphertext_never_the_plaintext_besid
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_clients_are_cut_off_and_cannot_starve_the_webhook() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use wxportal::wechat::push::PushMode;
+    use wxportal::wechat::MessageMode;
     let app = TestApp::spawn(&[]).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     // 50 connections sending their headers a byte every 2 seconds, for up to 20 seconds.
@@ -562,7 +564,7 @@ async fn slow_clients_are_cut_off_and_cannot_starve_the_webhook() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
     let (status, _) = app
-        .post(&text("oReal", "你好", "8801"), PushMode::Plain, None)
+        .post(&text("oReal", "你好", "8801"), MessageMode::Plain, None)
         .await;
     assert_eq!(status, 200);
     assert!(
@@ -659,11 +661,11 @@ async fn personal_pages_are_never_cached_and_https_brings_hsts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_openid_with_slashes_dots_or_hashes_stays_one_path_segment() {
-    use wxportal::wechat::push::PushMode;
+    use wxportal::wechat::MessageMode;
     let app = with_admin(&[]).await;
     let odd = "o/../x?y#z";
     let (status, _) = app
-        .post(&text(odd, "hi", "8901"), PushMode::Plain, None)
+        .post(&text(odd, "hi", "8901"), MessageMode::Plain, None)
         .await;
     assert_eq!(status, 200);
     let (browser, _) = crate::admin::signed_in(&app).await;
@@ -684,12 +686,12 @@ async fn an_openid_with_slashes_dots_or_hashes_stays_one_path_segment() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_text_column_of_the_csv_is_defused_the_openid_too() {
-    use wxportal::wechat::push::PushMode;
+    use wxportal::wechat::MessageMode;
     let app = with_admin(&[]).await;
     let (status, _) = app
         .post(
             &text("=HYPERLINK(\"x\")", "hi", "8902"),
-            PushMode::Plain,
+            MessageMode::Plain,
             None,
         )
         .await;
@@ -771,7 +773,7 @@ async fn the_simulator_gives_codes_only_to_the_public_origin() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_message_the_database_refuses_does_not_fail_those_committed_with_it() {
-    use wxportal::wechat::push::PushMode;
+    use wxportal::wechat::MessageMode;
     let app = std::sync::Arc::new(TestApp::spawn(&[]).await);
     {
         let mut db = SqliteConnection::connect(&app.database_url())
@@ -797,7 +799,7 @@ async fn a_message_the_database_refuses_does_not_fail_those_committed_with_it() 
             let status = app
                 .post(
                     &text(&from, "hi", &format!("77{i:04}")),
-                    PushMode::Plain,
+                    MessageMode::Plain,
                     None,
                 )
                 .await

@@ -9,7 +9,8 @@ use wxportal::app::App;
 use wxportal::config::Config;
 use wxportal::store::Store;
 use wxportal::time::unix_now;
-use wxportal::wechat::push::{Push, PushMode, SignedPush};
+use wxportal::wechat::MessageMode;
+use wxportal::wechat::push::{Push, SignedPush};
 use wxportal::wechat::{AesKey, MessageCrypto};
 
 pub const TOKEN: &str = "testToken123";
@@ -107,7 +108,7 @@ impl TestApp {
     pub async fn post(
         &self,
         push: &Push,
-        mode: PushMode,
+        mode: MessageMode,
         crypto: Option<&MessageCrypto>,
     ) -> (u16, String) {
         let signed = push.sign(

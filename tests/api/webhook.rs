@@ -3,8 +3,9 @@ use std::time::Duration;
 
 use wxportal::cli::send::SendMessage;
 use wxportal::time::unix_now;
+use wxportal::wechat::MessageMode;
 use wxportal::wechat::XmlFields;
-use wxportal::wechat::push::{self, PushMode, verification_query};
+use wxportal::wechat::push::{self, verification_query};
 
 use crate::helpers::*;
 
@@ -114,9 +115,9 @@ async fn every_message_and_event_type_is_stored_and_answered_in_every_mode() {
     let c = crypto(AES_KEY);
     let mut expected_rows = 0;
     for (mode, crypto) in [
-        (PushMode::Plain, None),
-        (PushMode::Compat, Some(&c)),
-        (PushMode::Safe, Some(&c)),
+        (MessageMode::Plain, None),
+        (MessageMode::Compat, Some(&c)),
+        (MessageMode::Safe, Some(&c)),
     ] {
         for (i, kind) in every_kind().into_iter().enumerate() {
             let msg_id = format!("{}{}", 1000 + i, mode as u8);
@@ -167,7 +168,7 @@ async fn every_message_and_event_type_is_stored_and_answered_in_every_mode() {
             let stored = &app.store.recent_messages(1).await.unwrap()[0].message;
             assert_eq!(stored.msg_type, push.msg_type);
             assert_eq!(stored.openid, push.from);
-            assert_eq!(stored.encrypted, mode != PushMode::Plain);
+            assert_eq!(stored.encrypted, mode != MessageMode::Plain);
             assert_eq!(stored.raw_xml, push.to_xml());
             let fields: serde_json::Value = serde_json::from_str(&stored.fields).unwrap();
             for (name, value) in &push.fields {
@@ -200,7 +201,7 @@ async fn any_content_type_or_none_is_accepted() {
         let query = push
             .sign(
                 TOKEN,
-                PushMode::Plain,
+                MessageMode::Plain,
                 None,
                 &unix_now().to_string(),
                 &i.to_string(),
@@ -219,14 +220,20 @@ async fn any_content_type_or_none_is_accepted() {
 async fn a_wrong_signature_is_forbidden_and_nothing_is_stored() {
     let app = TestApp::spawn(&[]).await;
     let push = text("oX", "hi", "1");
-    let mut signed = push.sign(TOKEN, PushMode::Plain, None, &unix_now().to_string(), "1");
+    let mut signed = push.sign(
+        TOKEN,
+        MessageMode::Plain,
+        None,
+        &unix_now().to_string(),
+        "1",
+    );
     signed.query[0].1 = "0".repeat(40);
     let (status, body) = app.post_signed(&signed).await;
     assert_eq!(status, 403);
     assert!(body.contains("signature"));
     let signed = push.sign(
         "wrongToken",
-        PushMode::Plain,
+        MessageMode::Plain,
         None,
         &unix_now().to_string(),
         "1",
@@ -240,17 +247,17 @@ async fn a_stale_timestamp_is_refused_unless_the_check_is_off() {
     let app = TestApp::spawn(&[("WXPORTAL_MAX_CLOCK_SKEW", "60")]).await;
     let push = text("oX", "hi", "1");
     for ts in [unix_now() - 120, unix_now() + 120] {
-        let signed = push.sign(TOKEN, PushMode::Plain, None, &ts.to_string(), "1");
+        let signed = push.sign(TOKEN, MessageMode::Plain, None, &ts.to_string(), "1");
         let (status, body) = app.post_signed(&signed).await;
         assert_eq!(status, 403);
         assert!(body.contains("timestamp"));
     }
-    let signed = push.sign(TOKEN, PushMode::Plain, None, "not-a-number", "1");
+    let signed = push.sign(TOKEN, MessageMode::Plain, None, "not-a-number", "1");
     assert_eq!(app.post_signed(&signed).await.0, 400);
     assert_eq!(app.message_count().await, 0);
 
     let lenient = TestApp::spawn(&[("WXPORTAL_MAX_CLOCK_SKEW", "0")]).await;
-    let signed = push.sign(TOKEN, PushMode::Plain, None, "1000000000", "1");
+    let signed = push.sign(TOKEN, MessageMode::Plain, None, "1000000000", "1");
     assert_eq!(lenient.post_signed(&signed).await.0, 200);
 }
 
@@ -319,7 +326,7 @@ async fn safe_mode_refuses_plaintext_and_answers_encrypted() {
     ])
     .await;
     let (status, body) = app
-        .post(&text("oS", "hi", "1"), PushMode::Plain, None)
+        .post(&text("oS", "hi", "1"), MessageMode::Plain, None)
         .await;
     assert_eq!(status, 403);
     assert!(body.contains("safe mode"));
@@ -327,7 +334,7 @@ async fn safe_mode_refuses_plaintext_and_answers_encrypted() {
 
     let c = crypto(AES_KEY);
     let push = text("oS", "hi", "2");
-    let (status, body) = app.post(&push, PushMode::Safe, Some(&c)).await;
+    let (status, body) = app.post(&push, MessageMode::Safe, Some(&c)).await;
     assert_eq!(status, 200);
     let outer = XmlFields::parse(&body).unwrap();
     assert!(
@@ -343,8 +350,8 @@ async fn encrypted_replies_use_fresh_nonces_and_random_bytes() {
     let app = TestApp::spawn(&[("WXPORTAL_ENCODING_AES_KEY", AES_KEY)]).await;
     let c = crypto(AES_KEY);
     let push = text("oF", "hi", "77");
-    let (_, first) = app.post(&push, PushMode::Safe, Some(&c)).await;
-    let (_, retry) = app.post(&push, PushMode::Safe, Some(&c)).await;
+    let (_, first) = app.post(&push, MessageMode::Safe, Some(&c)).await;
+    let (_, retry) = app.post(&push, MessageMode::Safe, Some(&c)).await;
     let (a, b) = (
         XmlFields::parse(&first).unwrap(),
         XmlFields::parse(&retry).unwrap(),
@@ -368,7 +375,7 @@ async fn tampered_or_foreign_ciphertexts_are_refused_with_the_reason() {
     let c = crypto(AES_KEY);
     let push = text("oT", "hi", "1");
     let ts = unix_now().to_string();
-    let good = push.sign(TOKEN, PushMode::Safe, Some(&c), &ts, "5");
+    let good = push.sign(TOKEN, MessageMode::Safe, Some(&c), &ts, "5");
     let encrypt = XmlFields::parse(&good.body).unwrap().text("Encrypt");
     let with_encrypt = |enc: &str| {
         let mut signed = good.clone();
@@ -482,21 +489,21 @@ async fn during_a_key_rotation_the_previous_key_still_works_and_is_answered_with
     .await;
     let (current, previous) = (crypto(AES_KEY), crypto(OLD_AES_KEY));
     let push = text("oR", "hi", "31");
-    let (status, body) = app.post(&push, PushMode::Safe, Some(&previous)).await;
+    let (status, body) = app.post(&push, MessageMode::Safe, Some(&previous)).await;
     assert_eq!(status, 200, "{body}");
     let encrypt = XmlFields::parse(&body).unwrap().text("Encrypt");
     assert!(previous.decrypt(&encrypt).unwrap().contains("<Content>"));
     assert!(current.decrypt(&encrypt).is_err());
 
     let push = text("oR", "hi", "32");
-    let (_, body) = app.post(&push, PushMode::Safe, Some(&current)).await;
+    let (_, body) = app.post(&push, MessageMode::Safe, Some(&current)).await;
     let encrypt = XmlFields::parse(&body).unwrap().text("Encrypt");
     assert!(current.decrypt(&encrypt).is_ok());
 
     let (status, _) = app
         .post(
             &text("oR", "hi", "33"),
-            PushMode::Safe,
+            MessageMode::Safe,
             Some(&crypto("0123456789abcdefghijklmnopqrstuvwxyzABCDEFG")),
         )
         .await;
@@ -510,7 +517,7 @@ async fn three_concurrent_tries_are_processed_once_and_answered_alike() {
         let push = text(&format!("oC{round}"), "同时", &format!("555{round}"));
         let signed = push.sign(
             TOKEN,
-            PushMode::Plain,
+            MessageMode::Plain,
             None,
             &unix_now().to_string(),
             &round.to_string(),
@@ -539,7 +546,13 @@ async fn a_retry_after_a_restart_gets_the_stored_reply() {
     let app = TestApp::spawn(&[]).await;
     let dir = app.dir.clone();
     let push = text("oRestart", "hi", "4242");
-    let signed = push.sign(TOKEN, PushMode::Plain, None, &unix_now().to_string(), "1");
+    let signed = push.sign(
+        TOKEN,
+        MessageMode::Plain,
+        None,
+        &unix_now().to_string(),
+        "1",
+    );
     let (_, first) = app.post_signed(&signed).await;
     app.stop().await;
 
@@ -556,25 +569,33 @@ async fn a_retry_after_a_restart_gets_the_stored_reply() {
 async fn subscribe_events_keep_the_follower_row_current() {
     let app = TestApp::spawn(&[]).await;
     let t = unix_now();
-    app.post(&event("oSub", "subscribe", t), PushMode::Plain, None)
+    app.post(&event("oSub", "subscribe", t), MessageMode::Plain, None)
         .await;
     let user = app.store.user("oSub").await.unwrap().unwrap();
     assert!(user.subscribed);
     assert_eq!(user.nickname, None);
 
-    app.post(&event("oSub", "unsubscribe", t + 10), PushMode::Plain, None)
-        .await;
+    app.post(
+        &event("oSub", "unsubscribe", t + 10),
+        MessageMode::Plain,
+        None,
+    )
+    .await;
     assert!(!app.store.user("oSub").await.unwrap().unwrap().subscribed);
     // A late delivery of an older subscribe does not undo the newer unsubscribe.
-    app.post(&event("oSub", "subscribe", t + 5), PushMode::Plain, None)
+    app.post(&event("oSub", "subscribe", t + 5), MessageMode::Plain, None)
         .await;
     assert!(!app.store.user("oSub").await.unwrap().unwrap().subscribed);
-    app.post(&event("oSub", "subscribe", t + 20), PushMode::Plain, None)
-        .await;
+    app.post(
+        &event("oSub", "subscribe", t + 20),
+        MessageMode::Plain,
+        None,
+    )
+    .await;
     assert!(app.store.user("oSub").await.unwrap().unwrap().subscribed);
 
     // A message from someone never seen creates their row.
-    app.post(&text("oNew", "hi", "8"), PushMode::Plain, None)
+    app.post(&text("oNew", "hi", "8"), MessageMode::Plain, None)
         .await;
     assert!(app.store.user("oNew").await.unwrap().unwrap().subscribed);
 }

@@ -177,7 +177,14 @@ async fn page(app: &AppState, nav: Nav, menu: &Menu, said: Said) -> Result<Respo
             rule: rules
                 .iter()
                 .find(|r| r.click_key.as_deref() == Some(key))
-                .map(|r| (r.id, r.keyword.clone().unwrap_or_else(|| r.kind.clone()))),
+                .map(|r| {
+                    (
+                        r.id,
+                        r.keyword
+                            .clone()
+                            .unwrap_or_else(|| r.kind.as_str().to_owned()),
+                    )
+                }),
         })
         .collect();
     let (status, problems, notice) = match said {

@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::{Nav, not_found, pretty_json};
-use crate::store::{MessageQuery, MessageRecord};
+use crate::store::{JobKind, MessageQuery, MessageRecord};
 use crate::time::beijing_time;
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -208,7 +208,7 @@ struct DetailTemplate {
     raw_xml: String,
     reply_xml: String,
     /// Work the message queued (a late reply, follower info): (kind, state, attempts, reason).
-    jobs: Vec<(String, String, i64, String)>,
+    jobs: Vec<(bool, &'static str, i64, String)>,
 }
 
 pub async fn detail(
@@ -230,8 +230,8 @@ pub async fn detail(
         .into_iter()
         .map(|j| {
             (
-                j.kind,
-                j.state,
+                j.kind == JobKind::Reply,
+                j.state.as_str(),
                 j.attempts,
                 j.last_error.unwrap_or_default(),
             )

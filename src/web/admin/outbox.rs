@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::Nav;
-use crate::store::Job;
+use crate::store::{Job, JobKind, JobState};
 use crate::time::beijing_time;
 use crate::web::AppState;
 use crate::web::error::AppError;
@@ -15,10 +15,10 @@ use crate::web::ui::{Layout, render};
 
 const SHOWN: i64 = 100;
 const STATES: [(&str, &str); 4] = [
-    ("queued", "等待 · queued"),
-    ("sending", "发送中 · sending"),
-    ("done", "完成 · done"),
-    ("failed", "放弃 · failed"),
+    (JobState::Queued.as_str(), "等待 · queued"),
+    (JobState::Sending.as_str(), "发送中 · sending"),
+    (JobState::Done.as_str(), "完成 · done"),
+    (JobState::Failed.as_str(), "放弃 · failed"),
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -33,7 +33,7 @@ struct JobRow {
     kind: &'static str,
     openid: String,
     message_id: Option<i64>,
-    state: String,
+    state: &'static str,
     attempts: i64,
     created: String,
     /// When it finished, or when it is next due.
@@ -50,13 +50,13 @@ impl From<Job> for JobRow {
         };
         Self {
             id: j.id,
-            kind: match j.kind.as_str() {
-                "reply" => "客服消息回复 · reply",
-                _ => "粉丝信息 · user info",
+            kind: match j.kind {
+                JobKind::Reply => "客服消息回复 · reply",
+                JobKind::UserInfo => "粉丝信息 · user info",
             },
             openid: j.openid,
             message_id: j.message_id,
-            state: j.state,
+            state: j.state.as_str(),
             attempts: j.attempts,
             created: beijing_time(j.created_at),
             when,
@@ -81,7 +81,9 @@ pub async fn list(
     nav: Nav,
     Query(params): Query<OutboxParams>,
 ) -> Result<Response, AppError> {
-    let state = STATES.iter().map(|(s, _)| *s).find(|s| *s == params.state);
+    let state = JobState::ALL
+        .into_iter()
+        .find(|s| s.as_str() == params.state);
     let jobs = app.store.list_jobs(state, SHOWN).await?;
     render(&OutboxTemplate {
         layout: nav.layout.clone(),

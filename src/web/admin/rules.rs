@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::{Nav, not_found, see_other};
-use crate::replies::{GUIDE_URL, MatchMode};
-use crate::store::{Move, ReplyRule, RuleEdit};
+use crate::replies::GUIDE_URL;
+use crate::store::{MatchMode, Move, ReplyRule, RuleEdit, RuleKind};
 use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::ui::{Layout, render};
@@ -61,7 +61,7 @@ impl RuleForm {
     /// The form filled from a stored rule.
     fn of(rule: &ReplyRule) -> Self {
         let mut form = Self {
-            match_mode: rule.match_mode.clone(),
+            match_mode: rule.match_mode.as_str().to_owned(),
             keyword: rule.keyword.clone().unwrap_or_default(),
             click_key: rule.click_key.clone().unwrap_or_default(),
             enabled: rule.enabled.then(|| "on".to_owned()),
@@ -91,15 +91,17 @@ impl RuleForm {
     }
 
     /// The edit this form asks for, or what is wrong with it (every problem at once).
-    fn validate(&self, kind: &str) -> Result<RuleEdit, Vec<String>> {
+    fn validate(&self, kind: RuleKind) -> Result<RuleEdit, Vec<String>> {
+        let keyword_rule = kind == RuleKind::Keyword;
         let mut problems = Vec::new();
         let keyword = self.keyword.trim();
         let click_key = self.click_key.trim();
         let chars = |s: &str| s.chars().count();
-        if MatchMode::parse(&self.match_mode).is_none() && kind == "keyword" {
+        let match_mode = MatchMode::parse(&self.match_mode);
+        if match_mode.is_none() && keyword_rule {
             problems.push("请选择匹配方式 · choose exact or contains.".to_owned());
         }
-        if kind == "keyword" && keyword.is_empty() && click_key.is_empty() {
+        if keyword_rule && keyword.is_empty() && click_key.is_empty() {
             problems.push(
                 "关键词规则需要关键词或菜单 KEY · a keyword rule needs a keyword or a CLICK key."
                     .into(),
@@ -179,12 +181,10 @@ impl RuleForm {
             return Err(problems);
         }
         Ok(RuleEdit {
-            match_mode: if kind == "keyword" {
-                self.match_mode.clone()
-            } else {
-                "exact".into()
-            },
-            keyword: Some(keyword.to_owned()).filter(|k| !k.is_empty() && kind == "keyword"),
+            match_mode: match_mode
+                .filter(|_| keyword_rule)
+                .unwrap_or(MatchMode::Exact),
+            keyword: Some(keyword.to_owned()).filter(|k| !k.is_empty() && keyword_rule),
             click_key: Some(click_key.to_owned()).filter(|k| !k.is_empty()),
             reply: serde_json::to_string(&reply).expect("a reply serializes"),
             enabled: self.enabled.is_some(),
@@ -193,18 +193,18 @@ impl RuleForm {
     }
 }
 
-fn kind_label(kind: &str) -> &'static str {
+fn kind_label(kind: RuleKind) -> &'static str {
     match kind {
-        "welcome" => "被关注回复 · welcome",
-        "default" => "收到消息回复 · default",
-        _ => "关键词回复 · keyword",
+        RuleKind::Welcome => "被关注回复 · welcome",
+        RuleKind::Default => "收到消息回复 · default",
+        RuleKind::Keyword => "关键词回复 · keyword",
     }
 }
 
 /// One rule as a list row.
 struct RuleRow {
     id: i64,
-    kind: String,
+    kind: &'static str,
     kind_label: &'static str,
     matching: String,
     click_key: String,
@@ -230,10 +230,10 @@ impl From<&ReplyRule> for RuleRow {
         };
         Self {
             id: r.id,
-            kind: r.kind.clone(),
-            kind_label: kind_label(&r.kind),
-            matching: match (&r.keyword, r.match_mode.as_str()) {
-                (Some(k), "contains") => format!("包含 · contains “{k}”"),
+            kind: r.kind.as_str(),
+            kind_label: kind_label(r.kind),
+            matching: match (&r.keyword, r.match_mode) {
+                (Some(k), MatchMode::Contains) => format!("包含 · contains “{k}”"),
                 (Some(k), _) => format!("等于 · is “{k}”"),
                 (None, _) => String::new(),
             },
@@ -256,7 +256,8 @@ struct ListTemplate {
 
 pub async fn list(State(app): State<AppState>, nav: Nav) -> Result<Response, AppError> {
     let rules = app.store.reply_rules().await?;
-    let (keywords, fixed): (Vec<_>, Vec<_>) = rules.iter().partition(|r| r.kind == "keyword");
+    let (keywords, fixed): (Vec<_>, Vec<_>) =
+        rules.iter().partition(|r| r.kind == RuleKind::Keyword);
     render(&ListTemplate {
         layout: nav.layout.clone(),
         nav,
@@ -272,7 +273,7 @@ struct FormTemplate {
     nav: Nav,
     /// `None` for a new keyword rule.
     id: Option<i64>,
-    kind: String,
+    keyword_rule: bool,
     kind_label: &'static str,
     form: RuleForm,
     problems: Vec<String>,
@@ -281,7 +282,7 @@ struct FormTemplate {
 fn form_page(
     nav: Nav,
     id: Option<i64>,
-    kind: &str,
+    kind: RuleKind,
     form: RuleForm,
     problems: Vec<String>,
 ) -> Result<Response, AppError> {
@@ -294,7 +295,7 @@ fn form_page(
         layout: nav.layout.clone(),
         nav,
         id,
-        kind: kind.to_owned(),
+        keyword_rule: kind == RuleKind::Keyword,
         kind_label: kind_label(kind),
         form,
         problems,
@@ -304,12 +305,12 @@ fn form_page(
 
 pub async fn new_rule(nav: Nav) -> Result<Response, AppError> {
     let form = RuleForm {
-        match_mode: "exact".into(),
+        match_mode: MatchMode::Exact.as_str().into(),
         reply_type: "text".into(),
         enabled: Some("on".into()),
         ..RuleForm::default()
     };
-    form_page(nav, None, "keyword", form, Vec::new())
+    form_page(nav, None, RuleKind::Keyword, form, Vec::new())
 }
 
 /// The message shown when a CLICK key is already bound to another rule.
@@ -324,13 +325,15 @@ pub async fn create(
     nav: Nav,
     Form(form): Form<RuleForm>,
 ) -> Result<Response, AppError> {
-    let edit = match form.validate("keyword") {
+    let edit = match form.validate(RuleKind::Keyword) {
         Ok(edit) => edit,
-        Err(problems) => return form_page(nav, None, "keyword", form, problems),
+        Err(problems) => return form_page(nav, None, RuleKind::Keyword, form, problems),
     };
     match app.store.add_keyword_rule(&edit).await {
         Ok(id) => tracing::info!(rule = id, admin = nav.admin, "keyword rule added"),
-        Err(e) if e.is_conflict() => return form_page(nav, None, "keyword", form, conflict()),
+        Err(e) if e.is_conflict() => {
+            return form_page(nav, None, RuleKind::Keyword, form, conflict());
+        }
         Err(e) => return Err(e.into()),
     }
     app.replies.reload().await?;
@@ -350,7 +353,7 @@ pub async fn edit(
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
     let rule = rule(&app, id).await?;
-    form_page(nav, Some(id), &rule.kind, RuleForm::of(&rule), Vec::new())
+    form_page(nav, Some(id), rule.kind, RuleForm::of(&rule), Vec::new())
 }
 
 pub async fn update(
@@ -360,14 +363,14 @@ pub async fn update(
     Form(form): Form<RuleForm>,
 ) -> Result<Response, AppError> {
     let rule = rule(&app, id).await?;
-    let edit = match form.validate(&rule.kind) {
+    let edit = match form.validate(rule.kind) {
         Ok(edit) => edit,
-        Err(problems) => return form_page(nav, Some(id), &rule.kind, form, problems),
+        Err(problems) => return form_page(nav, Some(id), rule.kind, form, problems),
     };
     match app.store.update_rule(id, &edit).await {
         Ok(_) => tracing::info!(rule = id, admin = nav.admin, "reply rule changed"),
         Err(e) if e.is_conflict() => {
-            return form_page(nav, Some(id), &rule.kind, form, conflict());
+            return form_page(nav, Some(id), rule.kind, form, conflict());
         }
         Err(e) => return Err(e.into()),
     }
@@ -418,7 +421,7 @@ mod tests {
 
     fn text_form(content: &str) -> RuleForm {
         RuleForm {
-            match_mode: "exact".into(),
+            match_mode: MatchMode::Exact.as_str().into(),
             keyword: "价格".into(),
             reply_type: "text".into(),
             content: content.into(),
@@ -429,7 +432,9 @@ mod tests {
 
     #[test]
     fn a_valid_form_becomes_the_stored_reply() {
-        let edit = text_form("a ]]> b\r\nc").validate("keyword").unwrap();
+        let edit = text_form("a ]]> b\r\nc")
+            .validate(RuleKind::Keyword)
+            .unwrap();
         let reply: Reply = serde_json::from_str(&edit.reply).unwrap();
         assert_eq!(reply, Reply::text("a ]]> b\nc"));
         assert_eq!(edit.keyword.as_deref(), Some("价格"));
@@ -441,7 +446,7 @@ mod tests {
         let mut form = text_form("");
         form.keyword = String::new();
         form.match_mode = "regex".into();
-        let problems = form.validate("keyword").unwrap_err();
+        let problems = form.validate(RuleKind::Keyword).unwrap_err();
         assert_eq!(problems.len(), 3, "{problems:?}");
 
         let news = RuleForm {
@@ -449,7 +454,7 @@ mod tests {
             url: "javascript:alert(1)".into(),
             ..text_form("")
         };
-        let problems = news.validate("keyword").unwrap_err();
+        let problems = news.validate(RuleKind::Keyword).unwrap_err();
         assert!(
             problems.iter().any(|p| p.contains("http(s) URL")),
             "{problems:?}"
@@ -464,11 +469,11 @@ mod tests {
             url: "https://example.com/a".into(),
             ..text_form("")
         }
-        .validate("keyword")
+        .validate(RuleKind::Keyword)
         .unwrap();
         let rule = ReplyRule {
             id: 1,
-            kind: "keyword".into(),
+            kind: RuleKind::Keyword,
             position: 1,
             match_mode: edit.match_mode,
             keyword: edit.keyword,

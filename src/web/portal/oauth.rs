@@ -103,6 +103,20 @@ impl Pending {
         )
     }
 
+    /// With a newly started authorization (the oldest dropped past [`MAX_PENDING`]).
+    fn with(mut self, nonce: String) -> Self {
+        self.0.push(nonce);
+        if self.0.len() > MAX_PENDING {
+            self.0.drain(..self.0.len() - MAX_PENDING);
+        }
+        self
+    }
+
+    /// Without a finished authorization.
+    fn without(&self, nonce: &str) -> Self {
+        Self(self.0.iter().filter(|n| *n != nonce).cloned().collect())
+    }
+
     fn write(&self, cookies: &Cookies, keys: &Keys, secure: bool) {
         let mut cookie = Cookie::new(PENDING_COOKIE, self.0.join("."));
         cookie.set_path("/auth");
@@ -175,15 +189,10 @@ async fn login(
     };
     let next = local_path(query.next.as_deref());
     let (state, issued) = app.keys.state.issue(unix_now(), scope, next);
-    let mut pending = Pending::read(&cookies, &app.keys);
-    pending.0.push(issued.nonce);
-    if pending.0.len() > MAX_PENDING {
-        pending.0.drain(..pending.0.len() - MAX_PENDING);
-    }
-    pending.write(
+    Pending::read(&cookies, &app.keys).with(issued.nonce).write(
         &cookies,
         &app.keys,
-        app.config.public_url.starts_with("https://"),
+        app.config.is_https(),
     );
     // §6.1: exactly this parameter order, and the fragment.
     let location = format!(
@@ -374,7 +383,7 @@ async fn repeat(
 ) -> Result<Response, AppError> {
     let deadline = tokio::time::Instant::now() + REPEAT_WAIT;
     let mut row = row;
-    while row.outcome.as_deref() == Some("pending") && tokio::time::Instant::now() < deadline {
+    while row.outcome == Some(Outcome::Pending) && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
         match app.store.oauth_state(&row.nonce).await? {
             Some(fresh) => row = fresh,
@@ -382,12 +391,12 @@ async fn repeat(
         }
     }
     tracing::info!(
-        outcome = row.outcome.as_deref().unwrap_or("none"),
+        outcome = row.outcome.map_or("none", Outcome::as_str),
         started_here,
         "repeated callback"
     );
-    if let (true, Some("done"), Some(openid)) =
-        (started_here, row.outcome.as_deref(), row.openid.as_deref())
+    if let (true, Some(Outcome::Done), Some(openid)) =
+        (started_here, row.outcome, row.openid.as_deref())
         && let Some(user) = app.store.user(openid).await?
     {
         let scope = user.scope.unwrap_or_else(|| row.scope.clone());
@@ -409,20 +418,10 @@ async fn sign_in(
     // fixation) is worthless.
     visit.session.cycle_id().await.map_err(AppError::from)?;
     visit.csrf.renew();
-    let pending = Pending(
-        visit
-            .pending
-            .0
-            .iter()
-            .filter(|n| *n != nonce)
-            .cloned()
-            .collect(),
-    );
-    pending.write(
-        &visit.cookies,
-        &app.keys,
-        app.config.public_url.starts_with("https://"),
-    );
+    visit
+        .pending
+        .without(nonce)
+        .write(&visit.cookies, &app.keys, app.config.is_https());
     visit
         .session
         .insert(
