@@ -18,8 +18,6 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use tokio::sync::{mpsc, oneshot};
-use tower_sessions::ExpiredDeletion;
-use tower_sessions_sqlx_store::SqliteStore;
 
 use crate::config::SqliteSync;
 
@@ -99,7 +97,6 @@ impl Store {
             writer,
             write_gate: Default::default(),
         };
-        SqliteStore::new(store.pool.clone()).migrate().await?;
         tokio::spawn(store.clone().clean_up_regularly());
         Ok(store)
     }
@@ -122,7 +119,7 @@ impl Store {
             if self.pool.is_closed() {
                 return;
             }
-            if let Err(e) = SqliteStore::new(self.pool.clone()).delete_expired().await {
+            if let Err(e) = self.delete_expired_sessions().await {
                 tracing::warn!(error = %e, "deleting expired sessions failed");
             }
             if let Err(e) = self.delete_old_oauth_states().await {

@@ -1,46 +1,114 @@
-//! Sessions in the database: tower-sessions' SQLite store, with its writes taken through the store's
-//! write gate like every other write on the pool.
+//! Sessions in the database (the `sessions` table), for tower-sessions' session layer. Their writes take
+//! the store's write gate like every other write on the pool.
 
+use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
-use tower_sessions_sqlx_store::SqliteStore;
 
-use super::Store;
+use super::{Store, StoreError};
+use crate::time::unix_now;
 
 /// The session rows, as the session layer reads and writes them.
 #[derive(Debug, Clone)]
 pub struct SessionRows {
-    rows: SqliteStore,
     store: Store,
 }
 
 impl SessionRows {
     pub(super) fn new(store: &Store) -> Self {
         Self {
-            rows: SqliteStore::new(store.pool.clone()),
             store: store.clone(),
         }
     }
+
+    /// Inserts the row unless its id is taken; whether it was inserted.
+    async fn insert(&self, record: &Record) -> session_store::Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO sessions (id, data, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(record.id.to_string())
+        .bind(encode(record)?)
+        .bind(record.expiry_date.unix_timestamp())
+        .execute(&self.store.pool)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+fn encode(record: &Record) -> session_store::Result<String> {
+    serde_json::to_string(&record.data).map_err(|e| session_store::Error::Encode(e.to_string()))
+}
+
+fn backend(e: sqlx::Error) -> session_store::Error {
+    session_store::Error::Backend(e.to_string())
 }
 
 #[async_trait::async_trait]
 impl SessionStore for SessionRows {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let _turn = self.store.write_turn().await;
-        self.rows.create(record).await
+        // A taken id (a 128-bit random collision) draws another.
+        while !self.insert(record).await? {
+            record.id = Id::default();
+        }
+        Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let _turn = self.store.write_turn().await;
-        self.rows.save(record).await
+        sqlx::query(
+            "INSERT INTO sessions (id, data, expires_at) VALUES (?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+        )
+        .bind(record.id.to_string())
+        .bind(encode(record)?)
+        .bind(record.expiry_date.unix_timestamp())
+        .execute(&self.store.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        self.rows.load(id).await
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT data, expires_at FROM sessions WHERE id = ? AND expires_at > ?")
+                .bind(id.to_string())
+                .bind(unix_now())
+                .fetch_optional(&self.store.pool)
+                .await
+                .map_err(backend)?;
+        let Some((data, expires_at)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Record {
+            id: *id,
+            data: serde_json::from_str(&data)
+                .map_err(|e| session_store::Error::Decode(e.to_string()))?,
+            expiry_date: OffsetDateTime::from_unix_timestamp(expires_at)
+                .map_err(|e| session_store::Error::Decode(e.to_string()))?,
+        }))
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         let _turn = self.store.write_turn().await;
-        self.rows.delete(id).await
+        sqlx::query("DELETE FROM sessions WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.store.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Deletes the sessions that have expired; how many.
+    pub async fn delete_expired_sessions(&self) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
+        Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(unix_now())
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
     }
 }

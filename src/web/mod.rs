@@ -125,12 +125,15 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
             HeaderValue::from_static("max-age=31536000"),
         )
     });
+    let app = match hsts {
+        Some(hsts) => app.layer(hsts),
+        None => app,
+    };
     app.route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
         // Every body is small: WeChat's messages, forms. Larger ones are refused before they are read.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .layer(tower::util::option_layer(hsts))
         // Every response: no sniffing, no framing, no referrer leaking a code or state, scripts only from
         // this site and WeChat's JS-SDK (the pages have none inline).
         .layer(SetResponseHeaderLayer::if_not_present(

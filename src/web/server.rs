@@ -13,13 +13,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use tower_http::add_extension::AddExtension;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tower::ServiceExt;
 
 /// How long a client has to send a request's headers, or to start its next request on a kept-alive
 /// connection.
@@ -58,13 +57,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let service =
-            router
-                .clone()
-                .map_request(move |mut request: axum::http::Request<Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
-                    request
-                });
+        let service = AddExtension::new(router.clone(), ConnectInfo(peer));
         let connection =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);

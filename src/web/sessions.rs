@@ -38,7 +38,7 @@ pub fn layer(
         .with_same_site(SameSite::Lax)
         .with_secure(config.is_https())
         .with_expiry(Expiry::OnInactivity(
-            tower_sessions::cookie::time::Duration::days(IDLE_DAYS),
+            time::Duration::days(IDLE_DAYS),
         ))
         .with_signed(keys.cookie.clone())
 }

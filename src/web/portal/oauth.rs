@@ -123,7 +123,7 @@ impl Pending {
         cookie.set_http_only(true);
         cookie.set_same_site(SameSite::Lax);
         cookie.set_secure(secure);
-        cookie.set_max_age(tower_sessions::cookie::time::Duration::seconds(
+        cookie.set_max_age(time::Duration::seconds(
             if self.0.is_empty() {
                 0
             } else {
