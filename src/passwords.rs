@@ -2,8 +2,8 @@
 //! 19 MiB, 2 passes) with a fresh salt each, in PHC format.
 
 use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 /// Longer passwords are refused before hashing.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
@@ -25,7 +25,7 @@ pub enum PasswordError {
 /// An argon2id hash of `password` with a fresh salt.
 pub fn hash(password: &str) -> Result<String, PasswordError> {
     Argon2::default()
-        .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
+        .hash_password(password.as_bytes())
         .map(|h| h.to_string())
         .map_err(PasswordError::Hash)
 }

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Subcommand};
-use rand::Rng;
 
 use crate::time::unix_now;
 use crate::wechat::push::{self, Push};
@@ -344,16 +343,13 @@ impl SendMessage {
 
 /// A random nonce as WeChat sends them (a decimal number).
 pub fn nonce() -> String {
-    rand::thread_rng()
-        .gen_range(100_000_000u32..4_000_000_000)
-        .to_string()
+    rand::random_range(100_000_000u32..4_000_000_000).to_string()
 }
 
 /// Runs `wxportal send`: exit 0 when WeChat would accept the server's answer, 1 when not, 2 on a
 /// usage or network error.
 pub async fn run(args: SendArgs) -> ExitCode {
-    let client = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    let client = match crate::upstream::client_builder()
         .timeout(push::WECHAT_TIMEOUT + std::time::Duration::from_secs(5))
         .build()
     {
@@ -364,9 +360,7 @@ pub async fn run(args: SendArgs) -> ExitCode {
     let timestamp = unix_now().to_string();
     let nonce = nonce();
     let msg_id = args.msg_id.clone().unwrap_or_else(|| {
-        rand::thread_rng()
-            .gen_range(1_000_000_000_000_000_000u64..9_000_000_000_000_000_000)
-            .to_string()
+        rand::random_range(1_000_000_000_000_000_000u64..9_000_000_000_000_000_000).to_string()
     });
 
     let Some(push) = args.message.to_push(&args.to, &args.from, now, &msg_id) else {
@@ -433,7 +427,7 @@ async fn verify(
     timestamp: &str,
     nonce: &str,
 ) -> ExitCode {
-    let echostr = format!("{}", rand::thread_rng().r#gen::<u64>());
+    let echostr = format!("{}", rand::random::<u64>());
     let query = push::verification_query(&args.token, timestamp, nonce, &echostr);
     println!("→ GET {} (URL verification, echostr {echostr})", args.url);
     let started = Instant::now();

@@ -139,9 +139,9 @@ pub const DEMO_ADMIN: &str = "admin";
 
 /// Gives the demo admin a fresh random password (creating the admin on first start) and returns it.
 async fn demo_admin(store: &Store) -> Result<String, DemoError> {
-    use rand::Rng;
-    let password: String = rand::thread_rng()
-        .sample_iter(rand::distributions::Alphanumeric)
+    use rand::RngExt;
+    let password: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
         .take(16)
         .map(char::from)
         .collect();

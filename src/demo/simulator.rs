@@ -17,7 +17,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
-use rand::Rng;
 use serde::Deserialize;
 
 use crate::time::unix_now;
@@ -206,7 +205,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn random_token(prefix: &str) -> String {
-    let bytes: [u8; 16] = rand::thread_rng().r#gen();
+    let bytes: [u8; 16] = rand::random();
     format!("{prefix}{}", hex::encode(bytes))
 }
 
@@ -575,7 +574,7 @@ async fn send_chat(
             format!("[menu CLICK {}]", form.content),
         ),
         _ => {
-            let msg_id: u64 = rand::thread_rng().gen_range(10_u64.pow(15)..10_u64.pow(16));
+            let msg_id: u64 = rand::random_range(10_u64.pow(15)..10_u64.pow(16));
             (
                 "text",
                 vec![
@@ -599,7 +598,7 @@ async fn send_chat(
         .as_ref()
         .map(|(_, key)| MessageCrypto::new(key.clone(), app.config.appid.clone()));
     let mode = app.config.message_mode;
-    let nonce: u32 = rand::thread_rng().r#gen();
+    let nonce: u32 = rand::random();
     let signed = push.sign(
         app.config.token.expose(),
         mode,

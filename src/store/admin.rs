@@ -382,7 +382,7 @@ impl Store {
     }
 }
 
-fn push_user_filters(sql: &mut QueryBuilder<'_, Sqlite>, q: &UserQuery) {
+fn push_user_filters(sql: &mut QueryBuilder<Sqlite>, q: &UserQuery) {
     if let Some(search) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         if looks_like_an_id(search) {
             // Two index lookups (SQLite's multi-index OR), not a scan.

@@ -179,19 +179,25 @@ impl Store {
     pub async fn move_rule(&self, id: i64, direction: Move) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
-        let (cmp, order) = match direction {
-            Move::Up => ("<", "DESC"),
-            Move::Down => (">", "ASC"),
+        // Two fixed statements: the comparison and the order are the only difference.
+        let neighbour_sql = match direction {
+            Move::Up => {
+                "SELECT me.position, other.id, other.position FROM reply_rules me, reply_rules other
+                 WHERE me.id = ? AND me.kind = 'keyword' AND other.kind = 'keyword'
+                   AND (other.position, other.id) < (me.position, me.id)
+                 ORDER BY other.position DESC, other.id DESC LIMIT 1"
+            }
+            Move::Down => {
+                "SELECT me.position, other.id, other.position FROM reply_rules me, reply_rules other
+                 WHERE me.id = ? AND me.kind = 'keyword' AND other.kind = 'keyword'
+                   AND (other.position, other.id) > (me.position, me.id)
+                 ORDER BY other.position ASC, other.id ASC LIMIT 1"
+            }
         };
-        let neighbour: Option<(i64, i64, i64)> = sqlx::query_as(&format!(
-            "SELECT me.position, other.id, other.position FROM reply_rules me, reply_rules other
-             WHERE me.id = ? AND me.kind = 'keyword' AND other.kind = 'keyword'
-               AND (other.position, other.id) {cmp} (me.position, me.id)
-             ORDER BY other.position {order}, other.id {order} LIMIT 1"
-        ))
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let neighbour: Option<(i64, i64, i64)> = sqlx::query_as(neighbour_sql)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
         if let Some((mine, other_id, theirs)) = neighbour {
             // Positions are distinct (each new rule goes after the last), so a swap keeps them so.
             for (rule, position) in [(id, theirs), (other_id, mine)] {

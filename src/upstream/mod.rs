@@ -24,6 +24,13 @@ use serde::de::DeserializeOwned;
 
 use crate::store::StoreError;
 
+/// An HTTP client's builder with redirects off and TLS by rustls with *ring*.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    // Already installed (by another client, or a library) is fine: any provider serves.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none())
+}
+
 /// How long one call may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -34,10 +41,9 @@ const MAX_ANSWER: usize = 256 * 1024;
 
 /// The one outbound HTTP client: timeouts on every call, redirects off.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    client_builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(TOTAL_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("wxportal/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the HTTP client builds with a static configuration")

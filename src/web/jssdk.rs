@@ -7,8 +7,8 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use rand::Rng;
-use rand::distributions::Alphanumeric;
+use rand::RngExt;
+use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
@@ -77,7 +77,7 @@ async fn config(
             what: "the JS-SDK ticket is unavailable",
             source,
         })?;
-    let nonce: String = rand::thread_rng()
+    let nonce: String = rand::rng()
         .sample_iter(&Alphanumeric)
         .take(16)
         .map(char::from)

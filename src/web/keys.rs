@@ -1,6 +1,5 @@
 //! The keys derived from the one server secret: one per purpose, so none can stand in for another.
 
-use rand::RngCore;
 use sha2::{Digest, Sha256, Sha512};
 use tower_sessions::cookie::Key;
 
@@ -33,7 +32,7 @@ impl Keys {
                 store
                     .setting_or_insert("server_secret", || {
                         let mut bytes = [0u8; 32];
-                        rand::thread_rng().fill_bytes(&mut bytes);
+                        rand::fill(&mut bytes);
                         hex::encode(bytes)
                     })
                     .await?

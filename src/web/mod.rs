@@ -125,13 +125,15 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
             HeaderValue::from_static("max-age=31536000"),
         )
     });
+    let app = app
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state);
     let app = match hsts {
         Some(hsts) => app.layer(hsts),
         None => app,
     };
-    app.route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(state)
+    app
         // Every body is small: WeChat's messages, forms. Larger ones are refused before they are read.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         // Every response: no sniffing, no framing, no referrer leaking a code or state, scripts only from

@@ -7,8 +7,8 @@
 //! within `[a-zA-Z0-9]`; it is 84 characters, under WeChat's 128-byte limit. Nothing is stored when a
 //! state is issued: single use is recorded by nonce when the callback claims it.
 
-use hmac::{Hmac, Mac};
-use rand::RngCore;
+use hmac::{Hmac, KeyInit, Mac};
+
 use sha2::Sha256;
 
 const VERSION: u8 = 2;
@@ -69,7 +69,7 @@ impl StateSigner {
         let scope_index = SCOPES.iter().position(|s| *s == scope).unwrap_or(0);
         payload[0] = VERSION;
         payload[1..9].copy_from_slice(&expires_at.to_be_bytes());
-        rand::thread_rng().fill_bytes(&mut payload[9..9 + NONCE_LEN]);
+        rand::fill(&mut payload[9..9 + NONCE_LEN]);
         payload[PAYLOAD_LEN - 1] = scope_index as u8;
         let tag = self.tag(&payload, next);
         let state = format!("{}{}", hex::encode(payload), hex::encode(&tag[..TAG_LEN]));

@@ -16,9 +16,9 @@ use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tower_http::add_extension::AddExtension;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tower_http::add_extension::AddExtension;
 
 /// How long a client has to send a request's headers, or to start its next request on a kept-alive
 /// connection.

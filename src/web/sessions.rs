@@ -4,8 +4,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use hmac::{Hmac, Mac};
-use rand::RngCore;
+use hmac::{Hmac, KeyInit, Mac};
+
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use tower_cookies::Cookies;
@@ -37,9 +37,7 @@ pub fn layer(
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(config.is_https())
-        .with_expiry(Expiry::OnInactivity(
-            time::Duration::days(IDLE_DAYS),
-        ))
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(IDLE_DAYS)))
         .with_signed(keys.cookie.clone())
 }
 
@@ -93,7 +91,7 @@ impl Csrf {
     /// Draws a new value: the tokens of every form shown before stop working.
     pub fn renew(&self) -> String {
         let mut bytes = [0u8; 16];
-        rand::thread_rng().fill_bytes(&mut bytes);
+        rand::fill(&mut bytes);
         let value = hex::encode(bytes);
         let mut cookie = Cookie::new(CSRF_COOKIE, value.clone());
         cookie.set_path("/");

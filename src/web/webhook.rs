@@ -11,7 +11,6 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use rand::Rng;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
@@ -160,9 +159,7 @@ async fn receive(
     let body = match crypto {
         Some(crypto) => {
             let timestamp = unix_now().to_string();
-            let nonce = rand::thread_rng()
-                .gen_range(100_000_000u32..4_000_000_000)
-                .to_string();
+            let nonce = rand::random_range(100_000_000u32..4_000_000_000).to_string();
             let encrypt = crypto.encrypt(&reply_xml);
             let sig = signature::sign(&[&hook.token, &timestamp, &nonce, &encrypt]);
             encrypted_envelope(&encrypt, &sig, &timestamp, &nonce)

@@ -6,7 +6,7 @@ use base64::Engine;
 use base64::alphabet::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use cbc::cipher::block_padding::NoPadding;
-use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+use cbc::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
 
 /// WeChat pads to a multiple of 32 bytes, not the AES block size.
 const PAD_BLOCK: usize = 32;
@@ -103,7 +103,7 @@ impl MessageCrypto {
         buf.resize(body_len + pad, pad as u8);
         let len = buf.len();
         cbc::Encryptor::<Aes256>::new(&self.key.0.into(), &self.key.iv().into())
-            .encrypt_padded_mut::<NoPadding>(&mut buf, len)
+            .encrypt_padded::<NoPadding>(&mut buf, len)
             .expect("the buffer is a whole number of blocks");
         STRICT.encode(buf)
     }
@@ -117,7 +117,7 @@ impl MessageCrypto {
             return Err(CryptoError::BlockSize);
         }
         let plain = cbc::Decryptor::<Aes256>::new(&self.key.0.into(), &self.key.iv().into())
-            .decrypt_padded_mut::<NoPadding>(&mut buf)
+            .decrypt_padded::<NoPadding>(&mut buf)
             .map_err(|_| CryptoError::BlockSize)?;
         let pad = usize::from(*plain.last().ok_or(CryptoError::Padding)?);
         if pad == 0 || pad > PAD_BLOCK || pad > plain.len() {
@@ -217,16 +217,16 @@ mod tests {
 mod properties {
     use super::*;
     use rand::rngs::StdRng;
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
 
     fn random_text(rng: &mut StdRng) -> String {
-        let len = rng.gen_range(0..600);
+        let len = rng.random_range(0..600);
         (0..len)
-            .map(|_| match rng.gen_range(0..4) {
-                0 => rng.gen_range(' '..='~'),
-                1 => rng.gen_range('\u{4e00}'..='\u{9fa5}'),
-                2 => rng.gen_range('\u{1f600}'..='\u{1f64f}'),
-                _ => ['<', '>', '&', ']', '\n', '\0'][rng.gen_range(0..6)],
+            .map(|_| match rng.random_range(0..4) {
+                0 => rng.random_range(' '..='~'),
+                1 => rng.random_range('\u{4e00}'..='\u{9fa5}'),
+                2 => rng.random_range('\u{1f600}'..='\u{1f64f}'),
+                _ => ['<', '>', '&', ']', '\n', '\0'][rng.random_range(0..6)],
             })
             .collect()
     }
@@ -238,10 +238,10 @@ mod properties {
             let key: String = (0..43)
                 .map(|_| {
                     let chars = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-                    chars[rng.gen_range(0..chars.len())] as char
+                    chars[rng.random_range(0..chars.len())] as char
                 })
                 .collect();
-            let appid = format!("wx{:016x}", rng.r#gen::<u64>());
+            let appid = format!("wx{:016x}", rng.random::<u64>());
             let c = MessageCrypto::new(AesKey::from_encoding_aes_key(&key).unwrap(), appid);
             let msg = random_text(&mut rng);
             let enc = c.encrypt(&msg);
@@ -261,13 +261,13 @@ mod properties {
         for _ in 0..2000 {
             let msg = random_text(&mut rng);
             let mut raw = STRICT.decode(c.encrypt(&msg)).unwrap();
-            match rng.gen_range(0..3) {
+            match rng.random_range(0..3) {
                 0 => {
-                    let i = rng.gen_range(0..raw.len());
-                    raw[i] ^= 1 << rng.gen_range(0..8);
+                    let i = rng.random_range(0..raw.len());
+                    raw[i] ^= 1 << rng.random_range(0..8);
                 }
-                1 => raw.truncate(rng.gen_range(0..raw.len())),
-                _ => raw.extend((0..rng.gen_range(1..40)).map(|_| rng.r#gen::<u8>())),
+                1 => raw.truncate(rng.random_range(0..raw.len())),
+                _ => raw.extend((0..rng.random_range(1..40)).map(|_| rng.random::<u8>())),
             }
             // CBC has no integrity: some corruptions decrypt to other text. msg_signature, checked before
             // decryption, is what rejects those; here the point is an error or a value, never a panic.

@@ -26,10 +26,12 @@ async fn row_counts(app: &TestApp) -> Vec<(String, i64)> {
     .unwrap();
     let mut counts = Vec::new();
     for table in tables {
-        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{table}\""))
-            .fetch_one(&mut db)
-            .await
-            .unwrap();
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM \"{table}\""
+        )))
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
         counts.push((table, n));
     }
     counts

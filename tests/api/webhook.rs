@@ -464,7 +464,7 @@ async fn assert_reason(app: &TestApp, signed: &push::SignedPush, status: u16, re
 
 /// AES-256-CBC of whole blocks under an EncodingAESKey, with no padding added: for crafting bad pads.
 fn encrypt_raw(key: &str, blocks: &[u8]) -> String {
-    use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
+    use aes::cipher::{BlockModeEncrypt, KeyIvInit, block_padding::NoPadding};
     use base64::Engine;
     let lenient = base64::engine::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
@@ -475,7 +475,7 @@ fn encrypt_raw(key: &str, blocks: &[u8]) -> String {
     let len = buf.len();
     cbc::Encryptor::<aes::Aes256>::new_from_slices(&k, &k[..16])
         .unwrap()
-        .encrypt_padded_mut::<NoPadding>(&mut buf, len)
+        .encrypt_padded::<NoPadding>(&mut buf, len)
         .unwrap();
     base64::engine::general_purpose::STANDARD.encode(buf)
 }

@@ -123,13 +123,11 @@ impl Pending {
         cookie.set_http_only(true);
         cookie.set_same_site(SameSite::Lax);
         cookie.set_secure(secure);
-        cookie.set_max_age(time::Duration::seconds(
-            if self.0.is_empty() {
-                0
-            } else {
-                STATE_LIFETIME_SECS
-            },
-        ));
+        cookie.set_max_age(time::Duration::seconds(if self.0.is_empty() {
+            0
+        } else {
+            STATE_LIFETIME_SECS
+        }));
         cookies.signed(&keys.cookie).add(cookie);
     }
 }
