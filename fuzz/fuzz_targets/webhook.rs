@@ -51,7 +51,7 @@ fn harness() -> &'static Harness {
             })
             .expect("the fuzz configuration");
             let app = App::build(config).await.expect("the app starts");
-            wxportal::routes::router(app.state().clone())
+            wxportal::web::router(app.state().clone(), None)
         });
         Harness {
             runtime,

@@ -356,3 +356,41 @@ struct Stored {
     raw_xml: String,
     signature: Option<String>,
 }
+
+/// Which messages the list shows: newest first, before `before` (an id).
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    pub msg_type: Option<String>,
+    pub event: Option<String>,
+    pub openid: Option<String>,
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+impl Store {
+    /// One page of messages, newest first.
+    pub async fn list_messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>, StoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM messages WHERE 1 = 1");
+        if let Some(t) = &q.msg_type {
+            sql.push(" AND msg_type = ").push_bind(t);
+        }
+        if let Some(e) = &q.event {
+            sql.push(" AND event = ").push_bind(e);
+        }
+        if let Some(o) = &q.openid {
+            sql.push(" AND openid = ").push_bind(o);
+        }
+        if let Some(before) = q.before {
+            sql.push(" AND id < ").push_bind(before);
+        }
+        sql.push(" ORDER BY id DESC LIMIT ").push_bind(q.limit);
+        Ok(sql.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    pub async fn message(&self, id: i64) -> Result<Option<MessageRecord>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM messages WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+}

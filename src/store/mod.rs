@@ -3,12 +3,15 @@
 //! Reads go through a pool; message writes go through one writer task that commits them in groups
 //! (one transaction and one sync per batch), and each caller is answered only after its commit.
 
-mod account;
-mod admin;
+mod admins;
+mod credentials;
+mod jobs;
 mod messages;
 mod oauth;
 mod rules;
 mod sessions;
+mod settings;
+mod stats;
 mod users;
 
 use std::str::FromStr;
@@ -21,15 +24,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::SqliteSync;
 
-pub use account::{CredentialRow, FollowerInfo, Job, JobKind, JobState, OutboxCounts};
-pub use admin::{
-    Admin, Authorized, LoginAttempts, MessageQuery, Stats, UserCursor, UserQuery, UserSort,
-};
-pub use messages::{MessageRecord, NewMessage, Recorded};
+pub use admins::{Admin, LoginAttempts};
+pub use credentials::CredentialRow;
+pub use jobs::{Job, JobKind, JobState, OutboxCounts};
+pub use messages::{MessageQuery, MessageRecord, NewMessage, Recorded};
 pub use oauth::{Claim, NewState, OAuthState, Outcome};
 pub use rules::{MatchMode, Move, ReplyRule, RuleEdit, RuleKind};
 pub use sessions::SessionRows;
-pub use users::{Profile, Tokens, User};
+pub use stats::Stats;
+pub use users::{Authorized, FollowerInfo, Profile, Tokens, User, UserCursor, UserQuery, UserSort};
 
 /// A database failure; the caller sees a 5xx and the operator a log line.
 #[derive(Debug, thiserror::Error)]

@@ -173,26 +173,4 @@ impl Store {
             .await?
             .rows_affected())
     }
-
-    /// A value generated once and shared by every instance: the first caller's `generate()` wins.
-    pub async fn setting_or_insert(
-        &self,
-        name: &str,
-        generate: impl FnOnce() -> String,
-    ) -> Result<String, StoreError> {
-        let _turn = self.write_turn().await;
-        sqlx::query(
-            "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(generate())
-        .execute(&self.pool)
-        .await?;
-        Ok(
-            sqlx::query_scalar("SELECT value FROM settings WHERE name = ?")
-                .bind(name)
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
 }

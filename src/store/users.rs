@@ -1,5 +1,7 @@
 //! Followers: what the webhook learns of them and what they share through web authorization.
 
+use sqlx::{QueryBuilder, Sqlite};
+
 use super::{Store, StoreError};
 use crate::time::unix_now;
 
@@ -194,4 +196,221 @@ async fn upsert_profile(
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// What `cgi-bin/user/info` tells about a follower.
+#[derive(Debug, Clone)]
+pub struct FollowerInfo {
+    pub unionid: Option<String>,
+    pub subscribe_time: Option<i64>,
+    pub remark: Option<String>,
+    /// JSON array of tag ids.
+    pub tags: String,
+}
+
+/// Which followers the list shows, in which order, from where.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    /// A whole OpenID or UnionID, or else part of a nickname.
+    pub search: Option<String>,
+    pub subscribed: Option<bool>,
+    pub authorized: Option<Authorized>,
+    pub sort: UserSort,
+    /// The last row of the previous page.
+    pub after: Option<UserCursor>,
+    pub limit: i64,
+}
+
+/// The authorization filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorized {
+    /// Granted `snsapi_userinfo`.
+    Userinfo,
+    /// Granted `snsapi_base` only.
+    Base,
+    /// Granted either.
+    Any,
+    /// Never authorized (or erased their data).
+    Never,
+}
+
+/// The follower list's orders: each walks an index, so every page costs the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserSort {
+    #[default]
+    LastSeenDesc,
+    LastSeenAsc,
+    FirstSeenDesc,
+    FirstSeenAsc,
+}
+
+impl UserSort {
+    fn column(self) -> &'static str {
+        match self {
+            Self::LastSeenDesc | Self::LastSeenAsc => "last_seen_at",
+            Self::FirstSeenDesc | Self::FirstSeenAsc => "first_seen_at",
+        }
+    }
+
+    fn descending(self) -> bool {
+        matches!(self, Self::LastSeenDesc | Self::FirstSeenDesc)
+    }
+
+    /// The sort value of `user`, for the cursor after it.
+    pub fn key_of(self, user: &User) -> i64 {
+        match self {
+            Self::LastSeenDesc | Self::LastSeenAsc => user.last_seen_at,
+            Self::FirstSeenDesc | Self::FirstSeenAsc => user.first_seen_at,
+        }
+    }
+}
+
+/// Where a page of followers starts: after this sort value and OpenID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCursor {
+    pub at: i64,
+    pub openid: String,
+}
+
+/// OpenIDs and UnionIDs are 28 or 29 characters of letters, digits, `-` and `_`; no nickname search
+/// looks like that.
+fn looks_like_an_id(s: &str) -> bool {
+    (20..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+impl Store {
+    /// Stores what `cgi-bin/user/info` said; a known UnionID is never erased by an answer without one.
+    pub async fn save_follower_info(
+        &self,
+        openid: &str,
+        info: &FollowerInfo,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        sqlx::query(
+            "UPDATE users SET unionid = coalesce(?, unionid), subscribe_time = ?, remark = ?, tags = ?,
+                 info_fetched_at = ?
+             WHERE openid = ?",
+        )
+        .bind(&info.unionid)
+        .bind(info.subscribe_time)
+        .bind(&info.remark)
+        .bind(&info.tags)
+        .bind(unix_now())
+        .bind(openid)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One page of followers (keyset pagination: a deep page costs what the first does).
+    pub async fn list_users(&self, q: &UserQuery) -> Result<Vec<User>, StoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM users WHERE 1 = 1");
+        push_user_filters(&mut sql, q);
+        let (column, desc) = (q.sort.column(), q.sort.descending());
+        if let Some(after) = &q.after {
+            sql.push(format_args!(
+                " AND ({column}, openid) {} (",
+                if desc { "<" } else { ">" }
+            ));
+            sql.push_bind(after.at)
+                .push(", ")
+                .push_bind(&after.openid)
+                .push(")");
+        }
+        let dir = if desc { "DESC" } else { "ASC" };
+        sql.push(format_args!(
+            " ORDER BY {column} {dir}, openid {dir} LIMIT "
+        ));
+        sql.push_bind(q.limit);
+        Ok(sql.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    /// How many followers match the list's search and filters.
+    pub async fn count_matching_users(&self, q: &UserQuery) -> Result<i64, StoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM users WHERE 1 = 1");
+        push_user_filters(&mut sql, q);
+        Ok(sql.build_query_scalar().fetch_one(&self.pool).await?)
+    }
+
+    /// Deletes a follower and their messages; `false` when there was no such follower.
+    pub async fn delete_user(&self, openid: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM outbox WHERE openid = ?")
+            .bind(openid)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM messages WHERE openid = ?")
+            .bind(openid)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM users WHERE openid = ?")
+            .bind(openid)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+fn push_user_filters(sql: &mut QueryBuilder<Sqlite>, q: &UserQuery) {
+    if let Some(search) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        if looks_like_an_id(search) {
+            // Two index lookups (SQLite's multi-index OR), not a scan.
+            sql.push(" AND (openid = ")
+                .push_bind(search.to_owned())
+                .push(" OR unionid = ")
+                .push_bind(search.to_owned())
+                .push(")");
+        } else {
+            sql.push(" AND nickname LIKE ")
+                .push_bind(format!("%{}%", escape_like(search)))
+                .push(" ESCAPE '\\'");
+        }
+    }
+    if let Some(subscribed) = q.subscribed {
+        sql.push(" AND subscribed = ").push_bind(subscribed);
+    }
+    match q.authorized {
+        Some(Authorized::Userinfo) => {
+            sql.push(" AND scope = 'snsapi_userinfo'");
+        }
+        Some(Authorized::Base) => {
+            sql.push(" AND scope = 'snsapi_base'");
+        }
+        Some(Authorized::Any) => {
+            sql.push(" AND scope IS NOT NULL");
+        }
+        Some(Authorized::Never) => {
+            sql.push(" AND scope IS NULL");
+        }
+        None => {}
+    }
+}
+
+#[cfg(test)]
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_told_from_nicknames() {
+        assert!(looks_like_an_id("oDemo0000000000000xiaoming"));
+        assert!(looks_like_an_id("o6_bmasdasdsad6_2sgVt7hMZOPfL"));
+        assert!(!looks_like_an_id("李雷"));
+        assert!(!looks_like_an_id("user_4242"));
+    }
+
+    #[test]
+    fn like_patterns_match_wildcards_literally() {
+        assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
+    }
 }

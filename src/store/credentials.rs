@@ -1,0 +1,146 @@
+//! The account's shared credentials (access_token, jsapi_ticket): their values, the lease that lets one
+//! process fetch for all, and the daily count of fetches.
+
+use sqlx::FromRow;
+
+use super::{Store, StoreError};
+use crate::time::{beijing_day, unix_now};
+
+/// A credential's row: the value (if any), its expiry and who is fetching a new one.
+#[derive(Debug, Clone, FromRow)]
+pub struct CredentialRow {
+    pub kind: String,
+    pub value: Option<String>,
+    /// Unix seconds; -1 once WeChat refused the value (40001).
+    pub expires_at: i64,
+    pub fetched_at: i64,
+    pub lease_owner: Option<String>,
+    pub lease_until: i64,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<i64>,
+}
+
+impl CredentialRow {
+    /// WeChat said the value is no good: the next fetch must force a new one.
+    pub fn refused(&self) -> bool {
+        self.value.is_some() && self.expires_at == -1
+    }
+}
+
+impl Store {
+    pub async fn credential(&self, kind: &str) -> Result<CredentialRow, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM credentials WHERE kind = ?")
+            .bind(kind)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Takes the right to fetch `kind` until `until`, unless another owner holds an unexpired lease.
+    pub async fn take_credential_lease(
+        &self,
+        kind: &str,
+        owner: &str,
+        until: i64,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query(
+            "UPDATE credentials SET lease_owner = ?, lease_until = ?
+             WHERE kind = ? AND (lease_until < ? OR lease_owner = ?)",
+        )
+        .bind(owner)
+        .bind(until)
+        .bind(kind)
+        .bind(unix_now())
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores a freshly fetched value, counts the fetch and gives up the lease.
+    pub async fn save_credential(
+        &self,
+        kind: &str,
+        value: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let now = unix_now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE credentials SET value = ?, expires_at = ?, fetched_at = ?, lease_owner = NULL,
+                 lease_until = 0, last_error = NULL, last_error_at = NULL
+             WHERE kind = ?",
+        )
+        .bind(value)
+        .bind(expires_at)
+        .bind(now)
+        .bind(kind)
+        .execute(&mut *tx)
+        .await?;
+        count_fetch(&mut tx, kind, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a failed fetch (it counts against the quota too) and gives up the lease.
+    pub async fn fail_credential(&self, kind: &str, error: &str) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let now = unix_now();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE credentials SET lease_owner = NULL, lease_until = 0, last_error = ?,
+                 last_error_at = ?
+             WHERE kind = ?",
+        )
+        .bind(error)
+        .bind(now)
+        .bind(kind)
+        .execute(&mut *tx)
+        .await?;
+        count_fetch(&mut tx, kind, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks `value` refused by WeChat, if it is still the stored one (many callers may report the same
+    /// refusal; only the first changes anything, and a newer value is never touched).
+    pub async fn refuse_credential(&self, kind: &str, value: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query(
+            "UPDATE credentials SET expires_at = -1 WHERE kind = ? AND value = ? AND expires_at <> -1",
+        )
+        .bind(kind)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Fetches of `kind` made today (Beijing time), successful or not.
+    pub async fn credential_fetches_today(&self, kind: &str) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT coalesce((SELECT count FROM credential_fetches WHERE day = ? AND kind = ?), 0)",
+        )
+        .bind(beijing_day(unix_now()).to_string())
+        .bind(kind)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
+async fn count_fetch(
+    tx: &mut sqlx::SqliteConnection,
+    kind: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO credential_fetches (day, kind, count) VALUES (?, ?, 1)
+         ON CONFLICT (day, kind) DO UPDATE SET count = count + 1",
+    )
+    .bind(beijing_day(now).to_string())
+    .bind(kind)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
