@@ -169,7 +169,7 @@ async fn main() {
         .unwrap_or_else(|| "http://127.0.0.1:8080".into());
     let connections: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(16);
     let seconds: u64 = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(10);
-    let http = reqwest::Client::builder()
+    let http = wxportal::upstream::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(connections)
         .build()

@@ -350,6 +350,7 @@ pub fn nonce() -> String {
 /// usage or network error.
 pub async fn run(args: SendArgs) -> ExitCode {
     let client = match crate::upstream::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(push::WECHAT_TIMEOUT + std::time::Duration::from_secs(5))
         .build()
     {

@@ -1,14 +1,27 @@
 //! `wxportal demo`: the whole product on one machine. [`build`] sets it up (demo credentials, its own
-//! database, a fresh admin password); [`simulator`] stands in for WeChat's servers and a follower's phone.
+//! database, a fresh admin password) and mounts the stand-ins, split by what each stands in for:
+//! [`consent`] (WeChat's authorize page, under `/_sim/open`), [`wechat`] (`api.weixin.qq.com`, under
+//! `/_sim/api`; the tests' mock WeChat too) and [`chat`] (a follower's phone, at `/_sim/chat`), with the
+//! [`followers`] they share. Mounted only by `wxportal demo`, never under `serve`.
 
-pub mod simulator;
+pub mod chat;
+pub mod consent;
+pub mod followers;
+pub mod wechat;
+
+use std::sync::Arc;
+
+use axum::{Extension, Router};
 
 use crate::app::{App, StartError};
 use crate::config::{Config, ConfigError};
 use crate::passwords::{self, PasswordError};
 use crate::store::{Store, StoreError};
+use crate::web::AppState;
 
-pub use simulator::{API_PATH, OPEN_PATH};
+/// Where the stand-ins live, relative to the public URL.
+pub const OPEN_PATH: &str = "/_sim/open";
+pub const API_PATH: &str = "/_sim/api";
 
 /// Why the demo could not start.
 #[derive(Debug, thiserror::Error)]
@@ -66,10 +79,8 @@ fn demo_config(
             ("WXPORTAL_PUBLIC_URL", _) => public_url.clone(),
             ("WXPORTAL_WECHAT_OPEN_URL", Some(_)) => public_url
                 .as_ref()
-                .map(|p| format!("{}{}", p.trim_end_matches('/'), simulator::OPEN_PATH)),
-            ("WXPORTAL_WECHAT_API_URL", Some(a)) => {
-                Some(format!("http://{a}{}", simulator::API_PATH))
-            }
+                .map(|p| format!("{}{}", p.trim_end_matches('/'), OPEN_PATH)),
+            ("WXPORTAL_WECHAT_API_URL", Some(a)) => Some(format!("http://{a}{}", API_PATH)),
             // Loopback only: the demo's secrets are printed in this file. `--listen` (an override) is
             // the one way out.
             ("WXPORTAL_BIND", _) => from_env(name).map(|bind| loopback_only(&bind)),
@@ -124,9 +135,10 @@ pub async fn build(overrides: &[(&str, String)]) -> Result<(App, String), DemoEr
          \n  cargo run --release -- send --url {portal}/wechat --token {token} --aes-key {key} --appid {appid} --mode safe subscribe\n",
         config.database_url
     );
+    let simulator = routes(&config);
     let app = App::build_on(listener, config)
         .await?
-        .with_simulator(simulator::router());
+        .with_simulator(simulator);
     let password = demo_admin(&app.state().store).await?;
     let banner = format!(
         "{banner}\nAdmin area: {portal}/admin   name {DEMO_ADMIN}   password {password}   (new at every start)\n"
@@ -153,4 +165,20 @@ async fn demo_admin(store: &Store) -> Result<String, DemoError> {
     } else {
         Err(DemoError::Admin)
     }
+}
+
+/// The stand-ins' routes for `config`'s account.
+pub fn routes(config: &Config) -> Router<AppState> {
+    let wechat = wechat::FakeWeChat::new(
+        &config.appid,
+        config.appsecret.as_ref().map(|s| s.expose()),
+        followers::directory(&config.public_url),
+    );
+    let chat = Arc::new(chat::Chat::default());
+    wechat.deliver_to(chat.delivery());
+    consent::routes()
+        .merge(chat::routes())
+        .layer(Extension(chat))
+        .layer(Extension(wechat.clone()))
+        .nest_service(API_PATH, wechat.router())
 }

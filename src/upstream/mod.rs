@@ -24,11 +24,12 @@ use serde::de::DeserializeOwned;
 
 use crate::store::StoreError;
 
-/// An HTTP client's builder with redirects off and TLS by rustls with *ring*.
+/// An HTTP client's builder with TLS by rustls with *ring* (every client is built from here: without a
+/// crypto provider, building one fails).
 pub fn client_builder() -> reqwest::ClientBuilder {
     // Already installed (by another client, or a library) is fine: any provider serves.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none())
+    reqwest::Client::builder()
 }
 
 /// How long one call may take.
@@ -44,6 +45,7 @@ pub fn http_client() -> reqwest::Client {
     client_builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(TOTAL_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("wxportal/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the HTTP client builds with a static configuration")

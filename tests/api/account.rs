@@ -113,7 +113,7 @@ async fn two_server_processes_on_one_database_fetch_once() {
     // The first creates the database; then both run at once, each renewing ahead and serving needs.
     let first = ServerProcess::start(dir.path(), &vars).await;
     let second = ServerProcess::start(dir.path(), &vars).await;
-    let client = reqwest::Client::new();
+    let client = wxportal::upstream::client_builder().build().unwrap();
     let page = format!("{PUBLIC_URL}/");
     let answers = futures_util::future::join_all((0..40).map(|i| {
         let base = if i % 2 == 0 {
@@ -435,7 +435,7 @@ async fn queued_replies_survive_kill_9_and_only_a_cut_off_send_repeats() {
     for _ in 0..4 {
         mock.script(CUSTOM_SEND, Scripted::Delay(Duration::from_secs(30)));
     }
-    let client = reqwest::Client::new();
+    let client = wxportal::upstream::client_builder().build().unwrap();
     for i in 0..10 {
         let push = text(
             &format!("oKill{i:023}"),

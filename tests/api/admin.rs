@@ -104,7 +104,7 @@ async fn seed_users(app: &TestApp, n: usize, nickname: impl Fn(usize) -> String)
 }
 
 pub(crate) fn browser_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    wxportal::upstream::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -846,7 +846,7 @@ async fn csv_export_of_ten_thousand_followers_parses_back() {
     };
     seed_users(&app, 10_000, nickname).await;
     let (browser, _) = signed_in(&app).await;
-    let client = reqwest::Client::new();
+    let client = wxportal::upstream::client_builder().build().unwrap();
     let response = client
         .get(app.url("/admin/users.csv"))
         .header("cookie", browser.cookie().unwrap())
@@ -1025,7 +1025,7 @@ async fn the_dashboard_counts_and_charts_thirty_days() {
 async fn admin_pages_carry_the_security_headers() {
     let app = with_admin(&[]).await;
     let (browser, _) = signed_in(&app).await;
-    let client = reqwest::Client::new();
+    let client = wxportal::upstream::client_builder().build().unwrap();
     for path in ["/admin/login", "/admin", "/admin/users"] {
         let response = client
             .get(app.url(path))

@@ -755,7 +755,7 @@ async fn the_demo_listens_on_loopback_whatever_the_environment_says() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_simulator_gives_codes_only_to_the_public_origin() {
     let (base, _dir, _) = spawn_demo().await;
-    let client = reqwest::Client::builder()
+    let client = wxportal::upstream::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -822,7 +822,7 @@ async fn failed_sign_ins_log_the_address_and_a_hash_never_the_text_typed() {
     let server = ServerProcess::start(dir.path(), &[]).await;
     let browser = Browser::at(
         &server.base,
-        reqwest::Client::builder()
+        wxportal::upstream::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap(),

@@ -62,7 +62,7 @@ impl TestApp {
         let handle = tokio::spawn(app.run(async {
             let _ = rx.await;
         }));
-        let client = reqwest::Client::builder()
+        let client = wxportal::upstream::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
@@ -451,7 +451,7 @@ impl ServerProcess {
             child,
             log,
         };
-        let client = reqwest::Client::new();
+        let client = wxportal::upstream::client_builder().build().unwrap();
         for _ in 0..200 {
             let ready = client.get(format!("{}/readyz", server.base)).send().await;
             if ready.is_ok_and(|r| r.status() == 200) {

@@ -607,7 +607,7 @@ async fn the_simulator_is_not_reachable_under_serve() {
 #[tokio::test]
 async fn the_simulator_speaks_wechats_errors() {
     let (base, _dir, _) = spawn_demo().await;
-    let client = reqwest::Client::builder()
+    let client = wxportal::upstream::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

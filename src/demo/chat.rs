@@ -1,0 +1,357 @@
+//! The follower chat at `/_sim/chat`: pick a sample follower, send a message or an event through the
+//! real webhook (signed, and encrypted unless in plaintext mode, exactly as WeChat does), read the
+//! account's answer as WeChat would show it. Customer-service messages the stand-in WeChat accepts show
+//! up here too, and the pushed menu's CLICK buttons can be pressed.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Extension, Form, Router};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::followers::{FOLLOWERS, SampleFollower};
+use super::wechat::{Delivery, FakeWeChat};
+use crate::time::unix_now;
+use crate::web::AppState;
+use crate::web::error::AppError;
+use crate::web::ui::{Layout, render};
+use crate::wechat::MessageCrypto;
+use crate::wechat::push::{Push, check_reply};
+
+/// The chat page.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/_sim/chat", get(chat).post(send_chat))
+}
+
+/// The transcript keeps this many lines.
+const TRANSCRIPT_LEN: usize = 40;
+
+/// The transcript, for this process only.
+#[derive(Debug, Default)]
+pub struct Chat {
+    lines: Mutex<VecDeque<ChatLine>>,
+}
+
+impl Chat {
+    fn lines(&self) -> Vec<ChatLine> {
+        self.lock().iter().cloned().collect()
+    }
+
+    fn add(&self, line: ChatLine) {
+        let mut lines = self.lock();
+        lines.push_back(line);
+        while lines.len() > TRANSCRIPT_LEN {
+            lines.pop_front();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<ChatLine>> {
+        self.lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Shows each customer-service message WeChat accepts as a line from the account.
+    pub fn delivery(self: &Arc<Self>) -> Delivery {
+        let chat = Arc::clone(self);
+        Arc::new(move |to: &str, message: &Value| {
+            let Some(follower) = FOLLOWERS.iter().find(|f| f.openid == to) else {
+                return;
+            };
+            chat.add(ChatLine {
+                follower: follower.nickname,
+                sent: String::new(),
+                answer: segments(&describe_custom(message)),
+                problems: Vec::new(),
+                millis: 0,
+            });
+        })
+    }
+}
+
+/// A customer-service message as the follower would see it.
+fn describe_custom(message: &Value) -> String {
+    match message["msgtype"].as_str() {
+        Some("text") => message["text"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        Some("news") => message["news"]["articles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| format!("📰 {}", a["title"].as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Some(other) => format!("[{other}]"),
+        None => "[?]".into(),
+    }
+}
+
+/// A piece of an answer as WeChat shows it: text, or a link from an `<a href>` in a text reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub text: String,
+    pub href: Option<String>,
+}
+
+/// Splits a text reply the way WeChat renders it: `<a href="http…">label</a>` becomes a link, everything
+/// else stays text (and is escaped by the template).
+pub fn segments(text: &str) -> Vec<Segment> {
+    let plain = |t: &str| Segment {
+        text: t.to_owned(),
+        href: None,
+    };
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("<a href=\"") {
+        let after = &rest[start + 9..];
+        let parsed = after.find("\">").and_then(|q| {
+            let close = after[q + 2..].find("</a>")?;
+            Some((&after[..q], &after[q + 2..q + 2 + close], q + 2 + close + 4))
+        });
+        match parsed {
+            Some((href, label, used))
+                if href.starts_with("http://") || href.starts_with("https://") =>
+            {
+                if start > 0 {
+                    out.push(plain(&rest[..start]));
+                }
+                out.push(Segment {
+                    text: label.to_owned(),
+                    href: Some(href.to_owned()),
+                });
+                rest = &after[used..];
+            }
+            _ => {
+                out.push(plain(&rest[..start + 9]));
+                rest = after;
+            }
+        }
+    }
+    if !rest.is_empty() {
+        out.push(plain(rest));
+    }
+    out
+}
+
+/// One line of the follower chat.
+#[derive(Debug, Clone)]
+pub struct ChatLine {
+    pub follower: &'static str,
+    /// What the follower sent; empty for a customer-service message the account sent on its own.
+    pub sent: String,
+    pub answer: Vec<Segment>,
+    pub problems: Vec<String>,
+    pub millis: u128,
+}
+
+#[derive(Template)]
+#[template(path = "demo/chat.html")]
+struct ChatTemplate {
+    layout: Layout,
+    followers: Vec<(usize, SampleFollower)>,
+    chosen: usize,
+    lines: Vec<ChatLine>,
+    mode: &'static str,
+    /// The pushed menu's CLICK buttons: (name, key).
+    clicks: Vec<(String, String)>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatQuery {
+    follower: Option<usize>,
+}
+
+/// The follower chat: pick a follower, send a message or an event, read the account's answer.
+async fn chat(
+    State(app): State<AppState>,
+    Extension(chat): Extension<Arc<Chat>>,
+    Extension(wechat): Extension<FakeWeChat>,
+    Query(q): Query<ChatQuery>,
+) -> Result<Response, AppError> {
+    let lines = chat.lines();
+    render(&ChatTemplate {
+        layout: Layout::new(&app, false),
+        followers: FOLLOWERS.iter().copied().enumerate().collect(),
+        chosen: q.follower.unwrap_or(0).min(FOLLOWERS.len() - 1),
+        lines,
+        mode: app.config.message_mode.as_str(),
+        clicks: menu_clicks(&wechat),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatForm {
+    follower: usize,
+    kind: String,
+    #[serde(default)]
+    content: String,
+}
+
+/// Sends one message through the real webhook, signed and (unless in plaintext mode) encrypted.
+async fn send_chat(
+    State(app): State<AppState>,
+    Extension(chat): Extension<Arc<Chat>>,
+    Form(form): Form<ChatForm>,
+) -> Result<Response, AppError> {
+    let follower = FOLLOWERS
+        .get(form.follower)
+        .ok_or_else(|| AppError::bad_request("follower", "no such sample follower"))?;
+    let now = unix_now();
+    let (msg_type, fields, sent): (&str, Vec<(String, String)>, String) = match form.kind.as_str() {
+        "subscribe" | "unsubscribe" => (
+            "event",
+            vec![
+                ("Event".into(), form.kind.clone()),
+                ("EventKey".into(), String::new()),
+            ],
+            format!("[{}]", form.kind),
+        ),
+        "click" => (
+            "event",
+            vec![
+                ("Event".into(), "CLICK".into()),
+                ("EventKey".into(), form.content.clone()),
+            ],
+            format!("[menu CLICK {}]", form.content),
+        ),
+        _ => {
+            let msg_id: u64 = rand::random_range(10_u64.pow(15)..10_u64.pow(16));
+            (
+                "text",
+                vec![
+                    ("Content".into(), form.content.clone()),
+                    ("MsgId".into(), msg_id.to_string()),
+                ],
+                form.content.clone(),
+            )
+        }
+    };
+    let push = Push {
+        to: "gh_demo00000000".into(),
+        from: follower.openid.into(),
+        create_time: now,
+        msg_type: msg_type.into(),
+        fields,
+    };
+    let crypto = app
+        .config
+        .aes_key
+        .as_ref()
+        .map(|(_, key)| MessageCrypto::new(key.clone(), app.config.appid.clone()));
+    let mode = app.config.message_mode;
+    let nonce: u32 = rand::random();
+    let signed = push.sign(
+        app.config.token.expose(),
+        mode,
+        crypto.as_ref(),
+        &now.to_string(),
+        &nonce.to_string(),
+    );
+    let webhook = format!("http://{}/wechat", app.local_addr);
+    let started = Instant::now();
+    let answer = app
+        .http
+        .post(signed.url(&webhook))
+        .header(header::CONTENT_TYPE, "text/xml")
+        .body(signed.body.clone())
+        .send()
+        .await;
+    let line = match answer {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let body = response.text().await.unwrap_or_default();
+            let elapsed = started.elapsed();
+            let verdict = check_reply(
+                &push,
+                app.config.token.expose(),
+                crypto.as_ref(),
+                status,
+                elapsed,
+                &body,
+            );
+            let answer = segments(&match &verdict.reply {
+                _ if verdict.silent => "（没有回复 · no reply: success）".to_owned(),
+                Some(reply) => describe_reply(reply),
+                None => body,
+            });
+            ChatLine {
+                follower: follower.nickname,
+                sent,
+                answer,
+                problems: verdict.problems,
+                millis: elapsed.as_millis(),
+            }
+        }
+        Err(e) => ChatLine {
+            follower: follower.nickname,
+            sent,
+            answer: Vec::new(),
+            problems: vec![format!(
+                "the webhook could not be reached: {}",
+                e.without_url()
+            )],
+            millis: started.elapsed().as_millis(),
+        },
+    };
+    chat.add(line);
+    Ok(Redirect::to(&format!("/_sim/chat?follower={}#latest", form.follower)).into_response())
+}
+
+/// The CLICK buttons of the menu, for the chat to offer (name, key).
+fn menu_clicks(wechat: &FakeWeChat) -> Vec<(String, String)> {
+    wechat
+        .menu()
+        .and_then(|m| serde_json::from_value::<crate::upstream::menu::Menu>(m).ok())
+        .map(|m| {
+            m.click_keys()
+                .into_iter()
+                .map(|(key, name)| (name.to_owned(), key.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A passive reply as the follower would see it.
+fn describe_reply(reply: &crate::wechat::XmlFields) -> String {
+    match reply.get("MsgType") {
+        Some("text") => reply.text("Content"),
+        Some("news") => {
+            let titles: Vec<String> = reply
+                .iter()
+                .filter(|(k, _)| k.ends_with("/Title"))
+                .map(|(_, v)| format!("📰 {v}"))
+                .collect();
+            titles.join("\n")
+        }
+        Some(other) => format!("[{other}]"),
+        None => "[?]".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_in_text_replies_become_links_and_the_rest_stays_text() {
+        let s = segments("看 <a href=\"https://x.test/\">门户</a> 吧 <b>");
+        assert_eq!(s.len(), 3);
+        assert_eq!(s[1].href.as_deref(), Some("https://x.test/"));
+        assert_eq!((s[0].text.as_str(), s[2].text.as_str()), ("看 ", " 吧 <b>"));
+        let s = segments("<a href=\"javascript:alert(1)\">x</a>");
+        assert!(s.iter().all(|seg| seg.href.is_none()));
+        assert_eq!(
+            s.iter().map(|seg| seg.text.as_str()).collect::<String>(),
+            "<a href=\"javascript:alert(1)\">x</a>"
+        );
+    }
+}
