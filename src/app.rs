@@ -15,10 +15,9 @@ use crate::upstream::sns::SnsClient;
 use crate::upstream::token::Credentials;
 use crate::upstream::{Upstream, http_client};
 use crate::web;
-use crate::web::AppState;
 use crate::web::keys::Keys;
 use crate::web::limits::Limits;
-use crate::web::webhook::Webhook;
+use crate::web::state::AppState;
 
 /// A server whose listener is bound and whose database is open and migrated, ready to run.
 pub struct App {
@@ -77,14 +76,13 @@ impl App {
             addr: config.bind,
             source,
         })?;
-        let limits = Arc::new(Limits::new(&config.limits));
+        let limits = Arc::new(Limits::new(&config));
         tokio::spawn(Arc::clone(&limits).tidy_regularly());
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let state = AppState {
             limits,
             password_checks: Arc::new(tokio::sync::Semaphore::new(cores)),
             local_addr,
-            webhook: Arc::new(Webhook::new(&config)),
             replies,
             account,
             outbox,

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::upstream::token::TokenApi;
 use crate::wechat::{AesKey, MessageMode};
 
 /// A secret value: never shown by `Debug` or `Display`; read it with [`Secret::expose`] where it is used.
@@ -33,6 +32,15 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(***)")
     }
+}
+
+/// How the access_token is fetched (`WXPORTAL_ACCESS_TOKEN_API`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenApi {
+    /// `POST /cgi-bin/stable_token`: every caller gets the same token until it expires.
+    Stable,
+    /// `GET /cgi-bin/token`: each fetch replaces the previous token.
+    Classic,
 }
 
 /// Everything wxportal needs to run, validated.

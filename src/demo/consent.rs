@@ -12,9 +12,9 @@ use serde::Deserialize;
 
 use super::followers::{FOLLOWERS, SampleFollower};
 use super::wechat::FakeWeChat;
-use crate::web::AppState;
 use crate::web::error::{AppError, ErrorPage};
 use crate::web::portal::oauth::{SCOPE_BASE, SCOPE_USERINFO, found};
+use crate::web::state::AppState;
 use crate::web::ui::{Layout, render};
 
 /// The authorize page, under [`super::OPEN_PATH`].

@@ -17,7 +17,7 @@ use crate::app::{App, StartError};
 use crate::config::{Config, ConfigError};
 use crate::passwords::{self, PasswordError};
 use crate::store::{Store, StoreError};
-use crate::web::AppState;
+use crate::web::state::AppState;
 
 /// Where the stand-ins live, relative to the public URL.
 pub const OPEN_PATH: &str = "/_sim/open";

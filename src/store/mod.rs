@@ -94,7 +94,10 @@ impl Store {
                 .statement_cache_capacity(512),
         )
         .await?;
-        tokio::spawn(checkpoint_regularly(pool.clone(), writer.downgrade()));
+        tokio::spawn(messages::checkpoint_regularly(
+            pool.clone(),
+            writer.downgrade(),
+        ));
         let store = Self {
             pool,
             writer,
@@ -159,73 +162,4 @@ impl Store {
         }
         self.pool.close().await;
     }
-}
-
-/// Copies the write-ahead log into the database once a second, without blocking the writer, then has
-/// the writer copy what was appended meanwhile, so the log starts over (`messages::checkpoint_tail`).
-/// The writer handle is weak: this task must not keep the writer running once the store is dropped.
-async fn checkpoint_regularly(pool: SqlitePool, writer: mpsc::WeakSender<messages::WriteJob>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut last_frames = 0;
-    loop {
-        tick.tick().await;
-        if pool.is_closed() {
-            return;
-        }
-        match catch_up(&pool).await {
-            // The log is empty, or unchanged since the last tick: all of it is copied already.
-            Ok(frames) if frames == 0 || frames == last_frames => last_frames = frames,
-            // A full queue means a busy writer; the next tick asks again.
-            Ok(frames) => {
-                last_frames = frames;
-                let Some(writer) = writer.upgrade() else {
-                    return;
-                };
-                let _ = writer.try_send(messages::WriteJob::Checkpoint);
-            }
-            Err(e) => {
-                if pool.is_closed() {
-                    return;
-                }
-                tracing::warn!(error = %e, "WAL checkpoint failed");
-            }
-        }
-    }
-}
-
-/// Copies the log in passes until a pass finds little new, and returns the log's length. Each pass
-/// copies what the writer appended during the one before, so what is left for the writer to copy (while
-/// every message waits) shrinks from what was appended during a long pass to a few milliseconds of writes.
-async fn catch_up(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
-    /// Frames appended during the last pass below which the rest is left to the writer.
-    const SMALL_TAIL: i64 = 512;
-    let mut frames = 0;
-    for pass in 0..5 {
-        let started = std::time::Instant::now();
-        let (now, copied) = checkpoint(pool).await?;
-        tracing::debug!(
-            pass,
-            frames = now,
-            copied,
-            micros = started.elapsed().as_micros() as u64,
-            "background checkpoint"
-        );
-        // An empty log needs nothing more; a log that started over is shorter than before, and nothing
-        // is left behind either.
-        let appended = now - frames;
-        frames = now;
-        if now == 0 || (pass > 0 && appended <= SMALL_TAIL) {
-            break;
-        }
-    }
-    Ok(frames)
-}
-
-/// Copies the write-ahead log into the database file as far as no reader needs it, without waiting for
-/// anyone. Returns the log's length and how much of it is now copied, in frames.
-async fn checkpoint<'e>(conn: impl sqlx::SqliteExecutor<'e>) -> Result<(i64, i64), sqlx::Error> {
-    let (_busy, frames, copied): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-        .fetch_one(conn)
-        .await?;
-    Ok((frames, copied))
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::{ApiError, Upstream};
-use crate::config::Secret;
+use crate::config::{Secret, TokenApi};
 use crate::store::{CredentialRow, Store};
 use crate::time::unix_now;
 
@@ -57,15 +57,6 @@ impl Kind {
             Self::JsapiTicket => 1,
         }
     }
-}
-
-/// How the access_token is fetched (`WXPORTAL_ACCESS_TOKEN_API`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenApi {
-    /// `POST /cgi-bin/stable_token`: every caller gets the same token until it expires.
-    Stable,
-    /// `GET /cgi-bin/token`: each fetch replaces the previous token.
-    Classic,
 }
 
 /// A value and when it stops working.

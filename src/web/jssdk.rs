@@ -14,14 +14,17 @@ use sha1::{Digest, Sha1};
 
 use crate::time::unix_now;
 use crate::upstream::token::Kind;
-use crate::web::AppState;
 use crate::web::error::{AppError, JsonError};
+use crate::web::state::AppState;
 
 pub fn router(app: &AppState) -> Router<AppState> {
     Router::new().route(
         "/jssdk/config",
         get(config).route_layer(axum::middleware::from_fn_with_state(
-            (app.clone(), crate::web::limits::Route::Jssdk),
+            (
+                std::sync::Arc::clone(&app.limits),
+                crate::web::limits::Route::Jssdk,
+            ),
             crate::web::limits::limit,
         )),
     )

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -12,8 +13,7 @@ use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::config::{self, Rate};
-use crate::web::AppState;
+use crate::config::{Config, Rate};
 use crate::web::error::AppError;
 
 /// The most clients one limit remembers (a few MB).
@@ -101,17 +101,26 @@ pub struct Limits {
     pub code_exchange: Keyed,
     pub admin_login: Keyed,
     pub jssdk: Keyed,
+    /// The proxy header that names the client, if one is trusted ([`client_key`]).
+    pub client_ip_header: Option<HeaderName>,
 }
 
 impl Limits {
-    pub fn new(config: &config::Limits) -> Self {
+    pub fn new(config: &Config) -> Self {
+        let rates = &config.limits;
         Self {
-            auth_login: Keyed::new(config.auth_login),
-            auth_callback: Keyed::new(config.auth_callback),
-            code_exchange: Keyed::new(config.code_exchange),
-            admin_login: Keyed::new(config.admin_login),
-            jssdk: Keyed::new(config.jssdk),
+            auth_login: Keyed::new(rates.auth_login),
+            auth_callback: Keyed::new(rates.auth_callback),
+            code_exchange: Keyed::new(rates.code_exchange),
+            admin_login: Keyed::new(rates.admin_login),
+            jssdk: Keyed::new(rates.jssdk),
+            client_ip_header: config.client_ip_header.clone(),
         }
+    }
+
+    /// Who the client of `request` is, as the limits count it.
+    pub fn client(&self, headers: &HeaderMap, peer: SocketAddr) -> String {
+        client_key(self.client_ip_header.as_ref(), headers, peer)
     }
 
     /// Drops idle clients every minute, so memory follows the clients active now.
@@ -143,21 +152,17 @@ pub enum Route {
 
 /// Middleware: refuses a client over its rate for the route with `429` and `Retry-After`.
 pub async fn limit(
-    State((app, route)): State<(AppState, Route)>,
+    State((limits, route)): State<(Arc<Limits>, Route)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
     next: Next,
 ) -> Response {
-    let key = client_key(
-        app.config.client_ip_header.as_ref(),
-        request.headers(),
-        peer,
-    );
+    let key = limits.client(request.headers(), peer);
     let keyed = match route {
-        Route::AuthLogin => &app.limits.auth_login,
-        Route::AuthCallback => &app.limits.auth_callback,
-        Route::AdminLogin => &app.limits.admin_login,
-        Route::Jssdk => &app.limits.jssdk,
+        Route::AuthLogin => &limits.auth_login,
+        Route::AuthCallback => &limits.auth_callback,
+        Route::AdminLogin => &limits.admin_login,
+        Route::Jssdk => &limits.jssdk,
     };
     // Only the sign-in form's POST is limited, not the page that shows it.
     let applies =

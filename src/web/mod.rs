@@ -19,13 +19,12 @@ pub mod portal;
 pub mod server;
 /// Sessions and the CSRF token every form carries.
 pub mod sessions;
+/// What every handler can reach.
+pub mod state;
 /// Page layout, rendering and the drawn error pages.
 pub mod ui;
 /// The `/wechat` endpoint.
 pub mod webhook;
-
-use std::net::SocketAddr;
-use std::sync::Arc;
 
 use std::time::Duration;
 
@@ -41,43 +40,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-use crate::config::Config;
-use crate::outbox::Outbox;
-use crate::replies::Replies;
-use crate::store::Store;
-use crate::upstream::account::Account;
-use crate::upstream::sns::SnsClient;
-use keys::Keys;
-use limits::Limits;
-use webhook::Webhook;
-
-/// What every handler can reach.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub store: Store,
-    pub webhook: Arc<Webhook>,
-    /// The reply rules, cached.
-    pub replies: Arc<Replies>,
-    /// The one outbound HTTP client (timeouts set, redirects off).
-    pub http: reqwest::Client,
-    /// Web authorization's calls to WeChat.
-    pub sns: Arc<SnsClient>,
-    /// The account's calls to WeChat, with the shared access_token.
-    pub account: Account,
-    /// Work for WeChat's API that must not be lost.
-    pub outbox: Arc<Outbox>,
-    /// The session-cookie and OAuth-state keys.
-    pub keys: Keys,
-    /// Set by `wxportal demo`: the WeChat simulator is mounted and pages carry its banner.
-    pub demo: bool,
-    /// Per-client request limits on the routes anyone can call.
-    pub limits: Arc<Limits>,
-    /// Admin password checks running at once: at most one per core.
-    pub password_checks: Arc<tokio::sync::Semaphore>,
-    /// The address this server listens on (the simulator's chat posts to its own webhook there).
-    pub local_addr: SocketAddr,
-}
+use state::AppState;
 
 /// The largest request body any route reads.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -115,7 +78,7 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         ))
         .layer(sessions::layer(&state.store, &state.keys, &state.config));
     let app = Router::new()
-        .merge(webhook::router())
+        .merge(webhook::router(&state.config))
         .merge(jssdk::router(&state))
         .merge(pages);
     // Under https, browsers are told to never try plain http again.

@@ -16,9 +16,9 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::config::Config;
 use crate::store::{SessionRows, Store};
 use crate::time::unix_now;
-use crate::web::AppState;
 use crate::web::error::{AppError, ErrorPage};
 use crate::web::keys::Keys;
+use crate::web::state::AppState;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "wxportal_session";

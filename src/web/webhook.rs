@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
@@ -18,8 +18,8 @@ use crate::config::Config;
 use crate::replies::Answer;
 use crate::store::{JobKind, NewMessage, Recorded};
 use crate::time::unix_now;
-use crate::web::AppState;
 use crate::web::error::AppError;
+use crate::web::state::AppState;
 use crate::wechat::MessageMode;
 use crate::wechat::reply::encrypted_envelope;
 use crate::wechat::{Event, Inbound, MessageCrypto, MessageKind, XmlFields, signature};
@@ -58,9 +58,11 @@ impl Webhook {
     }
 }
 
-pub fn router() -> Router<AppState> {
+/// `/wechat`, with the webhook's own settings and in-flight messages.
+pub fn router(config: &Config) -> Router<AppState> {
     Router::new()
         .route("/wechat", get(verify).post(receive))
+        .layer(Extension(Arc::new(Webhook::new(config))))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
@@ -105,11 +107,11 @@ fn signed_query<'p>(
 /// GET: the URL-verification handshake. The body is `echostr`, exactly.
 #[tracing::instrument(skip_all)]
 async fn verify(
-    State(state): State<AppState>,
+    Extension(hook): Extension<Arc<Webhook>>,
     Query(p): Query<Params>,
 ) -> Result<String, AppError> {
     let echostr = required(&p.echostr, "echostr")?;
-    signed_query(&state.webhook, &p)?;
+    signed_query(&hook, &p)?;
     tracing::info!("URL verification succeeded");
     Ok(echostr.to_owned())
 }
@@ -118,10 +120,11 @@ async fn verify(
 #[tracing::instrument(skip_all)]
 async fn receive(
     State(state): State<AppState>,
+    Extension(hook): Extension<Arc<Webhook>>,
     Query(p): Query<Params>,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let hook = &state.webhook;
+    let hook = &*hook;
     let (sig, ts, nonce) = signed_query(hook, &p)?;
     check_clock(ts, hook.max_clock_skew)?;
     let body = std::str::from_utf8(&body)
@@ -151,7 +154,7 @@ async fn receive(
         signature: sig.to_ascii_lowercase(),
         encrypted: crypto.is_some(),
     };
-    let reply_xml = handle(&state, msg, xml, signed).await?;
+    let reply_xml = handle(&state, hook, msg, xml, signed).await?;
 
     if reply_xml.is_empty() {
         return Ok("success".into_response());
@@ -234,11 +237,11 @@ fn decrypt<'a>(
 /// later ones (even after a restart) get the stored answer.
 async fn handle(
     state: &AppState,
+    hook: &Webhook,
     msg: Inbound,
     raw_xml: String,
     signed: Signed,
 ) -> Result<String, AppError> {
-    let hook = &state.webhook;
     let key = msg.dedup_key();
     let cell = hook
         .in_flight

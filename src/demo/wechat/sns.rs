@@ -2,6 +2,7 @@
 //! the token check.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use axum::extract::{Query, State};
 use axum::response::Response;
@@ -19,34 +20,32 @@ fn param<'q>(q: &'q HashMap<String, String>, name: &str) -> Option<&'q str> {
     q.get(name).map(String::as_str)
 }
 
+/// A new token for `grant`, valid for `lifetime` seconds (expired ones are forgotten past a bound).
+fn remember(
+    tokens: &Mutex<HashMap<String, Grant>>,
+    prefix: &str,
+    grant: &Grant,
+    lifetime: i64,
+) -> String {
+    let now = unix_now();
+    let token = random_token(prefix);
+    let mut tokens = lock(tokens);
+    if tokens.len() > TIDY_PAST {
+        tokens.retain(|_, g| g.expires_at > now);
+    }
+    let mut g = grant.clone();
+    g.expires_at = now + lifetime;
+    g.expired = false;
+    tokens.insert(token.clone(), g);
+    token
+}
+
 /// A fresh access token for `grant` (and a fresh refresh token unless one is being used), as the
 /// exchange and the refresh answer.
 fn grant_answer(wechat: &FakeWeChat, grant: &Grant, refresh: Option<&str>) -> Response {
-    let now = unix_now();
-    let access = random_token("AT");
-    {
-        let mut tokens = lock(&wechat.state.access);
-        if tokens.len() > TIDY_PAST {
-            tokens.retain(|_, g| g.expires_at > now);
-        }
-        let mut g = grant.clone();
-        g.expires_at = now + TOKEN_LIFETIME;
-        g.expired = false;
-        tokens.insert(access.clone(), g);
-    }
+    let access = remember(&wechat.state.access, "AT", grant, TOKEN_LIFETIME);
     let refresh = refresh.map_or_else(
-        || {
-            let rt = random_token("RT");
-            let mut tokens = lock(&wechat.state.refresh);
-            if tokens.len() > TIDY_PAST {
-                tokens.retain(|_, g| g.expires_at > now);
-            }
-            let mut g = grant.clone();
-            g.expires_at = now + REFRESH_LIFETIME;
-            g.expired = false;
-            tokens.insert(rt.clone(), g);
-            rt
-        },
+        || remember(&wechat.state.refresh, "RT", grant, REFRESH_LIFETIME),
         str::to_owned,
     );
     let mut body = json!({

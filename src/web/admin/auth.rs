@@ -18,14 +18,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tower_sessions::Session;
 
-use super::see_other;
+use super::frame::{CurrentAdmin, see_other};
 use crate::passwords::{self, MAX_PASSWORD_BYTES};
 use crate::time::unix_now;
-use crate::web::AppState;
 use crate::web::error::AppError;
-use crate::web::limits::client_key;
 use crate::web::portal::oauth::local_path;
 use crate::web::sessions::Csrf;
+use crate::web::state::AppState;
 use crate::web::ui::{Layout, render};
 
 /// Failures are counted over this window.
@@ -48,12 +47,6 @@ const SESSION_KEY: &str = "admin";
 struct AdminSession {
     id: i64,
     password_changed_at: i64,
-}
-
-/// The admin a request is signed in as, put in the request by the guard.
-#[derive(Debug, Clone)]
-pub struct CurrentAdmin {
-    pub name: String,
 }
 
 /// A hash of nothing anyone knows: verified against when the account does not exist, so an unknown
@@ -176,7 +169,7 @@ pub async fn login(
     csrf.check(&form.csrf)?;
     let next = admin_next(form.next.as_deref());
     let name = form.name.trim();
-    let address = client_key(app.config.client_ip_header.as_ref(), &headers, peer);
+    let address = app.limits.client(&headers, peer);
     let account = name_key(name);
     let again = |status, error: String| login_form(&app, &csrf, status, next, name, Some(error));
     if form.password.len() > MAX_PASSWORD_BYTES {

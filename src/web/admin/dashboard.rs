@@ -4,13 +4,13 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::Nav;
+use super::frame::{Frame, Nav};
 use crate::store::{OutboxCounts, Stats};
 use crate::time::beijing_time;
 use crate::time::unix_now;
 use crate::upstream::token::Kind;
-use crate::web::AppState;
 use crate::web::error::AppError;
+use crate::web::state::AppState;
 use crate::web::ui::render;
 
 /// The chart's drawing area, in SVG user units (it scales to the page's width).
@@ -126,17 +126,17 @@ fn bars(per_day: &[(i64, i64)]) -> (Vec<Bar>, i64) {
     (bars, peak)
 }
 
-pub async fn show(State(app): State<AppState>, nav: Nav) -> Result<Response, AppError> {
+pub async fn show(State(app): State<AppState>, frame: Frame) -> Result<Response, AppError> {
     let now = unix_now();
     let stats = app.store.stats(now).await?;
     let api = api_status(&app, now).await?;
     let (bars, peak) = bars(&stats.per_day);
     render(&DashboardTemplate {
         api,
-        layout: nav.layout.clone(),
+        layout: frame.layout,
         first_day: bars.first().map(|b| b.label.clone()).unwrap_or_default(),
         last_day: bars.last().map(|b| b.label.clone()).unwrap_or_default(),
-        nav,
+        nav: frame.nav,
         stats,
         bars,
         peak,

@@ -11,10 +11,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use super::Nav;
+use super::frame::{Frame, Nav};
 use crate::upstream::menu::{Button, MAX_BUTTONS, MAX_SUB_BUTTONS, Menu, TYPES};
-use crate::web::AppState;
 use crate::web::error::AppError;
+use crate::web::state::AppState;
 use crate::web::ui::{Layout, render};
 
 /// One row of the editor: a bar button (`sub` = 0) or a sub-button.
@@ -166,7 +166,7 @@ impl Said {
     }
 }
 
-async fn page(app: &AppState, nav: Nav, menu: &Menu, said: Said) -> Result<Response, AppError> {
+async fn page(app: &AppState, frame: Frame, menu: &Menu, said: Said) -> Result<Response, AppError> {
     let rules = app.store.reply_rules().await?;
     let bindings = menu
         .click_keys()
@@ -193,8 +193,8 @@ async fn page(app: &AppState, nav: Nav, menu: &Menu, said: Said) -> Result<Respo
         Said::Refused(status, problems) => (status, problems, None),
     };
     let html = MenuTemplate {
-        layout: nav.layout.clone(),
-        nav,
+        layout: frame.layout,
+        nav: frame.nav,
         groups: rows(menu),
         types: &TYPES,
         bindings,
@@ -214,15 +214,15 @@ async fn save_draft(app: &AppState, menu: &Menu) -> Result<(), AppError> {
     Ok(app.store.save_menu_draft(&json).await?)
 }
 
-pub async fn show(State(app): State<AppState>, nav: Nav) -> Result<Response, AppError> {
+pub async fn show(State(app): State<AppState>, frame: Frame) -> Result<Response, AppError> {
     let menu = draft(&app).await?;
-    page(&app, nav, &menu, Said::Nothing).await
+    page(&app, frame, &menu, Said::Nothing).await
 }
 
 /// Saves the form as the draft; with `action=push` also checks it and sends it to WeChat.
 pub async fn save(
     State(app): State<AppState>,
-    nav: Nav,
+    frame: Frame,
     body: Bytes,
 ) -> Result<Response, AppError> {
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body)
@@ -237,7 +237,7 @@ pub async fn save(
     } else {
         match app.account.create_menu(&menu).await {
             Ok(()) => {
-                tracing::info!(admin = %nav.admin, "menu pushed to WeChat");
+                tracing::info!(admin = %frame.nav.admin, "menu pushed to WeChat");
                 Said::Done(
                     "已推送到微信 · Pushed: followers see the new menu within minutes (re-following shows it at once).",
                 )
@@ -251,11 +251,11 @@ pub async fn save(
             }
         }
     };
-    page(&app, nav, &menu, said).await
+    page(&app, frame, &menu, said).await
 }
 
 /// Replaces the draft with the menu followers see now.
-pub async fn load(State(app): State<AppState>, nav: Nav) -> Result<Response, AppError> {
+pub async fn load(State(app): State<AppState>, frame: Frame) -> Result<Response, AppError> {
     let (menu, said) = match app.account.current_menu().await {
         Ok(current) => {
             let menu = current.to_menu();
@@ -275,13 +275,13 @@ pub async fn load(State(app): State<AppState>, nav: Nav) -> Result<Response, App
             ),
         ),
     };
-    page(&app, nav, &menu, said).await
+    page(&app, frame, &menu, said).await
 }
 
 /// Deletes the menu on WeChat (the draft stays, to push again later). Needs the confirmation box.
 pub async fn delete(
     State(app): State<AppState>,
-    nav: Nav,
+    frame: Frame,
     body: Bytes,
 ) -> Result<Response, AppError> {
     let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
@@ -294,7 +294,7 @@ pub async fn delete(
     } else {
         match app.account.delete_menu().await {
             Ok(()) => {
-                tracing::info!(admin = %nav.admin, "menu deleted on WeChat");
+                tracing::info!(admin = %frame.nav.admin, "menu deleted on WeChat");
                 Said::Done(
                     "已删除微信上的菜单（草稿仍保留）· Deleted on WeChat; the draft is kept.",
                 )
@@ -305,7 +305,7 @@ pub async fn delete(
             ),
         }
     };
-    page(&app, nav, &menu, said).await
+    page(&app, frame, &menu, said).await
 }
 
 #[cfg(test)]

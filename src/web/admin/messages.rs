@@ -5,11 +5,11 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::{Nav, not_found, pretty_json};
+use super::frame::{Frame, Nav, not_found, pretty_json};
 use crate::store::{JobKind, MessageQuery, MessageRecord};
 use crate::time::beijing_time;
-use crate::web::AppState;
 use crate::web::error::AppError;
+use crate::web::state::AppState;
 use crate::web::ui::{Layout, render};
 use crate::wechat::XmlFields;
 
@@ -172,7 +172,7 @@ struct ListTemplate {
 
 pub async fn list(
     State(app): State<AppState>,
-    nav: Nav,
+    frame: Frame,
     Query(params): Query<ListParams>,
 ) -> Result<Response, AppError> {
     let mut records = app.store.list_messages(&params.query()).await?;
@@ -183,8 +183,8 @@ pub async fn list(
         .filter(|_| more)
         .map(|r| format!("/admin/messages?{}", params.link(Some(r.id))));
     render(&ListTemplate {
-        layout: nav.layout.clone(),
-        nav,
+        layout: frame.layout,
+        nav: frame.nav,
         kinds: &KINDS,
         rows: records.iter().map(MessageRow::from).collect(),
         next,
@@ -213,7 +213,7 @@ struct DetailTemplate {
 
 pub async fn detail(
     State(app): State<AppState>,
-    nav: Nav,
+    frame: Frame,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
     let record = app
@@ -239,8 +239,8 @@ pub async fn detail(
         .collect();
     render(&DetailTemplate {
         jobs,
-        layout: nav.layout.clone(),
-        nav,
+        layout: frame.layout,
+        nav: frame.nav,
         row: MessageRow::from(&record),
         dedup_key: m.dedup_key.clone(),
         created_at: beijing_time(m.created_at),

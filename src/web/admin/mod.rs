@@ -7,30 +7,30 @@
 
 pub mod auth;
 mod dashboard;
+mod frame;
 mod menu;
 mod messages;
 mod outbox;
 mod rules;
 mod users;
 
+use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::handler::Handler;
-use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::routing::{MethodRouter, get, post};
-use axum::{Router, http::StatusCode};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::Session;
 
-use crate::web::AppState;
 use crate::web::error::AppError;
 use crate::web::sessions::{Csrf, CsrfForm};
-use crate::web::ui::Layout;
+use crate::web::state::AppState;
 
-pub use auth::CurrentAdmin;
+pub use frame::CurrentAdmin;
+use frame::see_other;
 
 /// Admin forms are small; anything larger is refused before it is read.
 const MAX_FORM: usize = 64 * 1024;
@@ -102,7 +102,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
             get(auth::login_page)
                 .post(auth::login)
                 .route_layer(middleware::from_fn_with_state(
-                    (state.clone(), crate::web::limits::Route::AdminLogin),
+                    (
+                        std::sync::Arc::clone(&state.limits),
+                        crate::web::limits::Route::AdminLogin,
+                    ),
                     crate::web::limits::limit,
                 )),
         )
@@ -150,54 +153,4 @@ async fn require_admin(
     };
     request.extensions_mut().insert(admin);
     Ok(next.run(request).await)
-}
-
-/// What every admin page's frame needs: the layout, who is signed in, the CSRF token for its forms and
-/// which section is open.
-pub struct Nav {
-    pub layout: Layout,
-    pub admin: String,
-    pub csrf: String,
-}
-
-impl FromRequestParts<AppState> for Nav {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, AppError> {
-        let admin = parts
-            .extensions
-            .get::<CurrentAdmin>()
-            .cloned()
-            .ok_or_else(|| AppError::forbidden("admin", "not signed in"))?;
-        let csrf = Csrf::from_request_parts(parts, app).await?;
-        Ok(Self {
-            layout: Layout::new(app, false),
-            admin: admin.name,
-            csrf: csrf.token(),
-        })
-    }
-}
-
-/// A 303 back to a page after a form: the browser then GETs it.
-fn see_other(location: &str) -> Response {
-    Redirect::to(location).into_response()
-}
-
-/// JSON indented for reading; as stored if it does not parse.
-fn pretty_json(raw: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(raw)
-        .and_then(|v| serde_json::to_string_pretty(&v))
-        .unwrap_or_else(|_| raw.to_owned())
-}
-
-/// 404 as an admin page.
-fn not_found(what: &str) -> AppError {
-    crate::web::error::ErrorPage::new(
-        StatusCode::NOT_FOUND,
-        "找不到",
-        &format!("没有这个{what}。"),
-        "Not found.",
-    )
-    .retry("/admin")
-    .into()
 }

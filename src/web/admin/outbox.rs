@@ -6,11 +6,11 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::Nav;
+use super::frame::{Frame, Nav};
 use crate::store::{Job, JobKind, JobState};
 use crate::time::beijing_time;
-use crate::web::AppState;
 use crate::web::error::AppError;
+use crate::web::state::AppState;
 use crate::web::ui::{Layout, render};
 
 const SHOWN: i64 = 100;
@@ -78,7 +78,7 @@ struct OutboxTemplate {
 
 pub async fn list(
     State(app): State<AppState>,
-    nav: Nav,
+    frame: Frame,
     Query(params): Query<OutboxParams>,
 ) -> Result<Response, AppError> {
     let state = JobState::ALL
@@ -86,8 +86,8 @@ pub async fn list(
         .find(|s| s.as_str() == params.state);
     let jobs = app.store.list_jobs(state, SHOWN).await?;
     render(&OutboxTemplate {
-        layout: nav.layout.clone(),
-        nav,
+        layout: frame.layout,
+        nav: frame.nav,
         params,
         states: STATES,
         jobs: jobs.into_iter().map(JobRow::from).collect(),

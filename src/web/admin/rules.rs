@@ -9,11 +9,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::{Nav, not_found, see_other};
+use super::frame::{Frame, Nav, not_found, see_other};
 use crate::replies::GUIDE_URL;
 use crate::store::{MatchMode, Move, ReplyRule, RuleEdit, RuleKind};
-use crate::web::AppState;
 use crate::web::error::AppError;
+use crate::web::state::AppState;
 use crate::web::ui::{Layout, render};
 use crate::wechat::{Article, Reply};
 
@@ -254,13 +254,13 @@ struct ListTemplate {
     keywords: Vec<RuleRow>,
 }
 
-pub async fn list(State(app): State<AppState>, nav: Nav) -> Result<Response, AppError> {
+pub async fn list(State(app): State<AppState>, frame: Frame) -> Result<Response, AppError> {
     let rules = app.store.reply_rules().await?;
     let (keywords, fixed): (Vec<_>, Vec<_>) =
         rules.iter().partition(|r| r.kind == RuleKind::Keyword);
     render(&ListTemplate {
-        layout: nav.layout.clone(),
-        nav,
+        layout: frame.layout,
+        nav: frame.nav,
         fixed: fixed.into_iter().map(RuleRow::from).collect(),
         keywords: keywords.into_iter().map(RuleRow::from).collect(),
     })
@@ -280,7 +280,7 @@ struct FormTemplate {
 }
 
 fn form_page(
-    nav: Nav,
+    frame: Frame,
     id: Option<i64>,
     kind: RuleKind,
     form: RuleForm,
@@ -292,8 +292,8 @@ fn form_page(
         StatusCode::UNPROCESSABLE_ENTITY
     };
     let page = render(&FormTemplate {
-        layout: nav.layout.clone(),
-        nav,
+        layout: frame.layout,
+        nav: frame.nav,
         id,
         keyword_rule: kind == RuleKind::Keyword,
         kind_label: kind_label(kind),
@@ -303,14 +303,14 @@ fn form_page(
     Ok((status, page).into_response())
 }
 
-pub async fn new_rule(nav: Nav) -> Result<Response, AppError> {
+pub async fn new_rule(frame: Frame) -> Result<Response, AppError> {
     let form = RuleForm {
         match_mode: MatchMode::Exact.as_str().into(),
         reply_type: "text".into(),
         enabled: Some("on".into()),
         ..RuleForm::default()
     };
-    form_page(nav, None, RuleKind::Keyword, form, Vec::new())
+    form_page(frame, None, RuleKind::Keyword, form, Vec::new())
 }
 
 /// The message shown when a CLICK key is already bound to another rule.
@@ -322,17 +322,17 @@ fn conflict() -> Vec<String> {
 
 pub async fn create(
     State(app): State<AppState>,
-    nav: Nav,
+    frame: Frame,
     Form(form): Form<RuleForm>,
 ) -> Result<Response, AppError> {
     let edit = match form.validate(RuleKind::Keyword) {
         Ok(edit) => edit,
-        Err(problems) => return form_page(nav, None, RuleKind::Keyword, form, problems),
+        Err(problems) => return form_page(frame, None, RuleKind::Keyword, form, problems),
     };
     match app.store.add_keyword_rule(&edit).await {
-        Ok(id) => tracing::info!(rule = id, admin = nav.admin, "keyword rule added"),
+        Ok(id) => tracing::info!(rule = id, admin = frame.nav.admin, "keyword rule added"),
         Err(e) if e.is_conflict() => {
-            return form_page(nav, None, RuleKind::Keyword, form, conflict());
+            return form_page(frame, None, RuleKind::Keyword, form, conflict());
         }
         Err(e) => return Err(e.into()),
     }
@@ -349,28 +349,28 @@ async fn rule(app: &AppState, id: i64) -> Result<ReplyRule, AppError> {
 
 pub async fn edit(
     State(app): State<AppState>,
-    nav: Nav,
+    frame: Frame,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
     let rule = rule(&app, id).await?;
-    form_page(nav, Some(id), rule.kind, RuleForm::of(&rule), Vec::new())
+    form_page(frame, Some(id), rule.kind, RuleForm::of(&rule), Vec::new())
 }
 
 pub async fn update(
     State(app): State<AppState>,
-    nav: Nav,
+    frame: Frame,
     Path(id): Path<i64>,
     Form(form): Form<RuleForm>,
 ) -> Result<Response, AppError> {
     let rule = rule(&app, id).await?;
     let edit = match form.validate(rule.kind) {
         Ok(edit) => edit,
-        Err(problems) => return form_page(nav, Some(id), rule.kind, form, problems),
+        Err(problems) => return form_page(frame, Some(id), rule.kind, form, problems),
     };
     match app.store.update_rule(id, &edit).await {
-        Ok(_) => tracing::info!(rule = id, admin = nav.admin, "reply rule changed"),
+        Ok(_) => tracing::info!(rule = id, admin = frame.nav.admin, "reply rule changed"),
         Err(e) if e.is_conflict() => {
-            return form_page(nav, Some(id), rule.kind, form, conflict());
+            return form_page(frame, Some(id), rule.kind, form, conflict());
         }
         Err(e) => return Err(e.into()),
     }

@@ -9,13 +9,13 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
+use super::frame::{Frame, Nav, not_found, pretty_json, see_other};
 use super::messages::MessageRow;
-use super::{Nav, not_found, pretty_json, see_other};
 use crate::store::{Authorized, MessageQuery, Store, User, UserCursor, UserQuery, UserSort};
 use crate::time::beijing_time;
 use crate::time::unix_now;
-use crate::web::AppState;
 use crate::web::error::AppError;
+use crate::web::state::AppState;
 use crate::web::ui::{Layout, is_image_url, render};
 
 pub const PAGE_SIZE: i64 = 50;
@@ -163,7 +163,7 @@ struct ListTemplate {
 
 pub async fn list(
     State(app): State<AppState>,
-    nav: Nav,
+    frame: Frame,
     Query(params): Query<ListParams>,
 ) -> Result<Response, AppError> {
     let query = params.query(PAGE_SIZE + 1);
@@ -181,8 +181,8 @@ pub async fn list(
         format!("/admin/users?{}", params.link(Some(&cursor)))
     });
     render(&ListTemplate {
-        layout: nav.layout.clone(),
-        nav,
+        layout: frame.layout,
+        nav: frame.nav,
         sorts: SORTS.iter().map(|(k, _, label)| (*k, *label)).collect(),
         rows: users.iter().map(Row::from).collect(),
         matching,
@@ -330,7 +330,7 @@ fn masked(token: &Option<String>) -> String {
 
 pub async fn detail(
     State(app): State<AppState>,
-    nav: Nav,
+    frame: Frame,
     Path(openid): Path<String>,
 ) -> Result<Response, AppError> {
     let user = app
@@ -397,8 +397,8 @@ pub async fn detail(
     ];
     let userinfo = user.userinfo_json.as_deref().map(pretty_json);
     render(&DetailTemplate {
-        layout: nav.layout.clone(),
-        nav,
+        layout: frame.layout,
+        nav: frame.nav,
         row: Row::from(&user),
         fields,
         userinfo,

@@ -16,13 +16,13 @@ use crate::store::{Tokens, User};
 use crate::time::beijing_time;
 use crate::time::unix_now;
 use crate::upstream::ApiError;
-use crate::web::AppState;
 use crate::web::error::{AppError, ErrorPage};
 use crate::web::portal::oauth::{
     DEFAULT_NEXT, Follower, SCOPE_USERINFO, fetch_profile, found, login_path, tokens_of,
     upstream_failure,
 };
 use crate::web::sessions::{Csrf, CsrfForm};
+use crate::web::state::AppState;
 use crate::web::ui::{Layout, Notice, in_wechat, is_image_url, render};
 
 pub fn router() -> Router<AppState> {

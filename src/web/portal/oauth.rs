@@ -23,12 +23,12 @@ use crate::store::{Claim, NewState, OAuthState, Outcome, Profile, Tokens};
 use crate::time::unix_now;
 use crate::upstream::ApiError;
 use crate::upstream::sns::Grant;
-use crate::web::AppState;
 use crate::web::error::{AppError, ErrorPage};
 use crate::web::keys::Keys;
-use crate::web::limits::{self, client_key};
+use crate::web::limits::{self};
 use crate::web::oauth_state::{STATE_LIFETIME_SECS, StateError, VerifiedState};
 use crate::web::sessions::{Csrf, CsrfForm};
+use crate::web::state::AppState;
 use crate::web::ui::{Layout, Notice, render};
 
 /// The two scopes of §6.1.
@@ -69,7 +69,12 @@ impl Follower {
 }
 
 pub fn router(app: &AppState) -> Router<AppState> {
-    let limited = |route| axum::middleware::from_fn_with_state((app.clone(), route), limits::limit);
+    let limited = |route| {
+        axum::middleware::from_fn_with_state(
+            (std::sync::Arc::clone(&app.limits), route),
+            limits::limit,
+        )
+    };
     Router::new()
         .route(
             "/auth/login",
@@ -274,7 +279,7 @@ async fn callback(
     }
     // Each claim may cost one of the account's code exchanges: a client sending junk codes gets a
     // small burst, then one a minute.
-    let client = client_key(app.config.client_ip_header.as_ref(), &headers, peer);
+    let client = app.limits.client(&headers, peer);
     if let Err(retry_after) = app.limits.code_exchange.check(&client) {
         tracing::warn!(client, retry_after, "code exchanges limited");
         return Err(AppError::TooMany { retry_after });

@@ -1,0 +1,40 @@
+//! The state every handler can reach.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use super::keys::Keys;
+use super::limits::Limits;
+use crate::config::Config;
+use crate::outbox::Outbox;
+use crate::replies::Replies;
+use crate::store::Store;
+use crate::upstream::account::Account;
+use crate::upstream::sns::SnsClient;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    /// The reply rules, cached.
+    pub replies: Arc<Replies>,
+    /// The one outbound HTTP client (timeouts set, redirects off).
+    pub http: reqwest::Client,
+    /// Web authorization's calls to WeChat.
+    pub sns: Arc<SnsClient>,
+    /// The account's calls to WeChat, with the shared access_token.
+    pub account: Account,
+    /// Work for WeChat's API that must not be lost.
+    pub outbox: Arc<Outbox>,
+    /// The session-cookie and OAuth-state keys.
+    pub keys: Keys,
+    /// Set by `wxportal demo`: the WeChat simulator is mounted and pages carry its banner.
+    pub demo: bool,
+    /// Per-client request limits on the routes anyone can call.
+    pub limits: Arc<Limits>,
+    /// Admin password checks running at once: at most one per core.
+    pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// The address this server listens on (the simulator's chat posts to its own webhook there).
+    pub local_addr: SocketAddr,
+}
