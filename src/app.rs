@@ -57,7 +57,10 @@ impl App {
     }
 
     /// Opens the database and serves on an already bound listener.
-    pub async fn build_on(listener: TcpListener, config: Config) -> Result<Self, StartError> {
+    pub(crate) async fn build_on(
+        listener: TcpListener,
+        config: Config,
+    ) -> Result<Self, StartError> {
         let store = Store::connect(&config.database_url, config.sqlite_synchronous).await?;
         let keys = Keys::load(&config, &store).await?;
         let replies = Replies::load(store.clone(), &config.public_url).await?;
@@ -105,7 +108,7 @@ impl App {
     }
 
     /// Mounts the WeChat simulator's `routes` (`wxportal demo` only) and marks every page with its banner.
-    pub fn with_simulator(mut self, routes: axum::Router<AppState>) -> Self {
+    pub(crate) fn with_simulator(mut self, routes: axum::Router<AppState>) -> Self {
         self.state.demo = true;
         self.extra = Some(routes);
         self
@@ -150,7 +153,7 @@ pub fn account(config: &Config, store: &Store, upstream: Upstream) -> Account {
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -1,4 +1,7 @@
 //! Configuration from the environment (and `.env`), validated all at once with operator-friendly messages.
+//!
+//! Longer than the other files on purpose: every setting is read, checked and described here in one
+//! pass, so an operator sees every problem at once and `wxportal check` prints them all.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -18,12 +21,12 @@ impl Secret {
     }
 
     /// The secret itself: call only where it is sent or used in a computation.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 
     /// A description safe to print: that it is set, and its length.
-    pub fn masked(&self) -> String {
+    pub(crate) fn masked(&self) -> String {
         format!("******** ({} characters)", self.0.chars().count())
     }
 }
@@ -173,7 +176,7 @@ impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub(crate) fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
@@ -405,7 +408,7 @@ impl Config {
     }
 
     /// Only the database URL, for commands that need nothing else (`wxportal admin`).
-    pub fn database_url_from_env() -> Result<String, ConfigError> {
+    pub(crate) fn database_url_from_env() -> Result<String, ConfigError> {
         let mut problems = Vec::new();
         let url = database_url(
             &mut problems,
@@ -422,13 +425,13 @@ impl Config {
     }
 
     /// Whether the public URL is https: cookies are then `Secure` and browsers told to stay on https.
-    pub fn is_https(&self) -> bool {
+    pub(crate) fn is_https(&self) -> bool {
         self.public_url.starts_with("https://")
     }
 
     /// Whether `url` is on this server's public origin: the same scheme, host and port as the public
     /// URL, parsed (a prefix match would take `http://host:8080.evil.example`), and no user info.
-    pub fn is_own_origin(&self, url: &str) -> bool {
+    pub(crate) fn is_own_origin(&self, url: &str) -> bool {
         let (Ok(url), Ok(ours)) = (
             reqwest::Url::parse(url),
             reqwest::Url::parse(&self.public_url),
@@ -443,7 +446,7 @@ impl Config {
     }
 
     /// The settings in use, one per line, secrets masked: what `wxportal check` prints.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let secret = |s: Option<&Secret>| s.map_or_else(|| "(not set)".to_owned(), Secret::masked);
         let mut lines = vec![
             ("WXPORTAL_BIND", self.bind.to_string()),

@@ -20,10 +20,10 @@ use crate::upstream::account::{Account, custom_message};
 use crate::wechat::Inbound;
 
 /// How long a claim lasts; an attempt is cut off well before.
-pub const CLAIM_SECS: i64 = 20;
+pub(crate) const CLAIM_SECS: i64 = 20;
 const ATTEMPT_LIMIT: Duration = Duration::from_secs(15);
 /// After this many attempts a job that keeps failing for passing reasons is given up.
-pub const MAX_ATTEMPTS: i64 = 10;
+pub(crate) const MAX_ATTEMPTS: i64 = 10;
 /// Jobs in progress at once, per process.
 const CONCURRENCY: usize = 4;
 /// How often an idle worker looks for jobs queued by other processes.
@@ -95,7 +95,7 @@ impl Outbox {
     }
 
     /// A job was queued in this process: look now rather than at the next poll.
-    pub fn wake(&self) {
+    pub(crate) fn wake(&self) {
         self.wake.notify_one();
     }
 

@@ -6,8 +6,8 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
 /// Longer passwords are refused before hashing.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
-pub const MIN_PASSWORD_CHARS: usize = 10;
+pub(crate) const MAX_PASSWORD_BYTES: usize = 1024;
+pub(crate) const MIN_PASSWORD_CHARS: usize = 10;
 
 /// Why a name or password cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,7 @@ pub fn verify(hash: &str, password: &str) -> bool {
 }
 
 /// Names are what operators type: letters, digits and `_ . - @`, up to 64.
-pub fn check_name(name: &str) -> Result<(), PasswordError> {
+pub(crate) fn check_name(name: &str) -> Result<(), PasswordError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -54,7 +54,7 @@ pub fn check_name(name: &str) -> Result<(), PasswordError> {
 }
 
 /// At least [`MIN_PASSWORD_CHARS`] characters, at most [`MAX_PASSWORD_BYTES`] bytes.
-pub fn check_password(password: &str) -> Result<(), PasswordError> {
+pub(crate) fn check_password(password: &str) -> Result<(), PasswordError> {
     let chars = password.chars().count();
     if chars < MIN_PASSWORD_CHARS {
         Err(PasswordError::TooShort(chars))

@@ -14,7 +14,7 @@ use crate::wechat::{Event, Inbound, MessageKind, Reply};
 /// How often an instance checks whether another one edited the rules.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(2);
 /// Stands for the portal's guide page in a rule's reply.
-pub const GUIDE_URL: &str = "{guide_url}";
+pub(crate) const GUIDE_URL: &str = "{guide_url}";
 
 /// The rules as the webhook consults them.
 #[derive(Debug, Default)]
@@ -55,7 +55,7 @@ impl Replies {
     }
 
     /// Reads the rules again: after an edit, or when another instance bumped the revision.
-    pub async fn reload(&self) -> Result<(), StoreError> {
+    pub(crate) async fn reload(&self) -> Result<(), StoreError> {
         // The revision first: an edit landing between the two reads is picked up by the next check.
         let revision = self.store.rules_revision().await?;
         let rows = self.store.reply_rules().await?;

@@ -4,7 +4,7 @@
 use time::{OffsetDateTime, UtcOffset};
 
 /// Beijing time's offset from UTC, in seconds.
-pub const BEIJING_OFFSET: i64 = 8 * 3600;
+pub(crate) const BEIJING_OFFSET: i64 = 8 * 3600;
 
 /// The current time in unix seconds.
 pub fn unix_now() -> i64 {
@@ -14,12 +14,12 @@ pub fn unix_now() -> i64 {
 }
 
 /// The day number (days since 1970-01-01, Beijing time) of a unix time.
-pub fn beijing_day(unix: i64) -> i64 {
+pub(crate) fn beijing_day(unix: i64) -> i64 {
     (unix + BEIJING_OFFSET).div_euclid(86_400)
 }
 
 /// `2026-11-22 14:03` in Beijing time.
-pub fn beijing_time(unix: i64) -> String {
+pub(crate) fn beijing_time(unix: i64) -> String {
     let offset = UtcOffset::from_whole_seconds(BEIJING_OFFSET as i32).expect("a valid offset");
     match OffsetDateTime::from_unix_timestamp(unix) {
         Ok(t) => {
@@ -38,7 +38,7 @@ pub fn beijing_time(unix: i64) -> String {
 }
 
 /// `2026-11-22`: the date of a day number from [`beijing_day`].
-pub fn beijing_date(day: i64) -> String {
+pub(crate) fn beijing_date(day: i64) -> String {
     let mut date = beijing_time(day * 86_400 - BEIJING_OFFSET);
     date.truncate(10);
     date

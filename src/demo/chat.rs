@@ -35,7 +35,7 @@ const TRANSCRIPT_LEN: usize = 40;
 
 /// The transcript, for this process only.
 #[derive(Debug, Default)]
-pub struct Chat {
+pub(crate) struct Chat {
     lines: Mutex<VecDeque<ChatLine>>,
 }
 
@@ -97,14 +97,14 @@ fn describe_custom(message: &Value) -> String {
 
 /// A piece of an answer as WeChat shows it: text, or a link from an `<a href>` in a text reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Segment {
+pub(crate) struct Segment {
     pub text: String,
     pub href: Option<String>,
 }
 
 /// Splits a text reply the way WeChat renders it: `<a href="http…">label</a>` becomes a link, everything
 /// else stays text (and is escaped by the template).
-pub fn segments(text: &str) -> Vec<Segment> {
+pub(crate) fn segments(text: &str) -> Vec<Segment> {
     let plain = |t: &str| Segment {
         text: t.to_owned(),
         href: None,
@@ -144,7 +144,7 @@ pub fn segments(text: &str) -> Vec<Segment> {
 
 /// One line of the follower chat.
 #[derive(Debug, Clone)]
-pub struct ChatLine {
+pub(crate) struct ChatLine {
     pub follower: &'static str,
     /// What the follower sent; empty for a customer-service message the account sent on its own.
     pub sent: String,

@@ -9,7 +9,7 @@ use super::wechat::{Directory, Follower};
 
 /// A sample follower to authorize as.
 #[derive(Debug, Clone, Copy)]
-pub struct SampleFollower {
+pub(crate) struct SampleFollower {
     pub openid: &'static str,
     pub nickname: &'static str,
     pub sex: i64,
@@ -21,7 +21,7 @@ pub struct SampleFollower {
 }
 
 /// CJK, emoji, markup that must stay text, and the post-2021 placeholder profile.
-pub const FOLLOWERS: [SampleFollower; 4] = [
+pub(crate) const FOLLOWERS: [SampleFollower; 4] = [
     SampleFollower {
         openid: "oDemo0000000000000xiaoming",
         nickname: "小明",

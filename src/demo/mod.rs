@@ -20,8 +20,8 @@ use crate::store::{Store, StoreError};
 use crate::web::state::AppState;
 
 /// Where the stand-ins live, relative to the public URL.
-pub const OPEN_PATH: &str = "/_sim/open";
-pub const API_PATH: &str = "/_sim/api";
+pub(crate) const OPEN_PATH: &str = "/_sim/open";
+pub(crate) const API_PATH: &str = "/_sim/api";
 
 /// Why the demo could not start.
 #[derive(Debug, thiserror::Error)]

@@ -34,7 +34,7 @@ impl Store {
             .await?)
     }
 
-    pub async fn admin_by_id(&self, id: i64) -> Result<Option<Admin>, StoreError> {
+    pub(crate) async fn admin_by_id(&self, id: i64) -> Result<Option<Admin>, StoreError> {
         Ok(sqlx::query_as("SELECT * FROM admins WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -84,7 +84,7 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_admin(&self, name: &str) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM admins WHERE name = ?")
             .bind(name)
@@ -93,7 +93,7 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn touch_admin_login(&self, id: i64) -> Result<(), StoreError> {
+    pub(crate) async fn touch_admin_login(&self, id: i64) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query("UPDATE admins SET last_login_at = ? WHERE id = ?")
             .bind(unix_now())
@@ -107,7 +107,7 @@ impl Store {
     /// returns the attempts within the window (this one included): by this account from this address,
     /// from this address to any account, and to this account from anywhere. One transaction, so
     /// concurrent attempts each see the ones before them.
-    pub async fn count_login_attempt(
+    pub(crate) async fn count_login_attempt(
         &self,
         account: &str,
         address: &str,
@@ -144,7 +144,7 @@ impl Store {
 
     /// A successful sign-in forgets the attempts of this account from this address only: failures
     /// from elsewhere keep slowing that name down.
-    pub async fn clear_login_attempts(
+    pub(crate) async fn clear_login_attempts(
         &self,
         account: &str,
         address: &str,

@@ -36,7 +36,7 @@ impl Store {
     }
 
     /// Takes the right to fetch `kind` until `until`, unless another owner holds an unexpired lease.
-    pub async fn take_credential_lease(
+    pub(crate) async fn take_credential_lease(
         &self,
         kind: &str,
         owner: &str,
@@ -58,7 +58,7 @@ impl Store {
     }
 
     /// Stores a freshly fetched value, counts the fetch and gives up the lease.
-    pub async fn save_credential(
+    pub(crate) async fn save_credential(
         &self,
         kind: &str,
         value: &str,
@@ -84,7 +84,7 @@ impl Store {
     }
 
     /// Records a failed fetch (it counts against the quota too) and gives up the lease.
-    pub async fn fail_credential(&self, kind: &str, error: &str) -> Result<(), StoreError> {
+    pub(crate) async fn fail_credential(&self, kind: &str, error: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let now = unix_now();
         let mut tx = self.pool.begin().await?;
@@ -105,7 +105,11 @@ impl Store {
 
     /// Marks `value` refused by WeChat, if it is still the stored one (many callers may report the same
     /// refusal; only the first changes anything, and a newer value is never touched).
-    pub async fn refuse_credential(&self, kind: &str, value: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn refuse_credential(
+        &self,
+        kind: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE credentials SET expires_at = -1 WHERE kind = ? AND value = ? AND expires_at <> -1",
@@ -118,7 +122,7 @@ impl Store {
     }
 
     /// Fetches of `kind` made today (Beijing time), successful or not.
-    pub async fn credential_fetches_today(&self, kind: &str) -> Result<i64, StoreError> {
+    pub(crate) async fn credential_fetches_today(&self, kind: &str) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT coalesce((SELECT count FROM credential_fetches WHERE day = ? AND kind = ?), 0)",
         )

@@ -74,7 +74,7 @@ pub struct OutboxCounts {
 impl Store {
     /// Claims the next due job for `claim_secs`: a queued one whose time has come, or one whose claim
     /// lapsed (its process stopped mid-attempt). The second element says which.
-    pub async fn claim_job(
+    pub(crate) async fn claim_job(
         &self,
         owner: &str,
         claim_secs: i64,
@@ -116,7 +116,7 @@ impl Store {
     }
 
     /// When the next queued job is due, if any.
-    pub async fn next_job_due(&self) -> Result<Option<i64>, StoreError> {
+    pub(crate) async fn next_job_due(&self) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT min(CASE state WHEN 'queued' THEN due_at ELSE max(due_at, claimed_until + 1) END)
              FROM outbox WHERE state IN ('queued', 'sending')",
@@ -126,7 +126,7 @@ impl Store {
     }
 
     /// The job is done; `sent` is what went to WeChat.
-    pub async fn finish_job(&self, id: i64, sent: Option<&str>) -> Result<(), StoreError> {
+    pub(crate) async fn finish_job(&self, id: i64, sent: Option<&str>) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE outbox SET state = 'done', finished_at = ?, sent = ?, claimed_by = NULL,
@@ -141,7 +141,12 @@ impl Store {
     }
 
     /// The attempt failed for a passing reason: try again at `due_at`.
-    pub async fn retry_job(&self, id: i64, due_at: i64, error: &str) -> Result<(), StoreError> {
+    pub(crate) async fn retry_job(
+        &self,
+        id: i64,
+        due_at: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE outbox SET state = 'queued', due_at = ?, last_error = ?, claimed_by = NULL,
@@ -156,7 +161,7 @@ impl Store {
     }
 
     /// The job cannot succeed: it stays, failed, with the reason, for the operator.
-    pub async fn fail_job(
+    pub(crate) async fn fail_job(
         &self,
         id: i64,
         error: &str,
@@ -192,7 +197,7 @@ impl Store {
     }
 
     /// The jobs that answer one message.
-    pub async fn jobs_of_message(&self, message_id: i64) -> Result<Vec<Job>, StoreError> {
+    pub(crate) async fn jobs_of_message(&self, message_id: i64) -> Result<Vec<Job>, StoreError> {
         Ok(
             sqlx::query_as("SELECT * FROM outbox WHERE message_id = ? ORDER BY id")
                 .bind(message_id)
@@ -201,7 +206,7 @@ impl Store {
         )
     }
 
-    pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+    pub(crate) async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
         Ok(sqlx::query_as(
             "SELECT
                  (SELECT count(*) FROM outbox WHERE state IN ('queued', 'sending')) AS pending,

@@ -50,7 +50,7 @@ pub enum StoreError {
 
 /// Who holds a lease or a claim: this process, told apart from every other one and from its own
 /// earlier runs.
-pub fn owner_id() -> String {
+pub(crate) fn owner_id() -> String {
     let id: [u8; 8] = rand::random();
     format!("{}:{}", std::process::id(), hex::encode(id))
 }
@@ -108,7 +108,7 @@ impl Store {
     }
 
     /// Where sessions live: in this database, so restarts and other instances keep them.
-    pub fn session_store(&self) -> SessionRows {
+    pub(crate) fn session_store(&self) -> SessionRows {
         SessionRows::new(self)
     }
 
@@ -135,12 +135,12 @@ impl Store {
     }
 
     /// Whether [`Store::close`] has run.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.pool.is_closed()
     }
 
     /// Checks that the database answers: the readiness probe.
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    pub(crate) async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         if self.writer.is_closed() {
             return Err(StoreError::WriterGone);

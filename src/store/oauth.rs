@@ -69,7 +69,7 @@ impl Store {
     /// instance gets [`Claim::Claimed`] for a code; every later arrival of that code gets
     /// [`Claim::Repeat`]. The row is written here, by the insert that decides: nothing is stored when a
     /// state is issued.
-    pub async fn claim_oauth_state(
+    pub(crate) async fn claim_oauth_state(
         &self,
         state: &NewState<'_>,
         code_hash: &str,
@@ -108,7 +108,10 @@ impl Store {
 
     /// Marks the state used without a code (the follower refused): a replay of it is refused too.
     /// Returns whether this call spent it.
-    pub async fn consume_oauth_state(&self, state: &NewState<'_>) -> Result<bool, StoreError> {
+    pub(crate) async fn consume_oauth_state(
+        &self,
+        state: &NewState<'_>,
+    ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         Ok(sqlx::query(
             "INSERT INTO oauth_states (nonce, scope, next, created_at, expires_at, claimed_at, outcome, finished_at)
@@ -135,7 +138,7 @@ impl Store {
     }
 
     /// The row a code was first claimed with.
-    pub async fn oauth_state_by_code(
+    pub(crate) async fn oauth_state_by_code(
         &self,
         code_hash: &str,
     ) -> Result<Option<OAuthState>, StoreError> {
@@ -149,7 +152,7 @@ impl Store {
 
     /// Records how a claimed exchange ended (for the profile-storing success, see
     /// [`Store::save_authorization`], which does this in the same transaction).
-    pub async fn finish_oauth_state(
+    pub(crate) async fn finish_oauth_state(
         &self,
         nonce: &str,
         outcome: Outcome,
@@ -165,7 +168,7 @@ impl Store {
     }
 
     /// Forgets states that expired more than a day ago.
-    pub async fn delete_old_oauth_states(&self) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_old_oauth_states(&self) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
         Ok(sqlx::query("DELETE FROM oauth_states WHERE expires_at < ?")
             .bind(unix_now() - 86_400)

@@ -98,7 +98,7 @@ impl Store {
         .await?)
     }
 
-    pub async fn reply_rule(&self, id: i64) -> Result<Option<ReplyRule>, StoreError> {
+    pub(crate) async fn reply_rule(&self, id: i64) -> Result<Option<ReplyRule>, StoreError> {
         Ok(sqlx::query_as("SELECT * FROM reply_rules WHERE id = ?")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -106,7 +106,7 @@ impl Store {
     }
 
     /// The rules' revision: it changes with every edit, from any instance.
-    pub async fn rules_revision(&self) -> Result<i64, StoreError> {
+    pub(crate) async fn rules_revision(&self) -> Result<i64, StoreError> {
         let value: Option<String> =
             sqlx::query_scalar("SELECT value FROM settings WHERE name = 'reply_rules_revision'")
                 .fetch_optional(&self.pool)
@@ -115,7 +115,7 @@ impl Store {
     }
 
     /// Adds a keyword rule at the end of the order; returns its id.
-    pub async fn add_keyword_rule(&self, edit: &RuleEdit) -> Result<i64, StoreError> {
+    pub(crate) async fn add_keyword_rule(&self, edit: &RuleEdit) -> Result<i64, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let id = sqlx::query_scalar(
@@ -140,7 +140,7 @@ impl Store {
     }
 
     /// Changes a rule; `false` when there is no such rule.
-    pub async fn update_rule(&self, id: i64, edit: &RuleEdit) -> Result<bool, StoreError> {
+    pub(crate) async fn update_rule(&self, id: i64, edit: &RuleEdit) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
@@ -163,7 +163,7 @@ impl Store {
     }
 
     /// Deletes a keyword rule (the welcome and default rules are switched off instead).
-    pub async fn delete_rule(&self, id: i64) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_rule(&self, id: i64) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM reply_rules WHERE id = ? AND kind = 'keyword'")
@@ -176,7 +176,7 @@ impl Store {
     }
 
     /// Swaps a keyword rule with its neighbour in the order.
-    pub async fn move_rule(&self, id: i64, direction: Move) -> Result<(), StoreError> {
+    pub(crate) async fn move_rule(&self, id: i64, direction: Move) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         // Two fixed statements: the comparison and the order are the only difference.
@@ -226,7 +226,7 @@ async fn bump_revision(tx: &mut sqlx::SqliteConnection) -> Result<(), StoreError
 
 impl StoreError {
     /// Whether a write failed on a uniqueness constraint (a CLICK key bound twice, a name taken).
-    pub fn is_conflict(&self) -> bool {
+    pub(crate) fn is_conflict(&self) -> bool {
         matches!(self, Self::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
     }
 }

@@ -103,7 +103,7 @@ impl SessionStore for SessionRows {
 
 impl Store {
     /// Deletes the sessions that have expired; how many.
-    pub async fn delete_expired_sessions(&self) -> Result<u64, StoreError> {
+    pub(crate) async fn delete_expired_sessions(&self) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
         Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
             .bind(unix_now())

@@ -4,7 +4,7 @@ use super::{Store, StoreError};
 
 impl Store {
     /// A value generated once and shared by every instance: the first caller's `generate()` wins.
-    pub async fn setting_or_insert(
+    pub(crate) async fn setting_or_insert(
         &self,
         name: &str,
         generate: impl FnOnce() -> String,
@@ -25,7 +25,7 @@ impl Store {
         )
     }
     /// The menu being edited (menu/create's JSON) and when it was last pushed.
-    pub async fn menu_draft(&self) -> Result<String, StoreError> {
+    pub(crate) async fn menu_draft(&self) -> Result<String, StoreError> {
         let value: Option<String> =
             sqlx::query_scalar("SELECT value FROM settings WHERE name = 'menu_draft'")
                 .fetch_optional(&self.pool)
@@ -33,7 +33,7 @@ impl Store {
         Ok(value.unwrap_or_else(|| r#"{"button":[]}"#.into()))
     }
 
-    pub async fn save_menu_draft(&self, json: &str) -> Result<(), StoreError> {
+    pub(crate) async fn save_menu_draft(&self, json: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO settings (name, value) VALUES ('menu_draft', ?)

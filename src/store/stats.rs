@@ -17,7 +17,7 @@ pub struct Stats {
 
 impl Store {
     /// The dashboard's counts and the 30-day message chart.
-    pub async fn stats(&self, now: i64) -> Result<Stats, StoreError> {
+    pub(crate) async fn stats(&self, now: i64) -> Result<Stats, StoreError> {
         let (users, subscribed, authorized): (i64, i64, i64) = sqlx::query_as(
             "SELECT count(*), coalesce(sum(subscribed), 0), count(scope) FROM users",
         )

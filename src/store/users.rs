@@ -76,7 +76,7 @@ impl Store {
     /// Stores a completed authorization and marks its state done, in one transaction: the follower's
     /// row is created or updated (one row per openid, however many authorize at once), the profile
     /// replaced when one was fetched, and never half of it.
-    pub async fn save_authorization(
+    pub(crate) async fn save_authorization(
         &self,
         nonce: &str,
         openid: &str,
@@ -116,7 +116,7 @@ impl Store {
 
     /// Erases what a follower shared (profile and tokens). The row itself stays while they follow the
     /// account, since the webhook records their subscription; nothing they shared remains.
-    pub async fn erase_profile(&self, openid: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn erase_profile(&self, openid: &str) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE users SET unionid = NULL, nickname = NULL, headimgurl = NULL, sex = NULL,
@@ -257,7 +257,7 @@ impl UserSort {
     }
 
     /// The sort value of `user`, for the cursor after it.
-    pub fn key_of(self, user: &User) -> i64 {
+    pub(crate) fn key_of(self, user: &User) -> i64 {
         match self {
             Self::LastSeenDesc | Self::LastSeenAsc => user.last_seen_at,
             Self::FirstSeenDesc | Self::FirstSeenAsc => user.first_seen_at,
@@ -288,7 +288,7 @@ fn escape_like(s: &str) -> String {
 
 impl Store {
     /// Stores what `cgi-bin/user/info` said; a known UnionID is never erased by an answer without one.
-    pub async fn save_follower_info(
+    pub(crate) async fn save_follower_info(
         &self,
         openid: &str,
         info: &FollowerInfo,
@@ -311,7 +311,7 @@ impl Store {
     }
 
     /// One page of followers (keyset pagination: a deep page costs what the first does).
-    pub async fn list_users(&self, q: &UserQuery) -> Result<Vec<User>, StoreError> {
+    pub(crate) async fn list_users(&self, q: &UserQuery) -> Result<Vec<User>, StoreError> {
         let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM users WHERE 1 = 1");
         push_user_filters(&mut sql, q);
         let (column, desc) = (q.sort.column(), q.sort.descending());
@@ -334,14 +334,14 @@ impl Store {
     }
 
     /// How many followers match the list's search and filters.
-    pub async fn count_matching_users(&self, q: &UserQuery) -> Result<i64, StoreError> {
+    pub(crate) async fn count_matching_users(&self, q: &UserQuery) -> Result<i64, StoreError> {
         let mut sql = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM users WHERE 1 = 1");
         push_user_filters(&mut sql, q);
         Ok(sql.build_query_scalar().fetch_one(&self.pool).await?)
     }
 
     /// Deletes a follower and their messages; `false` when there was no such follower.
-    pub async fn delete_user(&self, openid: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_user(&self, openid: &str) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM outbox WHERE openid = ?")

@@ -14,10 +14,7 @@ use crate::wechat::reply::Reply;
 
 /// What `cgi-bin/user/info` returns about a follower.
 #[derive(Debug, Clone, Deserialize)]
-pub struct UserInfoAnswer {
-    #[serde(default)]
-    pub subscribe: i64,
-    pub openid: String,
+pub(crate) struct UserInfoAnswer {
     #[serde(default)]
     pub subscribe_time: Option<i64>,
     #[serde(default)]
@@ -44,7 +41,7 @@ impl Account {
     }
 
     /// `POST /cgi-bin/menu/create` with a menu already checked by [`Menu::problems`].
-    pub async fn create_menu(&self, menu: &Menu) -> Result<(), ApiError> {
+    pub(crate) async fn create_menu(&self, menu: &Menu) -> Result<(), ApiError> {
         let body = serde_json::to_value(menu).expect("a menu serializes");
         self.call::<Done>("/cgi-bin/menu/create", &[], Some(&body))
             .await
@@ -52,13 +49,13 @@ impl Account {
     }
 
     /// `GET /cgi-bin/get_current_selfmenu_info`: the menu followers see now.
-    pub async fn current_menu(&self) -> Result<CurrentMenu, ApiError> {
+    pub(crate) async fn current_menu(&self) -> Result<CurrentMenu, ApiError> {
         self.call("/cgi-bin/get_current_selfmenu_info", &[], None)
             .await
     }
 
     /// `GET /cgi-bin/menu/delete`.
-    pub async fn delete_menu(&self) -> Result<(), ApiError> {
+    pub(crate) async fn delete_menu(&self) -> Result<(), ApiError> {
         self.call::<Done>("/cgi-bin/menu/delete", &[], None)
             .await
             .map(drop)
@@ -66,14 +63,14 @@ impl Account {
 
     /// `POST /cgi-bin/message/custom/send`: a customer-service message (within 48 h of the follower's
     /// last message). `message` comes from [`custom_message`].
-    pub async fn send_custom(&self, message: &Value) -> Result<(), ApiError> {
+    pub(crate) async fn send_custom(&self, message: &Value) -> Result<(), ApiError> {
         self.call::<Done>("/cgi-bin/message/custom/send", &[], Some(message))
             .await
             .map(drop)
     }
 
     /// `GET /cgi-bin/user/info`.
-    pub async fn user_info(&self, openid: &str) -> Result<UserInfoAnswer, ApiError> {
+    pub(crate) async fn user_info(&self, openid: &str) -> Result<UserInfoAnswer, ApiError> {
         self.call(
             "/cgi-bin/user/info",
             &[("openid", openid), ("lang", "zh_CN")],
@@ -105,7 +102,7 @@ impl Account {
 
 /// A passive reply as a customer-service message to `openid`, or `None` for a reply that has no such
 /// form (handing over to the customer-service system).
-pub fn custom_message(openid: &str, reply: &Reply) -> Option<Value> {
+pub(crate) fn custom_message(openid: &str, reply: &Reply) -> Option<Value> {
     let (msgtype, content) = match reply {
         Reply::Text { content } => ("text", json!({ "content": content })),
         Reply::Image { media_id } => ("image", json!({ "media_id": media_id })),

@@ -4,16 +4,16 @@
 use serde::{Deserialize, Serialize};
 
 /// At most 3 buttons in the bar, 5 under each.
-pub const MAX_BUTTONS: usize = 3;
-pub const MAX_SUB_BUTTONS: usize = 5;
+pub(crate) const MAX_BUTTONS: usize = 3;
+pub(crate) const MAX_SUB_BUTTONS: usize = 5;
 /// Names in bytes of UTF-8 (a Chinese character is 3): 16 in the bar, 60 in a sub-menu.
-pub const MAX_NAME: usize = 16;
-pub const MAX_SUB_NAME: usize = 60;
-pub const MAX_KEY: usize = 128;
-pub const MAX_URL: usize = 1024;
+pub(crate) const MAX_NAME: usize = 16;
+pub(crate) const MAX_SUB_NAME: usize = 60;
+pub(crate) const MAX_KEY: usize = 128;
+pub(crate) const MAX_URL: usize = 1024;
 
 /// The button types wxportal can create, with what each needs and a name for the operator.
-pub const TYPES: [(&str, &str); 9] = [
+pub(crate) const TYPES: [(&str, &str); 9] = [
     ("click", "点击推事件（回复规则）"),
     ("view", "跳转网页"),
     ("miniprogram", "打开小程序"),

@@ -33,15 +33,15 @@ pub fn client_builder() -> reqwest::ClientBuilder {
 }
 
 /// How long one call may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The pauses before retrying a `-1` (system busy): three tries in all.
 const BUSY_BACKOFF: [Duration; 2] = [Duration::from_millis(250), Duration::from_millis(750)];
 /// WeChat's answers are small; a larger body is not from WeChat.
 const MAX_ANSWER: usize = 256 * 1024;
 
 /// The one outbound HTTP client: timeouts on every call, redirects off.
-pub fn http_client() -> reqwest::Client {
+pub(crate) fn http_client() -> reqwest::Client {
     client_builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(TOTAL_TIMEOUT)
@@ -92,13 +92,13 @@ impl ApiError {
     }
 
     /// The token was refused as invalid (40001) or expired (42001): a fresh one may succeed.
-    pub fn is_stale_token(&self) -> bool {
+    pub(crate) fn is_stale_token(&self) -> bool {
         matches!(self.errcode(), Some(40001 | 42001))
     }
 
     /// Worth trying again later: WeChat was busy, down, slow or unreachable. Everything else (a refused
     /// request, a quota, a configuration mistake) fails the same way until a person acts.
-    pub fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
             Self::Api { errcode, .. } => *errcode == -1,
             Self::Status(status) => *status >= 500 || *status == 429,
@@ -109,7 +109,7 @@ impl ApiError {
 }
 
 /// The official meaning of the error codes the account and web-authorization APIs return.
-pub fn meaning(errcode: i64) -> &'static str {
+pub(crate) fn meaning(errcode: i64) -> &'static str {
     match errcode {
         -1 => "system busy, try again",
         0 => "ok",
@@ -274,7 +274,7 @@ pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
 
 /// The answer of calls that return nothing but `{"errcode":0,"errmsg":"ok"}`.
 #[derive(Debug, Deserialize)]
-pub struct Done {}
+pub(crate) struct Done {}
 
 #[cfg(test)]
 mod tests {

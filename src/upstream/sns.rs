@@ -23,7 +23,7 @@ pub struct Grant {
 }
 
 impl Grant {
-    pub fn is_snapshot_user(&self) -> bool {
+    pub(crate) fn is_snapshot_user(&self) -> bool {
         self.is_snapshotuser == Some(1)
     }
 }
@@ -71,7 +71,7 @@ impl SnsClient {
     }
 
     /// Exchanges an authorization code for the follower's tokens and openid (§6.3).
-    pub async fn exchange_code(&self, code: &str) -> Result<Grant, ApiError> {
+    pub(crate) async fn exchange_code(&self, code: &str) -> Result<Grant, ApiError> {
         let secret = self.secret.as_ref().ok_or(ApiError::NoSecret)?;
         self.upstream
             .get(

@@ -19,7 +19,7 @@ use crate::time::unix_now;
 
 /// Renew a value this long before it expires. stable_token hands out a new token only in the last five
 /// minutes of the old one's life (before that it returns the same one), so this is inside those five.
-pub const REFRESH_AHEAD: i64 = 240;
+pub(crate) const REFRESH_AHEAD: i64 = 240;
 /// Renewals ahead are at least this far apart, whatever WeChat answers.
 const RENEW_SPACING: u64 = 10;
 /// A value with less than this left is not handed out: a call made with it could arrive too late.
@@ -132,7 +132,7 @@ impl Credentials {
     }
 
     /// Whether an AppSecret is configured: without one no credential can be had.
-    pub fn configured(&self) -> bool {
+    pub(crate) fn configured(&self) -> bool {
         self.secret.is_some()
     }
 
@@ -204,7 +204,7 @@ impl Credentials {
 
     /// Renews both credentials ahead of expiry, forever (the access_token only once an AppSecret is
     /// set; the ticket only once something asked for it).
-    pub async fn keep_fresh(self: Arc<Self>) {
+    pub(crate) async fn keep_fresh(self: Arc<Self>) {
         if self.secret.is_none() {
             return;
         }
@@ -392,7 +392,7 @@ impl Credentials {
 
     /// One call with the access_token; when WeChat refuses the token (docs/wechat.md §7), it is renewed
     /// once and the call made again.
-    pub async fn with_access_token<T, F, Fut>(&self, call: F) -> Result<T, ApiError>
+    pub(crate) async fn with_access_token<T, F, Fut>(&self, call: F) -> Result<T, ApiError>
     where
         F: Fn(String) -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,

@@ -88,14 +88,14 @@ impl From<ErrorPage> for AppError {
 }
 
 impl AppError {
-    pub fn bad_request(reason: &'static str, detail: impl ToString) -> Self {
+    pub(crate) fn bad_request(reason: &'static str, detail: impl ToString) -> Self {
         Self::BadRequest {
             reason,
             detail: detail.to_string(),
         }
     }
 
-    pub fn forbidden(reason: &'static str, detail: impl ToString) -> Self {
+    pub(crate) fn forbidden(reason: &'static str, detail: impl ToString) -> Self {
         Self::Forbidden {
             reason,
             detail: detail.to_string(),

@@ -24,7 +24,11 @@ const OVERFLOW: &str = "(overflow)";
 /// The client's address, as a rate or lockout key: the value the configured proxy header's last hop
 /// appended (the one a client cannot choose), else the connection's peer. IPv6 addresses are grouped
 /// by /64, the block one subscriber gets.
-pub fn client_key(header: Option<&HeaderName>, headers: &HeaderMap, peer: SocketAddr) -> String {
+pub(crate) fn client_key(
+    header: Option<&HeaderName>,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> String {
     let from_proxy = header.and_then(|name| {
         // The proxy appends to what the client sent: the rightmost value of the last header line.
         let line = headers.get_all(name).iter().next_back()?;
@@ -124,7 +128,7 @@ impl Limits {
     }
 
     /// Drops idle clients every minute, so memory follows the clients active now.
-    pub async fn tidy_regularly(self: std::sync::Arc<Self>) {
+    pub(crate) async fn tidy_regularly(self: std::sync::Arc<Self>) {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;

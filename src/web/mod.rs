@@ -43,7 +43,7 @@ use tracing::Level;
 use state::AppState;
 
 /// The largest request body any route reads.
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 
 /// The URL map; `extra` adds pages (the demo's simulator) under the pages' layers.
 pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {

@@ -18,7 +18,7 @@ const PAYLOAD_LEN: usize = 1 + 8 + NONCE_LEN + 1;
 /// The scopes a state can carry, by their byte.
 const SCOPES: [&str; 2] = ["snsapi_userinfo", "snsapi_base"];
 /// How long a follower has between the authorize redirect and the callback.
-pub const STATE_LIFETIME_SECS: i64 = 600;
+pub(crate) const STATE_LIFETIME_SECS: i64 = 600;
 
 /// Signs and checks states with the server's key.
 #[derive(Clone)]

@@ -22,7 +22,7 @@ use tower_http::add_extension::AddExtension;
 
 /// How long a client has to send a request's headers, or to start its next request on a kept-alive
 /// connection.
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains.
 pub async fn serve(

@@ -27,7 +27,7 @@ const IDLE_DAYS: i64 = 30;
 
 /// The session layer: `HttpOnly`, `SameSite=Lax` (a Strict cookie would not come back from WeChat's
 /// authorize page), `Secure` when the public URL is https.
-pub fn layer(
+pub(crate) fn layer(
     store: &Store,
     keys: &Keys,
     config: &Config,
@@ -43,7 +43,7 @@ pub fn layer(
 
 /// A form whose only field is the CSRF token (sign-out, refresh, delete).
 #[derive(Debug, serde::Deserialize)]
-pub struct CsrfForm {
+pub(crate) struct CsrfForm {
     #[serde(default)]
     pub csrf: String,
 }
@@ -59,7 +59,7 @@ pub struct Csrf {
 }
 
 /// The cookie holding the value tokens are bound to.
-pub const CSRF_COOKIE: &str = "wxportal_csrf";
+pub(crate) const CSRF_COOKIE: &str = "wxportal_csrf";
 /// How long a form stays usable after it was drawn.
 const CSRF_LIFETIME_SECS: u32 = 24 * 3600;
 
@@ -89,7 +89,7 @@ impl Csrf {
     }
 
     /// Draws a new value: the tokens of every form shown before stop working.
-    pub fn renew(&self) -> String {
+    pub(crate) fn renew(&self) -> String {
         let mut bytes = [0u8; 16];
         rand::fill(&mut bytes);
         let value = hex::encode(bytes);

@@ -11,7 +11,7 @@ use super::error::{AppError, ErrorPage};
 
 /// What the base layout needs on every page.
 #[derive(Debug, Clone)]
-pub struct Layout {
+pub(crate) struct Layout {
     pub demo: bool,
     pub account_name: String,
     pub signed_in: bool,
@@ -28,7 +28,7 @@ impl Layout {
 }
 
 /// Renders a page template.
-pub fn render(template: &impl Template) -> Result<Response, AppError> {
+pub(crate) fn render(template: &impl Template) -> Result<Response, AppError> {
     Ok(Html(template.render()?).into_response())
 }
 
@@ -40,7 +40,7 @@ struct ErrorTemplate<'a> {
 }
 
 /// Draws the [`ErrorPage`] a handler failed with, inside the layout (so the demo banner shows too).
-pub async fn render_error_pages(
+pub(crate) async fn render_error_pages(
     State(app): State<AppState>,
     request: Request,
     next: Next,
@@ -76,14 +76,14 @@ pub fn in_wechat(headers: &HeaderMap) -> bool {
 }
 
 /// Only web images or our own: never `javascript:` or `data:` from a profile.
-pub fn is_image_url(url: &str) -> bool {
+pub(crate) fn is_image_url(url: &str) -> bool {
     url.starts_with("https://") || url.starts_with("http://") || url.starts_with("/static/")
 }
 
 /// A page with one message: an icon, a title and a sentence in Chinese and English.
 #[derive(Template)]
 #[template(path = "pages/notice.html")]
-pub struct Notice<'a> {
+pub(crate) struct Notice<'a> {
     pub layout: Layout,
     pub icon: &'a str,
     pub title: &'a str,

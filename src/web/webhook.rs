@@ -25,13 +25,13 @@ use crate::wechat::reply::encrypted_envelope;
 use crate::wechat::{Event, Inbound, MessageCrypto, MessageKind, XmlFields, signature};
 
 /// WeChat's messages are a few kilobytes; anything far larger is not from WeChat.
-pub const MAX_BODY: usize = 64 * 1024;
+pub(crate) const MAX_BODY: usize = 64 * 1024;
 /// Reply logic must finish well inside WeChat's 5 seconds; past this the answer is `success`.
-pub const REPLY_DEADLINE: Duration = Duration::from_secs(3);
+pub(crate) const REPLY_DEADLINE: Duration = Duration::from_secs(3);
 
 /// The webhook's own state: keys and the retries in flight.
 #[derive(Debug)]
-pub struct Webhook {
+pub(crate) struct Webhook {
     token: String,
     mode: MessageMode,
     max_clock_skew: Option<Duration>,

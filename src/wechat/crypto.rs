@@ -92,7 +92,7 @@ impl MessageCrypto {
     }
 
     /// Encrypts `msg` with the given 16 random bytes (fixed only in known-answer tests).
-    pub fn encrypt_with_random(&self, msg: &str, random: [u8; 16]) -> String {
+    pub(crate) fn encrypt_with_random(&self, msg: &str, random: [u8; 16]) -> String {
         let body_len = 16 + 4 + msg.len() + self.appid.len();
         let pad = PAD_BLOCK - body_len % PAD_BLOCK;
         let mut buf = Vec::with_capacity(body_len + pad);

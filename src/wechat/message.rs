@@ -142,7 +142,7 @@ pub enum Event {
 
 impl Inbound {
     /// Builds the typed message from parsed XML. Only the envelope fields are required.
-    pub fn from_fields(fields: XmlFields) -> Result<Self, XmlError> {
+    pub(crate) fn from_fields(fields: XmlFields) -> Result<Self, XmlError> {
         let to = fields.require("ToUserName")?.to_owned();
         let from = fields.require("FromUserName")?.to_owned();
         let create_time = fields

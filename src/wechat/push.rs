@@ -9,7 +9,7 @@ use super::reply::XmlOut;
 use super::{MessageCrypto, MessageMode, XmlFields, signature};
 
 /// WeChat gives up on an answer after this long and retries.
-pub const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const WECHAT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A signed request ready to send: its query string pairs and XML body.
 #[derive(Debug, Clone)]

@@ -122,7 +122,12 @@ impl Reply {
 }
 
 /// The encrypted reply envelope of compatible and safe mode.
-pub fn encrypted_envelope(encrypt: &str, signature: &str, timestamp: &str, nonce: &str) -> String {
+pub(crate) fn encrypted_envelope(
+    encrypt: &str,
+    signature: &str,
+    timestamp: &str,
+    nonce: &str,
+) -> String {
     let mut x = XmlOut::new();
     x.cdata("Encrypt", encrypt);
     x.cdata("MsgSignature", signature);

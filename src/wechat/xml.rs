@@ -44,7 +44,7 @@ impl XmlFields {
     }
 
     /// The text at `path`, or an error naming the missing element.
-    pub fn require(&self, path: &'static str) -> Result<&str, XmlError> {
+    pub(crate) fn require(&self, path: &'static str) -> Result<&str, XmlError> {
         self.get(path).ok_or(XmlError::Missing(path))
     }
 

@@ -71,7 +71,7 @@ pub async fn stable_token(State(wechat): State<FakeWeChat>, body: String) -> Res
 }
 
 /// `GET /cgi-bin/token`: the classic endpoint, where every fetch replaces every earlier token.
-pub async fn classic_token(State(wechat): State<FakeWeChat>, Query(q): Params) -> Response {
+pub(crate) async fn classic_token(State(wechat): State<FakeWeChat>, Query(q): Params) -> Response {
     if let Some(fault) = wechat.begin("/cgi-bin/token").await {
         return fault;
     }
@@ -127,7 +127,7 @@ pub async fn ticket(State(wechat): State<FakeWeChat>, Query(q): Params) -> Respo
 }
 
 /// `POST /cgi-bin/menu/create`: a menu that keeps WeChat's rules replaces the current one.
-pub async fn menu_create(
+pub(crate) async fn menu_create(
     State(wechat): State<FakeWeChat>,
     Query(q): Params,
     body: String,
@@ -148,7 +148,7 @@ pub async fn menu_create(
 }
 
 /// `GET /cgi-bin/get_current_selfmenu_info`: the menu followers see, sub-buttons nested under `list`.
-pub async fn menu_current(State(wechat): State<FakeWeChat>, Query(q): Params) -> Response {
+pub(crate) async fn menu_current(State(wechat): State<FakeWeChat>, Query(q): Params) -> Response {
     if let Err(answer) = with_token(&wechat, "/cgi-bin/get_current_selfmenu_info", &q).await {
         return answer;
     }
@@ -166,7 +166,7 @@ pub async fn menu_current(State(wechat): State<FakeWeChat>, Query(q): Params) ->
 }
 
 /// `GET /cgi-bin/menu/delete`.
-pub async fn menu_delete(State(wechat): State<FakeWeChat>, Query(q): Params) -> Response {
+pub(crate) async fn menu_delete(State(wechat): State<FakeWeChat>, Query(q): Params) -> Response {
     if let Err(answer) = with_token(&wechat, "/cgi-bin/menu/delete", &q).await {
         return answer;
     }
@@ -177,7 +177,7 @@ pub async fn menu_delete(State(wechat): State<FakeWeChat>, Query(q): Params) -> 
 /// `POST /cgi-bin/message/custom/send`. Logged as soon as it arrives with a valid token (before a
 /// scripted delay or error, as a message WeChat received before failing would be); a scripted error
 /// means WeChat refused it, and the log forgets it.
-pub async fn custom_send(
+pub(crate) async fn custom_send(
     State(wechat): State<FakeWeChat>,
     Query(q): Params,
     body: String,
@@ -224,7 +224,7 @@ pub async fn custom_send(
 }
 
 /// `GET /cgi-bin/user/info`: what the account knows of a follower.
-pub async fn user_info(State(wechat): State<FakeWeChat>, Query(q): Params) -> Response {
+pub(crate) async fn user_info(State(wechat): State<FakeWeChat>, Query(q): Params) -> Response {
     if let Err(answer) = with_token(&wechat, "/cgi-bin/user/info", &q).await {
         return answer;
     }

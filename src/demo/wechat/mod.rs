@@ -56,10 +56,10 @@ pub struct Follower {
 }
 
 /// Who the OpenIDs are: `None` for an OpenID this account has never seen (errcode 40003).
-pub type Directory = Arc<dyn Fn(&str) -> Option<Follower> + Send + Sync>;
+pub(crate) type Directory = Arc<dyn Fn(&str) -> Option<Follower> + Send + Sync>;
 
 /// Called with each customer-service message WeChat accepts: `(touser, message)`.
-pub type Delivery = Arc<dyn Fn(&str, &Value) + Send + Sync>;
+pub(crate) type Delivery = Arc<dyn Fn(&str, &Value) + Send + Sync>;
 
 #[derive(Debug, Clone)]
 struct Grant {
@@ -186,7 +186,7 @@ impl FakeWeChat {
     }
 
     /// Where accepted customer-service messages go (the demo's chat).
-    pub fn deliver_to(&self, delivery: Delivery) {
+    pub(crate) fn deliver_to(&self, delivery: Delivery) {
         *lock(&self.state.delivery) = Some(delivery);
     }
 

@@ -157,7 +157,7 @@ pub async fn userinfo(State(wechat): State<FakeWeChat>, Query(q): Params) -> Res
 }
 
 /// `GET /sns/auth`: whether a web-authorization access token is valid.
-pub async fn check_token(State(wechat): State<FakeWeChat>, Query(q): Params) -> Response {
+pub(crate) async fn check_token(State(wechat): State<FakeWeChat>, Query(q): Params) -> Response {
     if let Some(fault) = wechat.begin("/sns/auth").await {
         return fault;
     }

@@ -28,13 +28,13 @@ use crate::web::state::AppState;
 use crate::web::ui::{Layout, render};
 
 /// Failures are counted over this window.
-pub const WINDOW_SECS: i64 = 15 * 60;
+pub(crate) const WINDOW_SECS: i64 = 15 * 60;
 /// Attempts on one account from one address within the window before that pair is refused.
-pub const MAX_ATTEMPTS_PER_PAIR: i64 = 5;
+pub(crate) const MAX_ATTEMPTS_PER_PAIR: i64 = 5;
 /// Attempts from one address within the window before it is refused.
-pub const MAX_ATTEMPTS_PER_ADDRESS: i64 = 20;
+pub(crate) const MAX_ATTEMPTS_PER_ADDRESS: i64 = 20;
 /// Attempts on one account (from anywhere) within the window past which each one waits longer.
-pub const SLOW_DOWN_AFTER: i64 = 10;
+pub(crate) const SLOW_DOWN_AFTER: i64 = 10;
 /// The wait added per attempt past [`SLOW_DOWN_AFTER`], and its ceiling.
 const SLOW_DOWN_STEP: Duration = Duration::from_millis(250);
 const SLOW_DOWN_MAX: Duration = Duration::from_secs(10);
@@ -61,7 +61,7 @@ fn decoy_hash() -> &'static str {
 
 /// The admin this session is signed in as, if the account still exists and its password has not
 /// changed since.
-pub async fn signed_in_admin(
+pub(crate) async fn signed_in_admin(
     app: &AppState,
     session: &Session,
 ) -> Result<Option<CurrentAdmin>, AppError> {
@@ -111,11 +111,11 @@ struct LoginTemplate<'a> {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct NextQuery {
+pub(crate) struct NextQuery {
     next: Option<String>,
 }
 
-pub async fn login_page(
+pub(crate) async fn login_page(
     State(app): State<AppState>,
     session: Session,
     csrf: Csrf,

@@ -17,13 +17,13 @@ pub struct CurrentAdmin {
 }
 
 /// The admin navigation: who is signed in and the CSRF token for the page's forms.
-pub struct Nav {
+pub(crate) struct Nav {
     pub admin: String,
     pub csrf: String,
 }
 
 /// What every admin page needs: the layout and the navigation.
-pub struct Frame {
+pub(crate) struct Frame {
     pub layout: Layout,
     pub nav: Nav,
 }

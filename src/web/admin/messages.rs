@@ -50,7 +50,7 @@ fn shorten(s: &str) -> String {
 }
 
 /// One message as a list row.
-pub struct MessageRow {
+pub(crate) struct MessageRow {
     pub id: i64,
     pub openid: String,
     pub time: String,
@@ -122,7 +122,7 @@ impl From<&MessageRecord> for MessageRow {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct ListParams {
+pub(crate) struct ListParams {
     #[serde(default)]
     kind: String,
     #[serde(default)]

@@ -22,7 +22,7 @@ const STATES: [(&str, &str); 4] = [
 ];
 
 #[derive(Debug, Default, Deserialize)]
-pub struct OutboxParams {
+pub(crate) struct OutboxParams {
     #[serde(default)]
     state: String,
 }

@@ -26,7 +26,7 @@ const MAX_DESCRIPTION_CHARS: usize = 120;
 
 /// The rule form, as posted and as shown.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct RuleForm {
+pub(crate) struct RuleForm {
     #[serde(default)]
     match_mode: String,
     #[serde(default)]
@@ -303,7 +303,7 @@ fn form_page(
     Ok((status, page).into_response())
 }
 
-pub async fn new_rule(frame: Frame) -> Result<Response, AppError> {
+pub(crate) async fn new_rule(frame: Frame) -> Result<Response, AppError> {
     let form = RuleForm {
         match_mode: MatchMode::Exact.as_str().into(),
         reply_type: "text".into(),
@@ -347,7 +347,7 @@ async fn rule(app: &AppState, id: i64) -> Result<ReplyRule, AppError> {
         .ok_or_else(|| not_found("规则"))
 }
 
-pub async fn edit(
+pub(crate) async fn edit(
     State(app): State<AppState>,
     frame: Frame,
     Path(id): Path<i64>,
@@ -379,12 +379,12 @@ pub async fn update(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct MoveForm {
+pub(crate) struct MoveForm {
     #[serde(default)]
     direction: String,
 }
 
-pub async fn move_rule(
+pub(crate) async fn move_rule(
     State(app): State<AppState>,
     Path(id): Path<i64>,
     Form(form): Form<MoveForm>,

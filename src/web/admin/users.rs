@@ -18,13 +18,13 @@ use crate::web::error::AppError;
 use crate::web::state::AppState;
 use crate::web::ui::{Layout, is_image_url, render};
 
-pub const PAGE_SIZE: i64 = 50;
+pub(crate) const PAGE_SIZE: i64 = 50;
 /// Rows per database read while streaming the CSV.
 const EXPORT_CHUNK: i64 = 1000;
 
 /// The list's query string, as the filter form sends it.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct ListParams {
+pub(crate) struct ListParams {
     #[serde(default)]
     q: String,
     #[serde(default)]
@@ -408,7 +408,7 @@ pub async fn detail(
 }
 
 #[derive(Debug, Deserialize)]
-pub struct DeleteForm {
+pub(crate) struct DeleteForm {
     #[serde(default)]
     confirm: String,
 }

@@ -3,6 +3,10 @@
 //! A callback is safe to receive any number of times: its state is signed and single use, its code is
 //! claimed in the database before the one exchange, and a repeat either finds the browser that started it
 //! (and signs that browser in) or quietly starts a fresh authorization. A follower never sees 40163.
+//!
+//! Longer than the other files: the callback's repeat handling (a second callback with the same code, a
+//! lost cookie, another instance mid-exchange) is one piece that reads best whole, and its tests sit
+//! beside it.
 
 use std::time::Duration;
 
@@ -32,12 +36,12 @@ use crate::web::state::AppState;
 use crate::web::ui::{Layout, Notice, render};
 
 /// The two scopes of §6.1.
-pub const SCOPE_USERINFO: &str = "snsapi_userinfo";
-pub const SCOPE_BASE: &str = "snsapi_base";
+pub(crate) const SCOPE_USERINFO: &str = "snsapi_userinfo";
+pub(crate) const SCOPE_BASE: &str = "snsapi_base";
 /// Where a follower lands after signing in when `next` is absent or unsafe.
-pub const DEFAULT_NEXT: &str = "/me";
+pub(crate) const DEFAULT_NEXT: &str = "/me";
 /// refresh_token lives 30 days (§6.4).
-pub const REFRESH_TOKEN_LIFETIME: i64 = 30 * 86_400;
+pub(crate) const REFRESH_TOKEN_LIFETIME: i64 = 30 * 86_400;
 /// How long a repeated callback waits for the first arrival's exchange to finish.
 const REPEAT_WAIT: Duration = Duration::from_secs(6);
 /// Authorizations started in one session and not yet finished, newest last (several tabs).
@@ -63,7 +67,7 @@ impl Follower {
     }
 
     /// Ends the portal session.
-    pub async fn sign_out(session: &Session) -> Result<(), AppError> {
+    pub(crate) async fn sign_out(session: &Session) -> Result<(), AppError> {
         session.flush().await.map_err(AppError::from)
     }
 }
@@ -158,7 +162,7 @@ struct LoginQuery {
 
 /// `next` only when it is a path on this site: no scheme, no `//host`, no backslash or control
 /// character (browsers turn `/\host` and `/<TAB>/host` into `//host`).
-pub fn local_path(next: Option<&str>) -> &str {
+pub(crate) fn local_path(next: Option<&str>) -> &str {
     match next {
         Some(path)
             if path.starts_with('/')
@@ -173,7 +177,7 @@ pub fn local_path(next: Option<&str>) -> &str {
 }
 
 /// The URL that starts an authorization at our own `/auth/login`.
-pub fn login_path(scope: &str, next: &str) -> String {
+pub(crate) fn login_path(scope: &str, next: &str) -> String {
     format!(
         "/auth/login?scope={scope}&next={}",
         urlencoding::encode(next)
@@ -208,7 +212,7 @@ async fn login(
 }
 
 /// A 302, as WeChat's own redirects are (axum's `Redirect::to` is a 303).
-pub fn found(location: &str) -> Response {
+pub(crate) fn found(location: &str) -> Response {
     (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
 }
 
@@ -440,7 +444,7 @@ async fn sign_in(
 }
 
 /// The profile for a userinfo-scope token.
-pub async fn fetch_profile(
+pub(crate) async fn fetch_profile(
     app: &AppState,
     access_token: &str,
     openid: &str,
@@ -461,7 +465,7 @@ pub async fn fetch_profile(
 }
 
 /// The tokens of a grant with absolute expiry times.
-pub fn tokens_of(grant: &Grant) -> Tokens {
+pub(crate) fn tokens_of(grant: &Grant) -> Tokens {
     let now = unix_now();
     Tokens {
         scope: grant.scope.clone(),
@@ -485,7 +489,7 @@ async fn logout(
 
 /// The page for a state that cannot be used.
 /// For a follower who opened the page from a Moments snapshot (§6.3): nothing is stored.
-pub fn snapshot_page(app: &AppState) -> Result<Response, AppError> {
+pub(crate) fn snapshot_page(app: &AppState) -> Result<Response, AppError> {
     render(&Notice {
         layout: Layout::new(app, false),
         icon: "weui-icon-info",
@@ -518,7 +522,7 @@ fn state_failure(e: StateError) -> AppError {
 
 /// The page for a failed call to WeChat, with the status that says whose side failed, and the log line
 /// with the errcode for the operator.
-pub fn upstream_failure(call: &str, e: &ApiError, retry: &str) -> ErrorPage {
+pub(crate) fn upstream_failure(call: &str, e: &ApiError, retry: &str) -> ErrorPage {
     tracing::warn!(call, errcode = e.errcode(), error = %e, "WeChat call failed");
     let (status, title, zh, en) = match e {
         ApiError::Api { errcode, .. } => match errcode {
