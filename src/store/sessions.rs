@@ -21,17 +21,16 @@ impl SessionRows {
         }
     }
 
-    /// Inserts the row unless its id is taken; whether it was inserted.
-    async fn insert(&self, record: &Record) -> session_store::Result<bool> {
-        let done = sqlx::query(
-            "INSERT INTO sessions (id, data, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(record.id.to_string())
-        .bind(encode(record)?)
-        .bind(record.expiry_date.unix_timestamp())
-        .execute(&self.store.pool)
-        .await
-        .map_err(backend)?;
+    /// Writes the row: `sql` inserts `(id, data, expires_at)` and says what a taken id does. Whether a
+    /// row was written.
+    async fn write(&self, sql: &'static str, record: &Record) -> session_store::Result<bool> {
+        let done = sqlx::query(sql)
+            .bind(record.id.to_string())
+            .bind(encode(record)?)
+            .bind(record.expiry_date.unix_timestamp())
+            .execute(&self.store.pool)
+            .await
+            .map_err(backend)?;
         Ok(done.rows_affected() == 1)
     }
 }
@@ -49,7 +48,13 @@ impl SessionStore for SessionRows {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let _turn = self.store.write_turn().await;
         // A taken id (a 128-bit random collision) draws another.
-        while !self.insert(record).await? {
+        while !self
+            .write(
+                "INSERT INTO sessions (id, data, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                record,
+            )
+            .await?
+        {
             record.id = Id::default();
         }
         Ok(())
@@ -57,16 +62,12 @@ impl SessionStore for SessionRows {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let _turn = self.store.write_turn().await;
-        sqlx::query(
+        self.write(
             "INSERT INTO sessions (id, data, expires_at) VALUES (?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+            record,
         )
-        .bind(record.id.to_string())
-        .bind(encode(record)?)
-        .bind(record.expiry_date.unix_timestamp())
-        .execute(&self.store.pool)
-        .await
-        .map_err(backend)?;
+        .await?;
         Ok(())
     }
 
