@@ -450,7 +450,10 @@ impl Config {
         let secret = |s: Option<&Secret>| s.map_or_else(|| "(not set)".to_owned(), Secret::masked);
         let mut lines = vec![
             ("WXPORTAL_BIND", self.bind.to_string()),
-            ("WXPORTAL_DATABASE_URL", self.database_url.clone()),
+            (
+                "WXPORTAL_DATABASE_URL",
+                crate::store::redact_url(&self.database_url),
+            ),
             ("WXPORTAL_PUBLIC_URL", self.public_url.clone()),
             ("WXPORTAL_TOKEN", self.token.masked()),
             ("WXPORTAL_APPID", self.appid.clone()),
@@ -528,12 +531,16 @@ impl Config {
     }
 }
 
-/// `WXPORTAL_DATABASE_URL`, defaulting to `wxportal.db` in the working directory.
+/// `WXPORTAL_DATABASE_URL`: SQLite (the default, `wxportal.db` in the working directory) or PostgreSQL.
 fn database_url(problems: &mut Vec<String>, value: Option<String>) -> String {
     let url = value.unwrap_or_else(|| "sqlite://wxportal.db".into());
-    if !url.starts_with("sqlite:") {
+    if !["sqlite:", "postgres:", "postgresql:"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+    {
         problems.push(format!(
-            "WXPORTAL_DATABASE_URL must be a sqlite: URL such as sqlite://wxportal.db (got {url:?}); other databases are not supported yet."
+            "WXPORTAL_DATABASE_URL must be a sqlite: URL such as sqlite://wxportal.db or a postgres: URL such as postgres://wxportal@localhost/wxportal (got {:?})",
+            crate::store::redact_url(&url)
         ));
     }
     url

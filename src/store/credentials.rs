@@ -3,7 +3,7 @@
 
 use sqlx::FromRow;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, on_pool, per_backend};
 use crate::time::{beijing_day, unix_now};
 
 /// A credential's row: the value (if any), its expiry and who is fetching a new one.
@@ -29,10 +29,12 @@ impl CredentialRow {
 
 impl Store {
     pub async fn credential(&self, kind: &str) -> Result<CredentialRow, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM credentials WHERE kind = ?")
-            .bind(kind)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM credentials WHERE kind = $1"
+        )
+        .bind(kind)
+        .fetch_one(pool)
+        .await?))
     }
 
     /// Takes the right to fetch `kind` until `until`, unless another owner holds an unexpired lease.
@@ -43,18 +45,19 @@ impl Store {
         until: i64,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let done = sqlx::query(
-            "UPDATE credentials SET lease_owner = ?, lease_until = ?
-             WHERE kind = ? AND (lease_until < ? OR lease_owner = ?)",
+        let done = on_pool!(self, |pool| sqlx::query(
+            "UPDATE credentials SET lease_owner = $1, lease_until = $2
+             WHERE kind = $3 AND (lease_until < $4 OR lease_owner = $5)",
         )
         .bind(owner)
         .bind(until)
         .bind(kind)
         .bind(unix_now())
         .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done == 1)
     }
 
     /// Stores a freshly fetched value, counts the fetch and gives up the lease.
@@ -66,20 +69,22 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let now = unix_now();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE credentials SET value = ?, expires_at = ?, fetched_at = ?, lease_owner = NULL,
+        on_pool!(self, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                    "UPDATE credentials SET value = $1, expires_at = $2, fetched_at = $3, lease_owner = NULL,
                  lease_until = 0, last_error = NULL, last_error_at = NULL
-             WHERE kind = ?",
-        )
-        .bind(value)
-        .bind(expires_at)
-        .bind(now)
-        .bind(kind)
-        .execute(&mut *tx)
-        .await?;
-        count_fetch(&mut tx, kind, now).await?;
-        tx.commit().await?;
+             WHERE kind = $4",
+                )
+                .bind(value)
+                .bind(expires_at)
+                .bind(now)
+                .bind(kind)
+                .execute(&mut *tx)
+                .await?;
+            sql::count_fetch(&mut tx, kind, now).await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -87,19 +92,21 @@ impl Store {
     pub(crate) async fn fail_credential(&self, kind: &str, error: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let now = unix_now();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE credentials SET lease_owner = NULL, lease_until = 0, last_error = ?,
-                 last_error_at = ?
-             WHERE kind = ?",
-        )
-        .bind(error)
-        .bind(now)
-        .bind(kind)
-        .execute(&mut *tx)
-        .await?;
-        count_fetch(&mut tx, kind, now).await?;
-        tx.commit().await?;
+        on_pool!(self, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE credentials SET lease_owner = NULL, lease_until = 0, last_error = $1,
+                 last_error_at = $2
+             WHERE kind = $3",
+            )
+            .bind(error)
+            .bind(now)
+            .bind(kind)
+            .execute(&mut *tx)
+            .await?;
+            sql::count_fetch(&mut tx, kind, now).await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -111,40 +118,46 @@ impl Store {
         value: &str,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let done = sqlx::query(
-            "UPDATE credentials SET expires_at = -1 WHERE kind = ? AND value = ? AND expires_at <> -1",
+        let done = on_pool!(self, |pool| {
+            sqlx::query(
+            "UPDATE credentials SET expires_at = -1 WHERE kind = $1 AND value = $2 AND expires_at <> -1",
         )
         .bind(kind)
         .bind(value)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(pool)
+        .await?.rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// Fetches of `kind` made today (Beijing time), successful or not.
     pub(crate) async fn credential_fetches_today(&self, kind: &str) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT coalesce((SELECT count FROM credential_fetches WHERE day = ? AND kind = ?), 0)",
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar(
+            "SELECT coalesce((SELECT count FROM credential_fetches WHERE day = $1 AND kind = $2), 0)",
         )
         .bind(beijing_day(unix_now()).to_string())
         .bind(kind)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(pool)
+        .await?
+        }))
     }
 }
 
-async fn count_fetch(
-    tx: &mut sqlx::SqliteConnection,
-    kind: &str,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO credential_fetches (day, kind, count) VALUES (?, ?, 1)
-         ON CONFLICT (day, kind) DO UPDATE SET count = count + 1",
-    )
-    .bind(beijing_day(now).to_string())
-    .bind(kind)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+per_backend! {
+    pub(in crate::store) async fn count_fetch(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        kind: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO credential_fetches (day, kind, count) VALUES ($1, $2, 1)
+             ON CONFLICT (day, kind) DO UPDATE SET count = credential_fetches.count + 1",
+        )
+        .bind(beijing_day(now).to_string())
+        .bind(kind)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
 }

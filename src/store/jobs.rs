@@ -2,12 +2,12 @@
 
 use sqlx::FromRow;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, on_pool};
 use crate::time::unix_now;
 
 /// The kinds of work the outbox does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum JobKind {
     /// A reply after the 5-second window, as a customer-service message.
     Reply,
@@ -26,7 +26,7 @@ impl JobKind {
 
 /// Where a job is: waiting, claimed by a process, finished, given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum JobState {
     Queued,
     Sending,
@@ -82,24 +82,24 @@ impl Store {
         let _turn = self.write_turn().await;
         loop {
             let now = unix_now();
-            let candidate: Option<(i64, JobState, i64)> = sqlx::query_as(
+            let candidate: Option<(i64, JobState, i64)> = on_pool!(self, |pool| sqlx::query_as(
                 "SELECT id, state, claimed_until FROM outbox
-                 WHERE state IN ('queued', 'sending') AND due_at <= ?
-                   AND (state = 'queued' OR claimed_until < ?)
+                 WHERE state IN ('queued', 'sending') AND due_at <= $1
+                   AND (state = 'queued' OR claimed_until < $2)
                  ORDER BY due_at, id LIMIT 1",
             )
             .bind(now)
             .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_optional(pool)
+            .await?);
             let Some((id, state, claimed_until)) = candidate else {
                 return Ok(None);
             };
             // Only if nobody claimed it in between; otherwise look again.
-            let job: Option<Job> = sqlx::query_as(
-                "UPDATE outbox SET state = 'sending', claimed_by = ?, claimed_until = ?,
+            let job: Option<Job> = on_pool!(self, |pool| sqlx::query_as(
+                "UPDATE outbox SET state = 'sending', claimed_by = $1, claimed_until = $2,
                      attempts = attempts + 1
-                 WHERE id = ? AND state = ? AND claimed_until = ?
+                 WHERE id = $3 AND state = $4 AND claimed_until = $5
                  RETURNING *",
             )
             .bind(owner)
@@ -107,8 +107,8 @@ impl Store {
             .bind(id)
             .bind(state)
             .bind(claimed_until)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_optional(pool)
+            .await?);
             if let Some(job) = job {
                 return Ok(Some((job, state == JobState::Sending)));
             }
@@ -117,26 +117,29 @@ impl Store {
 
     /// When the next queued job is due, if any.
     pub(crate) async fn next_job_due(&self) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT min(CASE state WHEN 'queued' THEN due_at ELSE max(due_at, claimed_until + 1) END)
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar(
+            "SELECT min(CASE WHEN state = 'queued' OR due_at > claimed_until THEN due_at ELSE claimed_until + 1 END)
              FROM outbox WHERE state IN ('queued', 'sending')",
         )
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(pool)
+        .await?
+        }))
     }
 
     /// The job is done; `sent` is what went to WeChat.
     pub(crate) async fn finish_job(&self, id: i64, sent: Option<&str>) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        sqlx::query(
-            "UPDATE outbox SET state = 'done', finished_at = ?, sent = ?, claimed_by = NULL,
-                 claimed_until = 0 WHERE id = ?",
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE outbox SET state = 'done', finished_at = $1, sent = $2, claimed_by = NULL,
+                 claimed_until = 0 WHERE id = $3",
         )
         .bind(unix_now())
         .bind(sent)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -148,15 +151,16 @@ impl Store {
         error: &str,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        sqlx::query(
-            "UPDATE outbox SET state = 'queued', due_at = ?, last_error = ?, claimed_by = NULL,
-                 claimed_until = 0 WHERE id = ?",
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE outbox SET state = 'queued', due_at = $1, last_error = $2, claimed_by = NULL,
+                 claimed_until = 0 WHERE id = $3",
         )
         .bind(due_at)
         .bind(error)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -168,16 +172,17 @@ impl Store {
         sent: Option<&str>,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        sqlx::query(
-            "UPDATE outbox SET state = 'failed', finished_at = ?, last_error = ?, sent = ?,
-                 claimed_by = NULL, claimed_until = 0 WHERE id = ?",
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE outbox SET state = 'failed', finished_at = $1, last_error = $2, sent = $3,
+                 claimed_by = NULL, claimed_until = 0 WHERE id = $4",
         )
         .bind(unix_now())
         .bind(error)
         .bind(sent)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
@@ -187,34 +192,36 @@ impl Store {
         state: Option<JobState>,
         limit: i64,
     ) -> Result<Vec<Job>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM outbox WHERE ?1 IS NULL OR state = ?1 ORDER BY id DESC LIMIT ?2",
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM outbox WHERE $1 IS NULL OR state = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(state)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool)
+        .await?))
     }
 
     /// The jobs that answer one message.
     pub(crate) async fn jobs_of_message(&self, message_id: i64) -> Result<Vec<Job>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT * FROM outbox WHERE message_id = ? ORDER BY id")
-                .bind(message_id)
-                .fetch_all(&self.pool)
-                .await?,
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM outbox WHERE message_id = $1 ORDER BY id"
         )
+        .bind(message_id)
+        .fetch_all(pool)
+        .await?))
     }
 
     pub(crate) async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT
                  (SELECT count(*) FROM outbox WHERE state IN ('queued', 'sending')) AS pending,
                  (SELECT count(*) FROM outbox WHERE state = 'failed') AS failed,
-                 (SELECT count(*) FROM outbox WHERE state = 'done' AND finished_at >= ?) AS done_today",
+                 (SELECT count(*) FROM outbox WHERE state = 'done' AND finished_at >= $1) AS done_today",
         )
         .bind(unix_now() - 86_400)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(pool)
+        .await?
+        }))
     }
 }

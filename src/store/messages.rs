@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
-use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{Connection, QueryBuilder, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{JobKind, Store, StoreError};
+use super::{Db, JobKind, Store, StoreError, on_pool, per_backend};
 
 /// The most messages committed in one transaction (13 bound values each, well under SQLite's limit).
 const MAX_BATCH: usize = 256;
@@ -72,8 +72,20 @@ pub(super) enum WriteJob {
 impl Store {
     /// Stores a message and its reply durably (returns after the commit) and updates its sender's row.
     pub async fn record_message(&self, message: NewMessage) -> Result<Recorded, StoreError> {
+        let sqlite = match &self.db {
+            Db::Sqlite(sqlite) => sqlite,
+            // Concurrent transactions commit together on their own; a conflict on the dedup key waits
+            // for the other transaction and then sees its row.
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let mut recorded = postgres::insert_batch(&mut tx, &[&message]).await?;
+                tx.commit().await?;
+                return Ok(recorded.remove(0));
+            }
+        };
         let (tx, rx) = oneshot::channel();
-        self.writer
+        sqlite
+            .writer
             .send(WriteJob::Message(Box::new(message), tx))
             .await
             .map_err(|_| StoreError::WriterGone)?;
@@ -86,19 +98,21 @@ impl Store {
 
     /// The newest messages first, at most `limit`.
     pub async fn recent_messages(&self, limit: i64) -> Result<Vec<MessageRecord>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT * FROM messages ORDER BY id DESC LIMIT ?")
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?,
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM messages ORDER BY id DESC LIMIT $1"
         )
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
     }
 
     /// How many messages are stored.
     pub async fn count_messages(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM messages")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT count(*) FROM messages"
+        )
+        .fetch_one(pool)
+        .await?))
     }
 }
 
@@ -223,27 +237,29 @@ async fn commit_batch(
 ) -> Result<Vec<Recorded>, sqlx::Error> {
     // Jobs must be queued in the messages' commit (a crash between the two would lose them); without
     // jobs the one multi-row statement below is atomic on its own and needs no transaction around it.
-    if messages.iter().any(|(m, _)| !m.jobs.is_empty()) {
+    let messages: Vec<&NewMessage> = messages.iter().map(|(m, _)| &**m).collect();
+    if messages.iter().any(|m| !m.jobs.is_empty()) {
         let mut tx = conn.begin().await?;
-        let recorded = insert_batch(&mut tx, messages).await?;
+        let recorded = sqlite::insert_batch(&mut tx, &messages).await?;
         tx.commit().await?;
         Ok(recorded)
     } else {
-        insert_batch(conn, messages).await
+        sqlite::insert_batch(conn, &messages).await
     }
 }
 
-async fn insert_batch(
-    conn: &mut SqliteConnection,
-    messages: &[(Box<NewMessage>, Ack)],
+per_backend! {
+pub(super) async fn insert_batch(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    messages: &[&NewMessage],
 ) -> Result<Vec<Recorded>, sqlx::Error> {
     // The unique dedup key decides which messages are new, and the messages_touch_sender trigger updates
     // their senders in the same statement.
-    let mut insert = QueryBuilder::<Sqlite>::new(
+    let mut insert = QueryBuilder::<Db>::new(
         "INSERT INTO messages (dedup_key, openid, account, msg_type, event, msg_id, created_at, received_at, \
          fields, raw_xml, reply_xml, encrypted, signature) ",
     );
-    insert.push_values(messages, |mut row, (m, _)| {
+    insert.push_values(messages, |mut row, m| {
         row.push_bind(&m.dedup_key)
             .push_bind(&m.openid)
             .push_bind(&m.account)
@@ -268,7 +284,7 @@ async fn insert_batch(
         .collect();
 
     let mut queued = HashSet::new();
-    for (m, _) in messages {
+    for m in messages {
         let Some(&id) = inserted.get(&m.dedup_key) else {
             continue;
         };
@@ -291,12 +307,12 @@ async fn insert_batch(
 
     let duplicates: Vec<&str> = messages
         .iter()
-        .map(|(m, _)| m.dedup_key.as_str())
+        .map(|m| m.dedup_key.as_str())
         .filter(|k| !inserted.contains_key(*k))
         .collect();
     let mut stored: HashMap<String, Stored> = HashMap::new();
     if !duplicates.is_empty() {
-        let mut select = QueryBuilder::<Sqlite>::new(
+        let mut select = QueryBuilder::<Db>::new(
             "SELECT dedup_key, reply_xml, raw_xml, signature FROM messages WHERE dedup_key IN (",
         );
         let mut keys = select.separated(", ");
@@ -317,7 +333,7 @@ async fn insert_batch(
     let mut claimed = HashSet::new();
     Ok(messages
         .iter()
-        .map(|(m, _)| {
+        .map(|m| {
             if inserted.contains_key(&m.dedup_key) && claimed.insert(m.dedup_key.as_str()) {
                 return Recorded::Inserted;
             }
@@ -332,10 +348,10 @@ async fn insert_batch(
                     }
                 };
             }
-            match messages.iter().find(|(other, _)| {
+            match messages.iter().find(|other| {
                 other.dedup_key == m.dedup_key && inserted.contains_key(&other.dedup_key)
             }) {
-                Some((first, _))
+                Some(first)
                     if first.signature != m.signature || first.raw_xml == m.raw_xml =>
                 {
                     Recorded::Duplicate {
@@ -357,6 +373,7 @@ struct Stored {
     raw_xml: String,
     signature: Option<String>,
 }
+}
 
 /// Which messages the list shows: newest first, before `before` (an id).
 #[derive(Debug, Clone, Default)]
@@ -371,28 +388,32 @@ pub struct MessageQuery {
 impl Store {
     /// One page of messages, newest first.
     pub async fn list_messages(&self, q: &MessageQuery) -> Result<Vec<MessageRecord>, StoreError> {
-        let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM messages WHERE 1 = 1");
-        if let Some(t) = &q.msg_type {
-            sql.push(" AND msg_type = ").push_bind(t);
-        }
-        if let Some(e) = &q.event {
-            sql.push(" AND event = ").push_bind(e);
-        }
-        if let Some(o) = &q.openid {
-            sql.push(" AND openid = ").push_bind(o);
-        }
-        if let Some(before) = q.before {
-            sql.push(" AND id < ").push_bind(before);
-        }
-        sql.push(" ORDER BY id DESC LIMIT ").push_bind(q.limit);
-        Ok(sql.build_query_as().fetch_all(&self.pool).await?)
+        Ok(on_pool!(self, |pool| {
+            let mut sql = QueryBuilder::new("SELECT * FROM messages WHERE 1 = 1");
+            if let Some(t) = &q.msg_type {
+                sql.push(" AND msg_type = ").push_bind(t);
+            }
+            if let Some(e) = &q.event {
+                sql.push(" AND event = ").push_bind(e);
+            }
+            if let Some(o) = &q.openid {
+                sql.push(" AND openid = ").push_bind(o);
+            }
+            if let Some(before) = q.before {
+                sql.push(" AND id < ").push_bind(before);
+            }
+            sql.push(" ORDER BY id DESC LIMIT ").push_bind(q.limit);
+            sql.build_query_as().fetch_all(pool).await?
+        }))
     }
 
     pub async fn message(&self, id: i64) -> Result<Option<MessageRecord>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM messages WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM messages WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
     }
 }
 

@@ -1,7 +1,12 @@
-//! All SQL lives here, so another database backend can be added without touching handlers.
+//! All SQL lives here, so handlers never know which database they run on.
 //!
-//! Reads go through a pool; message writes go through one writer task that commits them in groups
-//! (one transaction and one sync per batch), and each caller is answered only after its commit.
+//! Two backends: SQLite (the default: one file, nothing to install) and PostgreSQL (several instances on
+//! one database). Each method's SQL is written once and typed for both backends by [`on_pool!`]; where
+//! the two dialects differ, the statement for each sits side by side in [`Dialect`] or in the method.
+//!
+//! On SQLite, message writes go through one writer task that commits them in groups (one transaction and
+//! one sync per batch), and every other write takes its turn at [`Store::write_turn`]; each caller is
+//! answered only after its commit. On PostgreSQL concurrent transactions commit together on their own.
 
 mod admins;
 mod credentials;
@@ -15,8 +20,10 @@ mod stats;
 mod users;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -34,6 +41,108 @@ pub use sessions::SessionRows;
 pub use stats::Stats;
 pub use users::{Authorized, FollowerInfo, Profile, Tokens, User, UserCursor, UserQuery, UserSort};
 
+/// Runs `$body` with `$pool` bound to this store's pool, once typed for each backend: the same SQL text
+/// serves both. The second form also names, as `$sql`, the calling module's `sqlite` or `postgres`
+/// module (made by [`per_backend!`]) for helpers that take a connection.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite(db) => {
+                let $pool = &db.pool;
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+    ($store:expr, |$pool:ident, $sql:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite(db) => {
+                use sqlite as $sql;
+                let $pool = &db.pool;
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => {
+                use postgres as $sql;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Defines the items once per backend, as modules `sqlite` and `postgres` in which `Db` is that
+/// backend's [`sqlx::Database`]: helpers that take a connection are written once and typed twice.
+macro_rules! per_backend {
+    ($($item:item)*) => {
+        pub(super) mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(dead_code)]
+            pub(super) type Db = sqlx::Sqlite;
+            $($item)*
+        }
+        pub(super) mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            #[allow(dead_code)]
+            pub(super) type Db = sqlx::Postgres;
+            $($item)*
+        }
+    };
+}
+pub(crate) use per_backend;
+
+/// The statements that differ between the two backends.
+pub(crate) trait Dialect {
+    /// Case-insensitive substring match on a follower's nickname: the bound value is a LIKE pattern.
+    const NICKNAME_LIKE: &'static str;
+}
+
+impl Dialect for sqlx::Sqlite {
+    // SQLite's LIKE ignores ASCII letter case.
+    const NICKNAME_LIKE: &'static str = " AND nickname LIKE ";
+}
+
+impl Dialect for sqlx::Postgres {
+    const NICKNAME_LIKE: &'static str = " AND nickname ILIKE ";
+}
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a `WXPORTAL_DATABASE_URL` names.
+    pub fn of_url(url: &str) -> Self {
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Self::Postgres
+        } else {
+            Self::Sqlite
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        }
+    }
+}
+
+/// A database URL fit to print: any password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// A database failure; the caller sees a 5xx and the operator a log line.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -46,6 +155,9 @@ pub enum StoreError {
     Writer(std::sync::Arc<sqlx::Error>),
     #[error("the database writer has stopped")]
     WriterGone,
+    /// `PostgreSQL 12` and older lack what the schema uses.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Who holds a lease or a claim: this process, told apart from every other one and from its own
@@ -58,34 +170,61 @@ pub(crate) fn owner_id() -> String {
 /// The handle to the database that the whole application shares.
 #[derive(Clone, Debug)]
 pub struct Store {
+    db: Db,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    Sqlite(SqliteDb),
+    Postgres(PgPool),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct SqliteDb {
     pool: SqlitePool,
     writer: mpsc::Sender<messages::WriteJob>,
     /// One write on the pool at a time in this process: every write method takes its turn here
     /// ([`Store::write_turn`]) before it touches the pool. SQLite has one write lock; without the turn,
     /// concurrent writers met it taken and slept in SQLite's busy handler (naps of up to 100 ms, seen in
     /// the sign-in benchmark's p99) instead of queueing.
-    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    write_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// What `wxportal check` reports about the database.
+#[derive(Debug, Clone)]
+pub struct DatabaseReport {
+    pub backend: Backend,
+    pub version: String,
+    /// Migrations this binary knows and the database has not applied (0 = current).
+    pub pending_migrations: usize,
+    /// Migrations applied that this binary does not know (a newer binary ran here).
+    pub unknown_migrations: usize,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// PostgreSQL's oldest supported major version.
+const POSTGRES_MIN_VERSION: i32 = 130000;
+
 impl Store {
-    /// Opens (creating if missing) the database, applies migrations and starts the writer.
+    /// Opens the database the URL names, applies migrations and (on SQLite) starts the writer.
     pub async fn connect(url: &str, sync: SqliteSync) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL (the default): a committed message survives a power cut, not only a crash; group commit
-            // pays for the sync.
-            .synchronous(match sync {
-                SqliteSync::Full => SqliteSynchronous::Full,
-                SqliteSync::Normal => SqliteSynchronous::Normal,
-            })
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+        let store = match Backend::of_url(url) {
+            Backend::Sqlite => Self::connect_sqlite(url, sync).await?,
+            Backend::Postgres => Self::connect_postgres(url).await?,
+        };
+        tokio::spawn(store.clone().clean_up_regularly());
+        Ok(store)
+    }
+
+    async fn connect_sqlite(url: &str, sync: SqliteSync) -> Result<Self, StoreError> {
+        let options = sqlite_options(url, sync)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        SQLITE_MIGRATIONS.run(&pool).await?;
         // The writer never checkpoints: in its commit path a checkpoint (which syncs the database file)
         // stalled every message queued behind it. A background task checkpoints instead.
         let writer = messages::spawn_writer(
@@ -98,13 +237,90 @@ impl Store {
             pool.clone(),
             writer.downgrade(),
         ));
-        let store = Self {
-            pool,
-            writer,
-            write_gate: Default::default(),
+        Ok(Self {
+            db: Db::Sqlite(SqliteDb {
+                pool,
+                writer,
+                write_gate: Default::default(),
+            }),
+        })
+    }
+
+    async fn connect_postgres(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(PgConnectOptions::from_str(url)?)
+            .await?;
+        let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+            .fetch_one(&pool)
+            .await?;
+        if version < POSTGRES_MIN_VERSION {
+            return Err(StoreError::Unsupported(format!(
+                "PostgreSQL {} is too old: wxportal needs 13 or newer",
+                version / 10000
+            )));
+        }
+        // Instances starting together take turns: sqlx holds an advisory lock while it migrates.
+        POSTGRES_MIGRATIONS.run(&pool).await?;
+        Ok(Self {
+            db: Db::Postgres(pool),
+        })
+    }
+
+    /// Which database this store runs on.
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The backend, its version and whether the migrations are current, without changing anything:
+    /// for `wxportal check`.
+    pub async fn inspect(url: &str) -> Result<DatabaseReport, StoreError> {
+        use sqlx::Connection;
+        use sqlx::migrate::Migrate;
+        let backend = Backend::of_url(url);
+        let (version, applied, migrator) = match backend {
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url)?.read_only(true);
+                let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+                let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+                    .fetch_one(&mut conn)
+                    .await?;
+                let applied = applied_versions(&mut conn, &SQLITE_MIGRATIONS).await;
+                (version, applied, &SQLITE_MIGRATIONS)
+            }
+            Backend::Postgres => {
+                let mut conn =
+                    sqlx::PgConnection::connect_with(&PgConnectOptions::from_str(url)?).await?;
+                let version: String = sqlx::query_scalar("SHOW server_version")
+                    .fetch_one(&mut conn)
+                    .await?;
+                let applied = applied_versions(&mut conn, &POSTGRES_MIGRATIONS).await;
+                (version, applied, &POSTGRES_MIGRATIONS)
+            }
         };
-        tokio::spawn(store.clone().clean_up_regularly());
-        Ok(store)
+        let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+        return Ok(DatabaseReport {
+            backend,
+            version,
+            pending_migrations: known.iter().filter(|v| !applied.contains(v)).count(),
+            unknown_migrations: applied.iter().filter(|v| !known.contains(v)).count(),
+        });
+
+        /// The versions applied; none when the database was never migrated.
+        async fn applied_versions(
+            conn: &mut impl Migrate,
+            migrator: &sqlx::migrate::Migrator,
+        ) -> Vec<i64> {
+            match conn.list_applied_migrations(&migrator.table_name).await {
+                Ok(applied) => applied.into_iter().map(|m| m.version).collect(),
+                Err(_) => Vec::new(),
+            }
+        }
     }
 
     /// Where sessions live: in this database, so restarts and other instances keep them.
@@ -112,9 +328,12 @@ impl Store {
         SessionRows::new(self)
     }
 
-    /// This process's turn to write on the pool (see `write_gate`).
-    pub(crate) async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.write_gate.lock().await
+    /// This process's turn to write on the pool (see [`SqliteDb::write_gate`]); PostgreSQL needs none.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.db {
+            Db::Sqlite(sqlite) => Some(sqlite.write_gate.lock().await),
+            Db::Postgres(_) => None,
+        }
     }
 
     /// Deletes expired sessions and old authorization states, hourly.
@@ -122,7 +341,7 @@ impl Store {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            if self.pool.is_closed() {
+            if self.is_closed() {
                 return;
             }
             if let Err(e) = self.delete_expired_sessions().await {
@@ -136,13 +355,18 @@ impl Store {
 
     /// Whether [`Store::close`] has run.
     pub(crate) fn is_closed(&self) -> bool {
-        self.pool.is_closed()
+        on_pool!(self, |pool| pool.is_closed())
     }
 
     /// Checks that the database answers: the readiness probe.
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        if self.writer.is_closed() {
+        on_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if let Db::Sqlite(sqlite) = &self.db
+            && sqlite.writer.is_closed()
+        {
             return Err(StoreError::WriterGone);
         }
         Ok(())
@@ -150,16 +374,36 @@ impl Store {
 
     /// Waits for queued writes to commit and closes the pool: for graceful shutdown.
     pub async fn close(&self) {
-        // The writer drains its queue and exits once every sender is gone; closing the pool waits for it.
-        let (tx, rx) = oneshot::channel();
-        if self
-            .writer
-            .send(messages::WriteJob::Flush(tx))
-            .await
-            .is_ok()
-        {
-            let _ = rx.await;
+        match &self.db {
+            Db::Sqlite(sqlite) => {
+                // The writer drains its queue and exits once every sender is gone; closing the pool
+                // waits for it.
+                let (tx, rx) = oneshot::channel();
+                if sqlite
+                    .writer
+                    .send(messages::WriteJob::Flush(tx))
+                    .await
+                    .is_ok()
+                {
+                    let _ = rx.await;
+                }
+                sqlite.pool.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
         }
-        self.pool.close().await;
     }
+}
+
+fn sqlite_options(url: &str, sync: SqliteSync) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL (the default): a committed message survives a power cut, not only a crash; group commit
+        // pays for the sync.
+        .synchronous(match sync {
+            SqliteSync::Full => SqliteSynchronous::Full,
+            SqliteSync::Normal => SqliteSynchronous::Normal,
+        })
+        .busy_timeout(Duration::from_secs(5))
+        .foreign_keys(true))
 }

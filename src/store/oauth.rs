@@ -1,7 +1,7 @@
 //! Authorizations that came back: one row per state, written when a callback claims it, together with the
 //! code it came with.
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, on_pool};
 use crate::time::unix_now;
 
 /// A state row as stored.
@@ -41,7 +41,7 @@ pub enum Claim {
 
 /// Where a claimed state's exchange is, recorded on its row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum Outcome {
     /// Claimed; the exchange is under way.
     Pending,
@@ -78,9 +78,10 @@ impl Store {
         let _turn = self.write_turn().await;
         // Any conflict (the nonce, or the code with another state) inserts nothing; the reads below
         // tell which.
-        let claimed = sqlx::query_as::<_, OAuthState>(
+        let claimed = on_pool!(self, |pool| {
+            sqlx::query_as::<_, OAuthState>(
             "INSERT INTO oauth_states (nonce, scope, next, created_at, expires_at, claimed_at, code_hash, outcome)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?6, 'pending')
+             VALUES ($1, $2, $3, $4, $5, $4, $6, 'pending')
              ON CONFLICT DO NOTHING
              RETURNING *",
         )
@@ -90,8 +91,9 @@ impl Store {
         .bind(now)
         .bind(state.expires_at)
         .bind(code_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(pool)
+        .await?
+        });
         if let Some(row) = claimed {
             return Ok(Claim::Claimed(row));
         }
@@ -113,9 +115,10 @@ impl Store {
         state: &NewState<'_>,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        Ok(sqlx::query(
+        Ok(on_pool!(self, |pool| {
+            sqlx::query(
             "INSERT INTO oauth_states (nonce, scope, next, created_at, expires_at, claimed_at, outcome, finished_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?4, 'failed', ?4)
+             VALUES ($1, $2, $3, $4, $5, $4, 'failed', $4)
              ON CONFLICT DO NOTHING",
         )
         .bind(state.nonce)
@@ -123,18 +126,19 @@ impl Store {
         .bind(state.next)
         .bind(unix_now())
         .bind(state.expires_at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1)
+        .execute(pool)
+        .await?.rows_affected()
+        }) == 1)
     }
 
     /// A state row by nonce.
     pub async fn oauth_state(&self, nonce: &str) -> Result<Option<OAuthState>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM oauth_states WHERE nonce = ?")
-            .bind(nonce)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM oauth_states WHERE nonce = $1"
+        )
+        .bind(nonce)
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// The row a code was first claimed with.
@@ -142,12 +146,12 @@ impl Store {
         &self,
         code_hash: &str,
     ) -> Result<Option<OAuthState>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT * FROM oauth_states WHERE code_hash = ?")
-                .bind(code_hash)
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM oauth_states WHERE code_hash = $1"
         )
+        .bind(code_hash)
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// Records how a claimed exchange ended (for the profile-storing success, see
@@ -158,22 +162,27 @@ impl Store {
         outcome: Outcome,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        sqlx::query("UPDATE oauth_states SET outcome = ?, finished_at = ? WHERE nonce = ?")
-            .bind(outcome)
-            .bind(unix_now())
-            .bind(nonce)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE oauth_states SET outcome = $1, finished_at = $2 WHERE nonce = $3"
+        )
+        .bind(outcome)
+        .bind(unix_now())
+        .bind(nonce)
+        .execute(pool)
+        .await?
+        .rows_affected());
         Ok(())
     }
 
     /// Forgets states that expired more than a day ago.
     pub(crate) async fn delete_old_oauth_states(&self) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
-        Ok(sqlx::query("DELETE FROM oauth_states WHERE expires_at < ?")
-            .bind(unix_now() - 86_400)
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+        Ok(on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM oauth_states WHERE expires_at < $1"
+        )
+        .bind(unix_now() - 86_400)
+        .execute(pool)
+        .await?
+        .rows_affected()))
     }
 }

@@ -1,11 +1,11 @@
 //! The account's reply rules, and the revision number every edit bumps so each instance's cache knows.
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, on_pool};
 use crate::time::unix_now;
 
 /// Which messages a rule answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum RuleKind {
     /// A new follower (the `subscribe` event).
     Welcome,
@@ -27,7 +27,7 @@ impl RuleKind {
 
 /// How a keyword rule matches a text message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum MatchMode {
     /// The whole message, ignoring surrounding space and letter case.
     Exact,
@@ -90,139 +90,150 @@ pub enum Move {
 impl Store {
     /// Every rule: welcome, default, then keyword rules in the order they are tried.
     pub async fn reply_rules(&self) -> Result<Vec<ReplyRule>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as(
             "SELECT * FROM reply_rules
              ORDER BY CASE kind WHEN 'welcome' THEN 0 WHEN 'default' THEN 1 ELSE 2 END, position, id",
         )
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(pool)
+        .await?
+        }))
     }
 
     pub(crate) async fn reply_rule(&self, id: i64) -> Result<Option<ReplyRule>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM reply_rules WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM reply_rules WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// The rules' revision: it changes with every edit, from any instance.
     pub(crate) async fn rules_revision(&self) -> Result<i64, StoreError> {
-        let value: Option<String> =
-            sqlx::query_scalar("SELECT value FROM settings WHERE name = 'reply_rules_revision'")
-                .fetch_optional(&self.pool)
-                .await?;
+        let value: Option<String> = on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT value FROM settings WHERE name = 'reply_rules_revision'"
+        )
+        .fetch_optional(pool)
+        .await?);
         Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
     /// Adds a keyword rule at the end of the order; returns its id.
     pub(crate) async fn add_keyword_rule(&self, edit: &RuleEdit) -> Result<i64, StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
-        let id = sqlx::query_scalar(
-            "INSERT INTO reply_rules (kind, position, match_mode, keyword, click_key, reply, enabled, slow,
+        let id = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let id = sqlx::query_scalar(
+                    "INSERT INTO reply_rules (kind, position, match_mode, keyword, click_key, reply, enabled, slow,
                  updated_at)
              VALUES ('keyword', (SELECT coalesce(max(position), 0) + 1 FROM reply_rules WHERE kind = 'keyword'),
-                     ?, ?, ?, ?, ?, ?, ?)
+                     $1, $2, $3, $4, $5, $6, $7)
              RETURNING id",
-        )
-        .bind(edit.match_mode)
-        .bind(&edit.keyword)
-        .bind(&edit.click_key)
-        .bind(&edit.reply)
-        .bind(edit.enabled)
-        .bind(edit.slow)
-        .bind(unix_now())
-        .fetch_one(&mut *tx)
-        .await?;
-        bump_revision(&mut tx).await?;
-        tx.commit().await?;
+                )
+                .bind(edit.match_mode)
+                .bind(&edit.keyword)
+                .bind(&edit.click_key)
+                .bind(&edit.reply)
+                .bind(edit.enabled)
+                .bind(edit.slow)
+                .bind(unix_now())
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(BUMP_REVISION).execute(&mut *tx).await?;
+            tx.commit().await?;
+            id
+        });
         Ok(id)
     }
 
     /// Changes a rule; `false` when there is no such rule.
     pub(crate) async fn update_rule(&self, id: i64, edit: &RuleEdit) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE reply_rules SET match_mode = ?, keyword = ?, click_key = ?, reply = ?, enabled = ?,
-                 slow = ?, updated_at = ? WHERE id = ?",
-        )
-        .bind(edit.match_mode)
-        .bind(&edit.keyword)
-        .bind(&edit.click_key)
-        .bind(&edit.reply)
-        .bind(edit.enabled)
-        .bind(edit.slow)
-        .bind(unix_now())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        bump_revision(&mut tx).await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        let done = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(
+                    "UPDATE reply_rules SET match_mode = $1, keyword = $2, click_key = $3, reply = $4, enabled = $5,
+                         slow = $6, updated_at = $7 WHERE id = $8",
+                )
+                .bind(edit.match_mode)
+                .bind(&edit.keyword)
+                .bind(&edit.click_key)
+                .bind(&edit.reply)
+                .bind(edit.enabled)
+                .bind(edit.slow)
+                .bind(unix_now())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(BUMP_REVISION).execute(&mut *tx).await?;
+            tx.commit().await?;
+            done.rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// Deletes a keyword rule (the welcome and default rules are switched off instead).
     pub(crate) async fn delete_rule(&self, id: i64) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("DELETE FROM reply_rules WHERE id = ? AND kind = 'keyword'")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        bump_revision(&mut tx).await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        let done = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query("DELETE FROM reply_rules WHERE id = $1 AND kind = 'keyword'")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(BUMP_REVISION).execute(&mut *tx).await?;
+            tx.commit().await?;
+            done.rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// Swaps a keyword rule with its neighbour in the order.
     pub(crate) async fn move_rule(&self, id: i64, direction: Move) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
-        // Two fixed statements: the comparison and the order are the only difference.
-        let neighbour_sql = match direction {
-            Move::Up => {
-                "SELECT me.position, other.id, other.position FROM reply_rules me, reply_rules other
-                 WHERE me.id = ? AND me.kind = 'keyword' AND other.kind = 'keyword'
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // Two fixed statements: the comparison and the order are the only difference.
+            let neighbour_sql = match direction {
+                    Move::Up => {
+                        "SELECT me.position, other.id, other.position FROM reply_rules me, reply_rules other
+                 WHERE me.id = $1 AND me.kind = 'keyword' AND other.kind = 'keyword'
                    AND (other.position, other.id) < (me.position, me.id)
                  ORDER BY other.position DESC, other.id DESC LIMIT 1"
-            }
-            Move::Down => {
-                "SELECT me.position, other.id, other.position FROM reply_rules me, reply_rules other
-                 WHERE me.id = ? AND me.kind = 'keyword' AND other.kind = 'keyword'
+                    }
+                    Move::Down => {
+                        "SELECT me.position, other.id, other.position FROM reply_rules me, reply_rules other
+                 WHERE me.id = $1 AND me.kind = 'keyword' AND other.kind = 'keyword'
                    AND (other.position, other.id) > (me.position, me.id)
                  ORDER BY other.position ASC, other.id ASC LIMIT 1"
+                    }
+                };
+            let neighbour: Option<(i64, i64, i64)> = sqlx::query_as(neighbour_sql)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some((mine, other_id, theirs)) = neighbour {
+                // Positions are distinct (each new rule goes after the last), so a swap keeps them so.
+                for (rule, position) in [(id, theirs), (other_id, mine)] {
+                    sqlx::query("UPDATE reply_rules SET position = $1 WHERE id = $2")
+                        .bind(position)
+                        .bind(rule)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(BUMP_REVISION).execute(&mut *tx).await?;
             }
-        };
-        let neighbour: Option<(i64, i64, i64)> = sqlx::query_as(neighbour_sql)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if let Some((mine, other_id, theirs)) = neighbour {
-            // Positions are distinct (each new rule goes after the last), so a swap keeps them so.
-            for (rule, position) in [(id, theirs), (other_id, mine)] {
-                sqlx::query("UPDATE reply_rules SET position = ? WHERE id = ?")
-                    .bind(position)
-                    .bind(rule)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            bump_revision(&mut tx).await?;
-        }
-        tx.commit().await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 }
 
-async fn bump_revision(tx: &mut sqlx::SqliteConnection) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO settings (name, value) VALUES ('reply_rules_revision', '1')
-         ON CONFLICT (name) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
-    )
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
+/// Every rule edit bumps the revision in its own transaction.
+const BUMP_REVISION: &str =
+    "INSERT INTO settings (name, value) VALUES ('reply_rules_revision', '1')
+     ON CONFLICT (name) DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)";
 
 impl StoreError {
     /// Whether a write failed on a uniqueness constraint (a CLICK key bound twice, a name taken).

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, on_pool};
 use crate::time::unix_now;
 
 /// The session rows, as the session layer reads and writes them.
@@ -24,14 +24,20 @@ impl SessionRows {
     /// Writes the row: `sql` inserts `(id, data, expires_at)` and says what a taken id does. Whether a
     /// row was written.
     async fn write(&self, sql: &'static str, record: &Record) -> session_store::Result<bool> {
-        let done = sqlx::query(sql)
-            .bind(record.id.to_string())
-            .bind(encode(record)?)
-            .bind(record.expiry_date.unix_timestamp())
-            .execute(&self.store.pool)
+        let (id, data, expires_at) = (
+            record.id.to_string(),
+            encode(record)?,
+            record.expiry_date.unix_timestamp(),
+        );
+        let done = on_pool!(self.store, |pool| sqlx::query(sql)
+            .bind(id)
+            .bind(data)
+            .bind(expires_at)
+            .execute(pool)
             .await
-            .map_err(backend)?;
-        Ok(done.rows_affected() == 1)
+            .map(|done| done.rows_affected()))
+        .map_err(backend)?;
+        Ok(done == 1)
     }
 }
 
@@ -50,7 +56,7 @@ impl SessionStore for SessionRows {
         // A taken id (a 128-bit random collision) draws another.
         while !self
             .write(
-                "INSERT INTO sessions (id, data, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 record,
             )
             .await?
@@ -63,7 +69,7 @@ impl SessionStore for SessionRows {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let _turn = self.store.write_turn().await;
         self.write(
-            "INSERT INTO sessions (id, data, expires_at) VALUES (?, ?, ?)
+            "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3)
              ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
             record,
         )
@@ -72,13 +78,14 @@ impl SessionStore for SessionRows {
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
-        let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT data, expires_at FROM sessions WHERE id = ? AND expires_at > ?")
-                .bind(id.to_string())
-                .bind(unix_now())
-                .fetch_optional(&self.store.pool)
-                .await
-                .map_err(backend)?;
+        let row: Option<(String, i64)> = on_pool!(self.store, |pool| sqlx::query_as(
+            "SELECT data, expires_at FROM sessions WHERE id = $1 AND expires_at > $2"
+        )
+        .bind(id.to_string())
+        .bind(unix_now())
+        .fetch_optional(pool)
+        .await)
+        .map_err(backend)?;
         let Some((data, expires_at)) = row else {
             return Ok(None);
         };
@@ -93,11 +100,14 @@ impl SessionStore for SessionRows {
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         let _turn = self.store.write_turn().await;
-        sqlx::query("DELETE FROM sessions WHERE id = ?")
-            .bind(id.to_string())
-            .execute(&self.store.pool)
-            .await
-            .map_err(backend)?;
+        on_pool!(self.store, |pool| sqlx::query(
+            "DELETE FROM sessions WHERE id = $1"
+        )
+        .bind(id.to_string())
+        .execute(pool)
+        .await
+        .map(|done| done.rows_affected()))
+        .map_err(backend)?;
         Ok(())
     }
 }
@@ -106,10 +116,12 @@ impl Store {
     /// Deletes the sessions that have expired; how many.
     pub(crate) async fn delete_expired_sessions(&self) -> Result<u64, StoreError> {
         let _turn = self.write_turn().await;
-        Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
-            .bind(unix_now())
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+        Ok(on_pool!(self, |pool| sqlx::query(
+            "DELETE FROM sessions WHERE expires_at <= $1"
+        )
+        .bind(unix_now())
+        .execute(pool)
+        .await?
+        .rows_affected()))
     }
 }

@@ -1,6 +1,6 @@
 //! The dashboard's figures: followers and messages, today and over 30 days.
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, on_pool};
 use crate::time::{BEIJING_OFFSET, beijing_day};
 
 /// The dashboard's figures.
@@ -18,22 +18,23 @@ pub struct Stats {
 impl Store {
     /// The dashboard's counts and the 30-day message chart.
     pub(crate) async fn stats(&self, now: i64) -> Result<Stats, StoreError> {
-        let (users, subscribed, authorized): (i64, i64, i64) = sqlx::query_as(
-            "SELECT count(*), coalesce(sum(subscribed), 0), count(scope) FROM users",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let (users, subscribed, authorized): (i64, i64, i64) =
+            on_pool!(self, |pool| sqlx::query_as(
+                "SELECT count(*), coalesce(sum(subscribed), 0), count(scope) FROM users",
+            )
+            .fetch_one(pool)
+            .await?);
         let today = beijing_day(now);
         let first_day = today - 29;
         let since = first_day * 86_400 - BEIJING_OFFSET;
-        let counted: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT (received_at + ?) / 86400 AS day, count(*) FROM messages
-             WHERE received_at >= ? GROUP BY day",
+        let counted: Vec<(i64, i64)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT (received_at + $1) / 86400 AS day, count(*) FROM messages
+             WHERE received_at >= $2 GROUP BY day",
         )
         .bind(BEIJING_OFFSET)
         .bind(since)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(pool)
+        .await?);
         let per_day: Vec<(i64, i64)> = (first_day..=today)
             .map(|d| {
                 let n = counted.iter().find(|(day, _)| *day == d).map_or(0, |c| c.1);

@@ -1,8 +1,8 @@
 //! Followers: what the webhook learns of them and what they share through web authorization.
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 
-use super::{Store, StoreError};
+use super::{Dialect, Store, StoreError, on_pool, per_backend};
 use crate::time::unix_now;
 
 /// A follower as stored.
@@ -67,10 +67,12 @@ pub struct Profile {
 impl Store {
     /// One follower by OpenID.
     pub async fn user(&self, openid: &str) -> Result<Option<User>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM users WHERE openid = ?")
-            .bind(openid)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM users WHERE openid = $1"
+        )
+        .bind(openid)
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// Stores a completed authorization and marks its state done, in one transaction: the follower's
@@ -86,17 +88,19 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = unix_now();
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
-        upsert_profile(&mut tx, openid, unionid, tokens, profile, now).await?;
-        sqlx::query(
-            "UPDATE oauth_states SET outcome = 'done', openid = ?, finished_at = ? WHERE nonce = ?",
-        )
-        .bind(openid)
-        .bind(now)
-        .bind(nonce)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        on_pool!(self, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            sql::upsert_profile(&mut tx, openid, unionid, tokens, profile, now).await?;
+            sqlx::query(
+                    "UPDATE oauth_states SET outcome = 'done', openid = $1, finished_at = $2 WHERE nonce = $3",
+                )
+                .bind(openid)
+                .bind(now)
+                .bind(nonce)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -108,9 +112,11 @@ impl Store {
         profile: Option<&Profile>,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
-        upsert_profile(&mut tx, openid, None, tokens, profile, unix_now()).await?;
-        tx.commit().await?;
+        on_pool!(self, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            sql::upsert_profile(&mut tx, openid, None, tokens, profile, unix_now()).await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -118,84 +124,30 @@ impl Store {
     /// account, since the webhook records their subscription; nothing they shared remains.
     pub(crate) async fn erase_profile(&self, openid: &str) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let done = sqlx::query(
+        let done = on_pool!(self, |pool| {
+            sqlx::query(
             "UPDATE users SET unionid = NULL, nickname = NULL, headimgurl = NULL, sex = NULL,
                  province = NULL, city = NULL, country = NULL, privilege = NULL, userinfo_json = NULL,
                  scope = NULL, access_token = NULL, access_token_expires_at = NULL,
                  refresh_token = NULL, refresh_token_expires_at = NULL,
                  first_authorized_at = NULL, last_authorized_at = NULL
-             WHERE openid = ?",
+             WHERE openid = $1",
         )
         .bind(openid)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(pool)
+        .await?.rows_affected()
+        });
+        Ok(done == 1)
     }
 
     /// How many followers are stored.
     pub async fn count_users(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM users")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT count(*) FROM users"
+        )
+        .fetch_one(pool)
+        .await?))
     }
-}
-
-async fn upsert_profile(
-    tx: &mut sqlx::SqliteConnection,
-    openid: &str,
-    unionid: Option<&str>,
-    tokens: &Tokens,
-    profile: Option<&Profile>,
-    now: i64,
-) -> Result<(), StoreError> {
-    // A base-scope authorization carries no profile: the stored one is kept (coalesce).
-    sqlx::query(
-        "INSERT INTO users (openid, unionid, nickname, sex, province, city, country, headimgurl,
-             privilege, userinfo_json, scope, access_token, access_token_expires_at, refresh_token,
-             refresh_token_expires_at, first_authorized_at, last_authorized_at, subscribed,
-             first_seen_at, last_seen_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)
-         ON CONFLICT (openid) DO UPDATE SET
-             unionid = coalesce(excluded.unionid, users.unionid),
-             nickname = coalesce(excluded.nickname, users.nickname),
-             sex = coalesce(excluded.sex, users.sex),
-             province = coalesce(excluded.province, users.province),
-             city = coalesce(excluded.city, users.city),
-             country = coalesce(excluded.country, users.country),
-             headimgurl = coalesce(excluded.headimgurl, users.headimgurl),
-             privilege = coalesce(excluded.privilege, users.privilege),
-             userinfo_json = coalesce(excluded.userinfo_json, users.userinfo_json),
-             scope = excluded.scope,
-             access_token = excluded.access_token,
-             access_token_expires_at = excluded.access_token_expires_at,
-             refresh_token = excluded.refresh_token,
-             refresh_token_expires_at = excluded.refresh_token_expires_at,
-             first_authorized_at = coalesce(users.first_authorized_at, excluded.first_authorized_at),
-             last_authorized_at = excluded.last_authorized_at,
-             last_seen_at = max(users.last_seen_at, excluded.last_seen_at)",
-    )
-    .bind(openid)
-    .bind(unionid.or(profile.and_then(|p| p.unionid.as_deref())))
-    .bind(profile.map(|p| &p.nickname))
-    .bind(profile.map(|p| p.sex))
-    .bind(profile.map(|p| &p.province))
-    .bind(profile.map(|p| &p.city))
-    .bind(profile.map(|p| &p.country))
-    .bind(profile.map(|p| &p.headimgurl))
-    .bind(profile.map(|p| &p.privilege))
-    .bind(profile.map(|p| &p.raw))
-    .bind(&tokens.scope)
-    .bind(&tokens.access_token)
-    .bind(tokens.access_token_expires_at)
-    .bind(&tokens.refresh_token)
-    .bind(tokens.refresh_token_expires_at)
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }
 
 /// What `cgi-bin/user/info` tells about a follower.
@@ -294,10 +246,11 @@ impl Store {
         info: &FollowerInfo,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        sqlx::query(
-            "UPDATE users SET unionid = coalesce(?, unionid), subscribe_time = ?, remark = ?, tags = ?,
-                 info_fetched_at = ?
-             WHERE openid = ?",
+        on_pool!(self, |pool| {
+            sqlx::query(
+            "UPDATE users SET unionid = coalesce($1, unionid), subscribe_time = $2, remark = $3, tags = $4,
+                 info_fetched_at = $5
+             WHERE openid = $6",
         )
         .bind(&info.unionid)
         .bind(info.subscribe_time)
@@ -305,14 +258,116 @@ impl Store {
         .bind(&info.tags)
         .bind(unix_now())
         .bind(openid)
-        .execute(&self.pool)
-        .await?;
+        .execute(pool)
+        .await?.rows_affected()
+        });
         Ok(())
     }
 
     /// One page of followers (keyset pagination: a deep page costs what the first does).
     pub(crate) async fn list_users(&self, q: &UserQuery) -> Result<Vec<User>, StoreError> {
-        let mut sql = QueryBuilder::<Sqlite>::new("SELECT * FROM users WHERE 1 = 1");
+        Ok(on_pool!(self, |pool, sql| sql::user_page(q)
+            .build_query_as()
+            .fetch_all(pool)
+            .await?))
+    }
+
+    /// How many followers match the list's search and filters.
+    pub(crate) async fn count_matching_users(&self, q: &UserQuery) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, |pool, sql| {
+            let mut query = QueryBuilder::new("SELECT count(*) FROM users WHERE 1 = 1");
+            sql::push_user_filters(&mut query, q);
+            query.build_query_scalar().fetch_one(pool).await?
+        }))
+    }
+
+    /// Deletes a follower and their messages; `false` when there was no such follower.
+    pub(crate) async fn delete_user(&self, openid: &str) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let done = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM outbox WHERE openid = $1")
+                .bind(openid)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM messages WHERE openid = $1")
+                .bind(openid)
+                .execute(&mut *tx)
+                .await?;
+            let done = sqlx::query("DELETE FROM users WHERE openid = $1")
+                .bind(openid)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            done.rows_affected()
+        });
+        Ok(done == 1)
+    }
+}
+
+per_backend! {
+    pub(in crate::store) async fn upsert_profile(
+    tx: &mut <Db as sqlx::Database>::Connection,
+    openid: &str,
+    unionid: Option<&str>,
+    tokens: &Tokens,
+    profile: Option<&Profile>,
+    now: i64,
+) -> Result<(), StoreError> {
+    // A base-scope authorization carries no profile: the stored one is kept (coalesce).
+    sqlx::query(
+        "INSERT INTO users (openid, unionid, nickname, sex, province, city, country, headimgurl,
+             privilege, userinfo_json, scope, access_token, access_token_expires_at, refresh_token,
+             refresh_token_expires_at, first_authorized_at, last_authorized_at, subscribed,
+             first_seen_at, last_seen_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, FALSE, $18, $19)
+         ON CONFLICT (openid) DO UPDATE SET
+             unionid = coalesce(excluded.unionid, users.unionid),
+             nickname = coalesce(excluded.nickname, users.nickname),
+             sex = coalesce(excluded.sex, users.sex),
+             province = coalesce(excluded.province, users.province),
+             city = coalesce(excluded.city, users.city),
+             country = coalesce(excluded.country, users.country),
+             headimgurl = coalesce(excluded.headimgurl, users.headimgurl),
+             privilege = coalesce(excluded.privilege, users.privilege),
+             userinfo_json = coalesce(excluded.userinfo_json, users.userinfo_json),
+             scope = excluded.scope,
+             access_token = excluded.access_token,
+             access_token_expires_at = excluded.access_token_expires_at,
+             refresh_token = excluded.refresh_token,
+             refresh_token_expires_at = excluded.refresh_token_expires_at,
+             first_authorized_at = coalesce(users.first_authorized_at, excluded.first_authorized_at),
+             last_authorized_at = excluded.last_authorized_at,
+             last_seen_at = CASE WHEN excluded.last_seen_at > users.last_seen_at
+                 THEN excluded.last_seen_at ELSE users.last_seen_at END",
+    )
+    .bind(openid)
+    .bind(unionid.or(profile.and_then(|p| p.unionid.as_deref())))
+    .bind(profile.map(|p| &p.nickname))
+    .bind(profile.map(|p| p.sex))
+    .bind(profile.map(|p| &p.province))
+    .bind(profile.map(|p| &p.city))
+    .bind(profile.map(|p| &p.country))
+    .bind(profile.map(|p| &p.headimgurl))
+    .bind(profile.map(|p| &p.privilege))
+    .bind(profile.map(|p| &p.raw))
+    .bind(&tokens.scope)
+    .bind(&tokens.access_token)
+    .bind(tokens.access_token_expires_at)
+    .bind(&tokens.refresh_token)
+    .bind(tokens.refresh_token_expires_at)
+    .bind(now)
+    .bind(now)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+    /// The query for one page of followers.
+    pub(in crate::store) fn user_page(q: &UserQuery) -> QueryBuilder<Db> {
+        let mut sql = QueryBuilder::new("SELECT * FROM users WHERE 1 = 1");
         push_user_filters(&mut sql, q);
         let (column, desc) = (q.sort.column(), q.sort.descending());
         if let Some(after) = &q.after {
@@ -322,46 +377,16 @@ impl Store {
             ));
             sql.push_bind(after.at)
                 .push(", ")
-                .push_bind(&after.openid)
+                .push_bind(after.openid.clone())
                 .push(")");
         }
         let dir = if desc { "DESC" } else { "ASC" };
-        sql.push(format_args!(
-            " ORDER BY {column} {dir}, openid {dir} LIMIT "
-        ));
+        sql.push(format_args!(" ORDER BY {column} {dir}, openid {dir} LIMIT "));
         sql.push_bind(q.limit);
-        Ok(sql.build_query_as().fetch_all(&self.pool).await?)
+        sql
     }
 
-    /// How many followers match the list's search and filters.
-    pub(crate) async fn count_matching_users(&self, q: &UserQuery) -> Result<i64, StoreError> {
-        let mut sql = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM users WHERE 1 = 1");
-        push_user_filters(&mut sql, q);
-        Ok(sql.build_query_scalar().fetch_one(&self.pool).await?)
-    }
-
-    /// Deletes a follower and their messages; `false` when there was no such follower.
-    pub(crate) async fn delete_user(&self, openid: &str) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM outbox WHERE openid = ?")
-            .bind(openid)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM messages WHERE openid = ?")
-            .bind(openid)
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("DELETE FROM users WHERE openid = ?")
-            .bind(openid)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
-    }
-}
-
-fn push_user_filters(sql: &mut QueryBuilder<Sqlite>, q: &UserQuery) {
+    pub(in crate::store) fn push_user_filters(sql: &mut QueryBuilder<Db>, q: &UserQuery) {
     if let Some(search) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         if looks_like_an_id(search) {
             // Two index lookups (SQLite's multi-index OR), not a scan.
@@ -371,7 +396,7 @@ fn push_user_filters(sql: &mut QueryBuilder<Sqlite>, q: &UserQuery) {
                 .push_bind(search.to_owned())
                 .push(")");
         } else {
-            sql.push(" AND nickname LIKE ")
+            sql.push(<Db as Dialect>::NICKNAME_LIKE)
                 .push_bind(format!("%{}%", escape_like(search)))
                 .push(" ESCAPE '\\'");
         }
@@ -395,8 +420,8 @@ fn push_user_filters(sql: &mut QueryBuilder<Sqlite>, q: &UserQuery) {
         None => {}
     }
 }
+}
 
-#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;
