@@ -43,7 +43,8 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Validate the configuration and print the values in use, secrets masked.
+    /// Validate the configuration and print the values in use, secrets masked, and the database's
+    /// backend, version and migrations.
     Check,
     /// Act as WeChat's server: send a message or the URL verification to a server and judge its answer.
     Send(Box<SendArgs>),
@@ -93,7 +94,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => report(serve::serve().await),
         Command::Demo { listen } => report(serve::demo(listen).await),
-        Command::Check => report(serve::check()),
+        Command::Check => report(serve::check().await),
         Command::Send(args) => send::run(*args).await,
         Command::Menu { action } => report(menu::run(action).await),
         Command::Admin { action } => report(admin::run(action).await),

@@ -6,6 +6,7 @@ use super::CliError;
 use crate::app::{App, shutdown_signal};
 use crate::config::Config;
 use crate::demo;
+use crate::store::Store;
 
 /// `wxportal serve`: the configuration from the environment, served until SIGINT or SIGTERM.
 pub async fn serve() -> Result<String, CliError> {
@@ -13,10 +14,27 @@ pub async fn serve() -> Result<String, CliError> {
     run(app, None).await
 }
 
-/// `wxportal check`: the values in use, secrets masked.
-pub fn check() -> Result<String, CliError> {
+/// `wxportal check`: the values in use, secrets masked, and what the database is: its backend, its
+/// version and whether its migrations are current. Changes nothing.
+pub async fn check() -> Result<String, CliError> {
     let config = Config::from_env()?;
-    Ok(format!("{}configuration OK", config.describe()))
+    let db = Store::inspect(&config.database_url).await?;
+    let migrations = match (db.pending_migrations, db.unknown_migrations) {
+        (0, 0) => "current".to_owned(),
+        (pending, 0) => format!("{pending} to apply at the next start"),
+        (_, unknown) => {
+            return Err(CliError::Refused(format!(
+                "the database has {unknown} migration(s) this wxportal does not know: a newer version \
+                 ran on it; run that version"
+            )));
+        }
+    };
+    Ok(format!(
+        "{}database: {} {}, migrations {migrations}\nconfiguration OK",
+        config.describe(),
+        db.backend.as_str(),
+        db.version,
+    ))
 }
 
 /// `wxportal demo`: everything on this machine, WeChat played by the simulator.

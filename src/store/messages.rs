@@ -293,7 +293,7 @@ pub(super) async fn insert_batch(
         }
         for kind in &m.jobs {
             sqlx::query(
-                "INSERT INTO outbox (kind, openid, message_id, due_at, created_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO outbox (kind, openid, message_id, due_at, created_at) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(kind)
             .bind(&m.openid)

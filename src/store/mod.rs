@@ -286,7 +286,14 @@ impl Store {
         let (version, applied, migrator) = match backend {
             Backend::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url)?.read_only(true);
-                let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+                let exists = options.get_filename().exists();
+                // A file not created yet is empty: every migration is pending.
+                let target = if exists {
+                    options
+                } else {
+                    SqliteConnectOptions::from_str("sqlite::memory:")?
+                };
+                let mut conn = sqlx::SqliteConnection::connect_with(&target).await?;
                 let version: String = sqlx::query_scalar("SELECT sqlite_version()")
                     .fetch_one(&mut conn)
                     .await?;

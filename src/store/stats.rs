@@ -20,7 +20,7 @@ impl Store {
     pub(crate) async fn stats(&self, now: i64) -> Result<Stats, StoreError> {
         let (users, subscribed, authorized): (i64, i64, i64) =
             on_pool!(self, |pool| sqlx::query_as(
-                "SELECT count(*), coalesce(sum(subscribed), 0), count(scope) FROM users",
+                "SELECT count(*), count(CASE WHEN subscribed THEN 1 END), count(scope) FROM users",
             )
             .fetch_one(pool)
             .await?);

@@ -70,6 +70,55 @@ fn check_prints_the_settings_with_secrets_masked() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reports_the_database_its_version_and_whether_migrations_are_current() {
+    let db = std::sync::Arc::new(TestDb::fresh().await);
+    let env = [
+        ("WXPORTAL_TOKEN", "secretToken9"),
+        ("WXPORTAL_APPID", APPID),
+        ("WXPORTAL_DATABASE_URL", db.url.as_str()),
+    ];
+    let (backend, version) = match crate::BACKEND {
+        Backend::Sqlite => ("database: SQLite 3.", "wxportal.db"),
+        Backend::Postgres => ("database: PostgreSQL 1", "wxt_"),
+    };
+    // Before the first start: nothing applied, nothing changed by looking.
+    let before = text(&tokio::task::block_in_place(|| wxportal(&["check"], &env)));
+    assert!(before.contains(backend), "{before}");
+    assert!(before.contains("to apply at the next start"), "{before}");
+    assert!(before.contains(version), "the URL is shown: {before}");
+    let pending_again = text(&tokio::task::block_in_place(|| wxportal(&["check"], &env)));
+    assert!(pending_again.contains("to apply at the next start"));
+
+    let app = TestApp::spawn_in(db.clone(), &[]).await;
+    app.stop().await;
+    let out = tokio::task::block_in_place(|| wxportal(&["check"], &env));
+    let after = text(&out);
+    assert!(out.status.success(), "{after}");
+    assert!(after.contains("migrations current"), "{after}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_masks_a_database_password() {
+    let out = tokio::task::block_in_place(|| {
+        wxportal(
+            &["check"],
+            &[
+                ("WXPORTAL_TOKEN", "secretToken9"),
+                ("WXPORTAL_APPID", APPID),
+                (
+                    "WXPORTAL_DATABASE_URL",
+                    "postgres://wxportal:hunter2secret@127.0.0.1:1/wxportal",
+                ),
+            ],
+        )
+    });
+    let t = text(&out);
+    // Nothing listens on port 1: the check fails, and says why without the password.
+    assert!(!out.status.success(), "{t}");
+    assert!(!t.contains("hunter2secret"), "{t}");
+}
+
 #[test]
 fn serve_refuses_to_start_on_a_bad_configuration() {
     let out = wxportal(&["serve"], &[("WXPORTAL_TOKEN", "ok123")]);

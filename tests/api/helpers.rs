@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
+
+pub use crate::db::{Backend, RawDb, TestDb};
 use tokio::task::JoinHandle;
 use wxportal::app::App;
 use wxportal::config::Config;
@@ -25,7 +27,7 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub keys: wxportal::web::keys::Keys,
-    pub dir: Arc<tempfile::TempDir>,
+    pub db: Arc<TestDb>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -33,13 +35,12 @@ pub struct TestApp {
 impl TestApp {
     /// Starts a server with the default test settings overridden by `vars`.
     pub async fn spawn(vars: &[(&str, &str)]) -> Self {
-        Self::spawn_in(Arc::new(tempfile::tempdir().unwrap()), vars).await
+        Self::spawn_in(Arc::new(TestDb::fresh().await), vars).await
     }
 
-    /// Starts a server whose database lives in `dir` (to restart on the same data).
-    pub async fn spawn_in(dir: Arc<tempfile::TempDir>, vars: &[(&str, &str)]) -> Self {
-        let db: PathBuf = dir.path().join("wxportal.db");
-        let database_url = format!("sqlite://{}", db.display());
+    /// Starts a server on `db` (to restart on the same data, or run two on one database).
+    pub async fn spawn_in(db: Arc<TestDb>, vars: &[(&str, &str)]) -> Self {
+        let database_url = db.url.clone();
         let mut all: Vec<(String, String)> = vec![
             ("WXPORTAL_TOKEN".into(), TOKEN.into()),
             ("WXPORTAL_APPID".into(), APPID.into()),
@@ -71,7 +72,7 @@ impl TestApp {
             client,
             store,
             keys,
-            dir,
+            db,
             shutdown: Some(tx),
             handle: Some(handle),
         }
@@ -152,9 +153,9 @@ impl TestApp {
         (response.status().as_u16(), response.text().await.unwrap())
     }
 
-    /// The database's URL, for seeding it directly.
-    pub fn database_url(&self) -> String {
-        format!("sqlite://{}", self.dir.path().join("wxportal.db").display())
+    /// A direct connection to the database, to seed or inspect it.
+    pub async fn raw_db(&self) -> RawDb {
+        self.db.connect().await
     }
 
     pub async fn message_count(&self) -> i64 {
@@ -394,20 +395,17 @@ pub fn demo_password(banner: &str) -> String {
         .to_owned()
 }
 
-pub async fn spawn_demo() -> (String, tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
+pub async fn spawn_demo() -> (String, TestDb, String) {
+    let db = TestDb::fresh().await;
     let (demo, banner) = wxportal::demo::build(&[
         ("WXPORTAL_BIND", "127.0.0.1:0".to_owned()),
-        (
-            "WXPORTAL_DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("demo.db").display()),
-        ),
+        ("WXPORTAL_DATABASE_URL", db.url.clone()),
     ])
     .await
     .unwrap();
     let base = format!("http://{}", demo.addr());
     tokio::spawn(demo.run(std::future::pending()));
-    (base, dir, banner)
+    (base, db, banner)
 }
 
 /// The real binary serving on a free port: for what only separate processes show (a shared database,
@@ -419,8 +417,9 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `wxportal serve` with the test settings (database in `dir`) and `vars`; waits until ready.
-    pub async fn start(dir: &std::path::Path, vars: &[(&str, &str)]) -> Self {
+    /// Starts `wxportal serve` with the test settings on `db` and `vars`; waits until ready.
+    pub async fn start(db: &TestDb, vars: &[(&str, &str)]) -> Self {
+        let dir = db.dir.path();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -433,10 +432,7 @@ impl ServerProcess {
             .env("WXPORTAL_TOKEN", TOKEN)
             .env("WXPORTAL_APPID", APPID)
             .env("WXPORTAL_BIND", format!("127.0.0.1:{port}"))
-            .env(
-                "WXPORTAL_DATABASE_URL",
-                format!("sqlite://{}", dir.join("wxportal.db").display()),
-            )
+            .env("WXPORTAL_DATABASE_URL", &db.url)
             .env("WXPORTAL_PUBLIC_URL", PUBLIC_URL)
             .env("RUST_LOG", "info")
             .current_dir(dir)

@@ -1,9 +1,11 @@
-//! Black-box tests: the real server on a random loopback port, a fresh SQLite file per test.
+//! Black-box tests: the real server on a random loopback port, a fresh SQLite file per test. The same
+//! suite runs on PostgreSQL from `tests/postgres`.
 
 mod account;
 mod admin;
 mod browser;
 mod cli;
+mod db;
 mod fixtures;
 mod hardening;
 mod helpers;
@@ -12,3 +14,6 @@ mod portal;
 mod regressions;
 mod vectors;
 mod webhook;
+
+/// The database this binary's tests run on.
+pub const BACKEND: db::Backend = db::Backend::Sqlite;

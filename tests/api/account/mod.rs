@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
-use sqlx::{Connection, SqliteConnection};
 use wxportal::time::unix_now;
 use wxportal::wechat::MessageMode;
 
@@ -56,13 +55,10 @@ pub(super) fn expected_signature(ticket: &str, config: &Value, url: &str) -> Str
 }
 
 pub(super) async fn stored_ticket(app: &TestApp) -> String {
-    let mut db = SqliteConnection::connect(&app.database_url())
+    app.raw_db()
         .await
-        .unwrap();
-    sqlx::query_scalar("SELECT value FROM credentials WHERE kind = 'jsapi_ticket'")
-        .fetch_one(&mut db)
+        .text("SELECT value FROM credentials WHERE kind = 'jsapi_ticket'")
         .await
-        .unwrap()
 }
 
 /// Adds a keyword rule through the admin form.

@@ -132,28 +132,21 @@ async fn without_an_appsecret_nothing_is_queued_for_follower_info() {
 #[tokio::test(flavor = "multi_thread")]
 async fn queued_replies_survive_kill_9_and_only_a_cut_off_send_repeats() {
     let mock = MockWeChat::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::fresh().await;
     let vars = [
         ("WXPORTAL_APPSECRET", APPSECRET),
         ("WXPORTAL_WECHAT_API_URL", mock.base.as_str()),
     ];
-    let mut server = ServerProcess::start(dir.path(), &vars).await;
-    {
-        let mut db = SqliteConnection::connect(&format!(
-            "sqlite://{}",
-            dir.path().join("wxportal.db").display()
-        ))
+    let mut server = ServerProcess::start(&db, &vars).await;
+    db.connect()
         .await
-        .unwrap();
-        sqlx::query(
+        .execute(
             "INSERT INTO reply_rules (kind, position, match_mode, keyword, reply, slow, updated_at)
-             VALUES ('keyword', 1, 'contains', '慢', '{\"type\":\"text\",\"content\":\"收到\"}', 1, 0);
-             UPDATE settings SET value = value + 1 WHERE name = 'reply_rules_revision'",
+             VALUES ('keyword', 1, 'contains', '慢', '{\"type\":\"text\",\"content\":\"收到\"}', TRUE, 0);
+             UPDATE settings SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT)
+             WHERE name = 'reply_rules_revision'",
         )
-        .execute(&mut db)
-        .await
-        .unwrap();
-    }
+        .await;
     // The running server picks the rule up within its watch interval.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     // The first four sends hang in mid-call (the worker runs four at a time); the rest wait in the queue.
@@ -187,7 +180,7 @@ async fn queued_replies_survive_kill_9_and_only_a_cut_off_send_repeats() {
     let cut_off: Vec<Value> = mock.sent().iter().map(|m| m["touser"].clone()).collect();
     server.kill_9();
 
-    let restarted = ServerProcess::start(dir.path(), &vars).await;
+    let restarted = ServerProcess::start(&db, &vars).await;
     // Queued jobs go out at once; the four cut off in mid-call once their claims lapse (20 s).
     assert!(
         eventually(40, || mock.sent().len() == 14).await,

@@ -46,14 +46,14 @@ async fn signed_in_new_admin(app: &TestApp) -> (Browser, String) {
 async fn two_server_processes_on_one_database_fetch_once() {
     let mock = MockWeChat::start().await;
     mock.set_token_delay(Duration::from_millis(500));
-    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::fresh().await;
     let vars = [
         ("WXPORTAL_APPSECRET", APPSECRET),
         ("WXPORTAL_WECHAT_API_URL", mock.base.as_str()),
     ];
     // The first creates the database; then both run at once, each renewing ahead and serving needs.
-    let first = ServerProcess::start(dir.path(), &vars).await;
-    let second = ServerProcess::start(dir.path(), &vars).await;
+    let first = ServerProcess::start(&db, &vars).await;
+    let second = ServerProcess::start(&db, &vars).await;
     let client = wxportal::upstream::client_builder().build().unwrap();
     let page = format!("{PUBLIC_URL}/");
     let answers = futures_util::future::join_all((0..40).map(|i| {

@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sqlx::{Connection, SqliteConnection};
+use crate::db::quote;
 use wxportal::time::unix_now;
 use wxportal::wechat::MessageMode;
 use wxportal::wechat::push::{self, Push};
@@ -86,28 +86,33 @@ pub(super) fn unionid(i: usize) -> String {
 
 /// Inserts `n` followers straight into the database: [`openid`]`(i)`, nickname from `nickname(i)`.
 pub(super) async fn seed_users(app: &TestApp, n: usize, nickname: impl Fn(usize) -> String) {
-    let mut conn = SqliteConnection::connect(&app.database_url())
-        .await
-        .unwrap();
-    let mut tx = conn.begin().await.unwrap();
-    for i in 0..n {
-        sqlx::query(
+    let mut db = app.raw_db().await;
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "({}, {}, {}, {}, {}, {}, {}, '深圳')",
+                quote(&openid(i)),
+                quote(&unionid(i)),
+                quote(&nickname(i)),
+                if i % 3 != 0 { "TRUE" } else { "FALSE" },
+                1_700_000_000 + i as i64,
+                1_700_000_000 + (i as i64 * 7919) % 100_000,
+                if i % 2 == 0 {
+                    "'snsapi_userinfo'"
+                } else {
+                    "NULL"
+                },
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        db.execute(&format!(
             "INSERT INTO users (openid, unionid, nickname, subscribed, first_seen_at, last_seen_at, scope, city)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(openid(i))
-        .bind(unionid(i))
-        .bind(nickname(i))
-        .bind(i % 3 != 0)
-        .bind(1_700_000_000 + i as i64)
-        .bind(1_700_000_000 + (i as i64 * 7919) % 100_000)
-        .bind(if i % 2 == 0 { Some("snsapi_userinfo") } else { None })
-        .bind("深圳")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+             VALUES {}",
+            chunk.join(", ")
+        ))
+        .await;
     }
-    tx.commit().await.unwrap();
 }
 
 pub(crate) fn browser_client() -> reqwest::Client {

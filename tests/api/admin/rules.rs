@@ -150,7 +150,7 @@ async fn a_rule_edit_changes_the_very_next_webhook_reply() {
 #[tokio::test]
 async fn an_edit_on_one_instance_reaches_another_sharing_the_database() {
     let first = with_admin(&[]).await;
-    let second = TestApp::spawn_in(first.dir.clone(), &[]).await;
+    let second = TestApp::spawn_in(first.db.clone(), &[]).await;
     let (browser, csrf) = signed_in(&first).await;
     save_rule(
         &browser,

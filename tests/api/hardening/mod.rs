@@ -4,7 +4,6 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use sqlx::{Connection, SqliteConnection};
 
 use crate::admin::{sign_in_with, with_admin};
 use crate::helpers::*;
@@ -21,23 +20,12 @@ pub(super) const EXCHANGE: &str = "/sns/oauth2/access_token";
 
 /// Every table's row count.
 pub(super) async fn row_counts(app: &TestApp) -> Vec<(String, i64)> {
-    let mut db = SqliteConnection::connect(&app.database_url())
-        .await
-        .unwrap();
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-    )
-    .fetch_all(&mut db)
-    .await
-    .unwrap();
+    let mut db = app.raw_db().await;
     let mut counts = Vec::new();
-    for table in tables {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM \"{table}\""
-        )))
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
+    for table in db.tables().await {
+        let n = db
+            .number(&format!("SELECT count(*) FROM \"{table}\""))
+            .await;
         counts.push((table, n));
     }
     counts

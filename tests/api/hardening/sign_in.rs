@@ -164,8 +164,8 @@ async fn a_follower_sign_in_replaces_the_form_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_sign_ins_log_the_address_and_a_hash_never_the_text_typed() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(dir.path(), &[]).await;
+    let db = TestDb::fresh().await;
+    let server = ServerProcess::start(&db, &[]).await;
     let browser = Browser::at(
         &server.base,
         wxportal::upstream::client_builder()

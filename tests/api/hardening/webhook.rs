@@ -15,8 +15,8 @@ async fn post_under(app: &TestApp, query: &[(&'static str, String)], body: &str)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_signed_query_is_good_for_one_body_only_across_restarts() {
     use wxportal::wechat::MessageMode;
-    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let app = TestApp::spawn_in(dir.clone(), &[]).await;
+    let db = std::sync::Arc::new(TestDb::fresh().await);
+    let app = TestApp::spawn_in(db.clone(), &[]).await;
     let now = wxportal::time::unix_now().to_string();
     let first = text("oReal", "你好", "5001").sign(TOKEN, MessageMode::Plain, None, &now, "777");
     let (status, reply) = app.post_signed(&first).await;
@@ -34,7 +34,7 @@ async fn a_signed_query_is_good_for_one_body_only_across_restarts() {
     assert_eq!(app.message_count().await, 1);
     // And after a restart, still refused.
     app.stop().await;
-    let app = TestApp::spawn_in(dir, &[]).await;
+    let app = TestApp::spawn_in(db, &[]).await;
     assert_eq!(post_under(&app, &first.query, &forged).await.0, 403);
     assert_eq!(app.message_count().await, 1);
 }
@@ -139,16 +139,19 @@ async fn a_message_the_database_refuses_does_not_fail_those_committed_with_it() 
     use wxportal::wechat::MessageMode;
     let app = std::sync::Arc::new(TestApp::spawn(&[]).await);
     {
-        let mut db = SqliteConnection::connect(&app.database_url())
-            .await
-            .unwrap();
-        sqlx::query(
-            "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.openid = 'oPoison'
-             BEGIN SELECT RAISE(ABORT, 'refused for the test'); END",
-        )
-        .execute(&mut db)
-        .await
-        .unwrap();
+        let poison = match crate::BACKEND {
+            Backend::Sqlite => {
+                "CREATE TRIGGER poison BEFORE INSERT ON messages WHEN NEW.openid = 'oPoison'
+                 BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+            }
+            Backend::Postgres => {
+                "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN RAISE EXCEPTION 'refused for the test'; END $$;
+                 CREATE TRIGGER poison BEFORE INSERT ON messages
+                 FOR EACH ROW WHEN (NEW.openid = 'oPoison') EXECUTE FUNCTION poison()"
+            }
+        };
+        app.raw_db().await.execute(poison).await;
     }
     // Sent together, so that the writer commits them in shared batches.
     let sends = (0..40).map(|i| {

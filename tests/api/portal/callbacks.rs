@@ -197,7 +197,7 @@ async fn two_instances_on_one_database_exchange_a_repeated_code_once() {
         ("WXPORTAL_WECHAT_API_URL", mock.base.as_str()),
     ];
     let first = TestApp::spawn(&vars).await;
-    let second = TestApp::spawn_in(first.dir.clone(), &vars).await;
+    let second = TestApp::spawn_in(first.db.clone(), &vars).await;
     let on_first = Browser::new(&first);
     let state = on_first.start_login("").await;
     let code = mock.issue_code("oTwoInstances", "snsapi_userinfo");

@@ -101,9 +101,9 @@ async fn sessions_survive_a_restart() {
     let browser = Browser::new(&app);
     authorize(&browser, &mock, "oStays", "").await;
     let cookie = browser.cookie().unwrap();
-    let dir = app.dir.clone();
+    let db = app.db.clone();
     app.stop().await;
-    let app = TestApp::spawn_in(dir, &vars).await;
+    let app = TestApp::spawn_in(db, &vars).await;
     let response = app
         .client
         .get(app.url("/me"))

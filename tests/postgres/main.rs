@@ -1,0 +1,31 @@
+//! The black-box suite of `tests/api` again, each test on a PostgreSQL database of its own (see
+//! `tests/api/db.rs`). The browser walks stay in `tests/api`: what they check is the pages, not the
+//! database under them.
+
+#[path = "../api/account/mod.rs"]
+mod account;
+#[path = "../api/admin/mod.rs"]
+mod admin;
+#[path = "../api/cli.rs"]
+mod cli;
+#[path = "../api/db.rs"]
+mod db;
+#[path = "../api/fixtures.rs"]
+mod fixtures;
+#[path = "../api/hardening/mod.rs"]
+mod hardening;
+#[path = "../api/helpers.rs"]
+mod helpers;
+#[path = "../api/mock.rs"]
+mod mock;
+#[path = "../api/portal/mod.rs"]
+mod portal;
+#[path = "../api/regressions.rs"]
+mod regressions;
+#[path = "../api/vectors.rs"]
+mod vectors;
+#[path = "../api/webhook/mod.rs"]
+mod webhook;
+
+/// The database this binary's tests run on.
+pub const BACKEND: db::Backend = db::Backend::Postgres;
