@@ -16,6 +16,8 @@ mod fixtures;
 mod hardening;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../api/instances.rs"]
+mod instances;
 #[path = "../api/mock.rs"]
 mod mock;
 #[path = "../api/portal/mod.rs"]

@@ -62,7 +62,7 @@ pub(super) async fn stored_ticket(app: &TestApp) -> String {
 }
 
 /// Adds a keyword rule through the admin form.
-pub(super) async fn add_rule(
+pub(crate) async fn add_rule(
     browser: &Browser,
     csrf: &str,
     keyword: &str,
