@@ -1,7 +1,8 @@
 //! The command line, one file per command group: [`serve`] (`serve`, the default; `check`; `demo`),
-//! [`send`], [`admin`], [`menu`].
+//! [`send`], [`admin`], [`menu`], [`copy`].
 
 pub mod admin;
+pub mod copy;
 pub mod menu;
 pub mod send;
 pub mod serve;
@@ -53,6 +54,20 @@ pub enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Copy every table from one database to another (SQLite to PostgreSQL to move an installation,
+    /// PostgreSQL to SQLite for a backup in one file). Both are migrated to this version first.
+    Copy {
+        /// The database to read, as WXPORTAL_DATABASE_URL names it (sqlite://… or postgres://…).
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The database to write; created if it is a SQLite file that does not exist.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Copy into a database that already holds followers, messages, operators or sessions: rows
+        /// with the same key are overwritten, others kept. A rerun duplicates nothing.
+        #[arg(long)]
+        force: bool,
+    },
     /// Manage the account's custom menu on WeChat (the access_token is shared with running servers
     /// through the database).
     Menu {
@@ -98,6 +113,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Send(args) => send::run(*args).await,
         Command::Menu { action } => report(menu::run(action).await),
         Command::Admin { action } => report(admin::run(action).await),
+        Command::Copy { from, to, force } => report(copy::run(&from, &to, force).await),
     }
 }
 

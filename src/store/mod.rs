@@ -9,6 +9,7 @@
 //! answered only after its commit. On PostgreSQL concurrent transactions commit together on their own.
 
 mod admins;
+mod copy;
 mod credentials;
 mod jobs;
 mod messages;
@@ -32,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::SqliteSync;
 
 pub use admins::{Admin, LoginAttempts};
+pub use copy::{Cell, TableCount, copy};
 pub use credentials::CredentialRow;
 pub use jobs::{Job, JobKind, JobState, OutboxCounts};
 pub use messages::{MessageQuery, MessageRecord, NewMessage, Recorded};

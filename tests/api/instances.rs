@@ -17,7 +17,6 @@ use crate::account::add_rule;
 use crate::helpers::*;
 use crate::mock::{APPSECRET, MockWeChat};
 
-const CUSTOM_SEND: &str = "/cgi-bin/message/custom/send";
 const EXCHANGE: &str = "/sns/oauth2/access_token";
 const PASSWORD: &str = "correct horse battery";
 

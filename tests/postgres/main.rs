@@ -8,6 +8,8 @@ mod account;
 mod admin;
 #[path = "../api/cli.rs"]
 mod cli;
+#[path = "../api/copy.rs"]
+mod copy;
 #[path = "../api/db.rs"]
 mod db;
 #[path = "../api/fixtures.rs"]
