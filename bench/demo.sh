@@ -1,8 +1,9 @@
 # Sourced by the benchmark scripts: starts a release `wxportal demo` on $PORT in a fresh directory ($out,
-# removed on exit) and waits until it answers. Sets $out and $server.
+# removed on exit) and waits until it answers. Sets $out and $server. With BENCH_DATABASE_URL set, the demo
+# keeps its data there (a PostgreSQL database, say) instead of a SQLite file in $out.
 out=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$out"' EXIT
 root=$PWD
-(cd "$out" && WXPORTAL_BIND=127.0.0.1:$PORT RUST_LOG=warn exec "$root/target/release/wxportal" demo >"$out/server.log" 2>&1) &
+(cd "$out" && WXPORTAL_BIND=127.0.0.1:$PORT RUST_LOG=warn exec "$root/target/release/wxportal" demo ${BENCH_DATABASE_URL:+--database-url "$BENCH_DATABASE_URL"} >"$out/server.log" 2>&1) &
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done

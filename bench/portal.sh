@@ -20,7 +20,7 @@ export WXPORTAL_LIMIT_AUTH_LOGIN=off WXPORTAL_LIMIT_AUTH_CALLBACK=off WXPORTAL_L
 source bench/demo.sh
 
 run() { ./target/release/examples/portal_load "$1" "http://127.0.0.1:$PORT" "$CONNECTIONS" "$SECONDS_PER_RUN"; }
-echo "wxportal portal benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine"
+echo "wxportal portal benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine, database ${BENCH_DATABASE_URL:-SQLite}"
 run healthz
 run flow
 run me
@@ -28,10 +28,10 @@ run me
 run "get:/jssdk/config?url=http%3A%2F%2F127.0.0.1%3A$PORT%2F%3Ffrom%3Dtimeline"
 pid=$(pgrep -f "target/release/wxportal demo" | head -1)
 echo "peak RSS of the server: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$pid/status)"
-python3 - "$out/wxportal-demo.db" <<'PY'
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-print("followers stored: %d, authorizations completed: %d" % (
-    db.execute("select count(*) from users").fetchone()[0],
-    db.execute("select count(*) from oauth_states where outcome = 'done'").fetchone()[0]))
-PY
+counts="select (select count(*) from users), (select count(*) from oauth_states where outcome = 'done')"
+if [ -n "${BENCH_DATABASE_URL:-}" ]; then
+    read -r users done < <(psql "$BENCH_DATABASE_URL" -AtF ' ' -c "$counts")
+else
+    read -r users done < <(python3 -c "import sqlite3,sys; print(*sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone())" "$out/wxportal-demo.db" "$counts")
+fi
+echo "followers stored: $users, authorizations completed: $done"

@@ -3,7 +3,7 @@
 #
 #   bash bench/run.sh [CONNECTIONS] [SECONDS]
 #
-# Starts wxportal (safe-capable, fresh SQLite file), then measures with the same load generator:
+# Starts wxportal (safe-capable, fresh SQLite file, or BENCH_DATABASE_URL's database), then measures with the same load generator:
 # GET /healthz (the machine's ceiling), unique signed plaintext messages, unique safe-mode messages.
 # Every webhook request is stored before it is answered. Reports requests/s, p50/p99 latency, the
 # webhook rates as a share of /healthz, messages stored, the server's peak RSS and the size the
@@ -20,14 +20,14 @@ trap 'kill "$server" 2>/dev/null || true; rm -rf "$out"' EXIT
 
 export WXPORTAL_TOKEN=benchToken1 WXPORTAL_APPID=wx0123456789abcdef
 export WXPORTAL_ENCODING_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG WXPORTAL_MESSAGE_MODE=compat
-export WXPORTAL_BIND=127.0.0.1:$PORT WXPORTAL_DATABASE_URL="sqlite://$out/bench.db"
+export WXPORTAL_BIND=127.0.0.1:$PORT WXPORTAL_DATABASE_URL="${BENCH_DATABASE_URL:-sqlite://$out/bench.db}"
 export WXPORTAL_SQLITE_SYNCHRONOUS=${WXPORTAL_SQLITE_SYNCHRONOUS:-full}
 ./target/release/wxportal serve 2>"$out/server.log" &
 server=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
 
 run() { ./target/release/examples/loadgen "$1" "127.0.0.1:$PORT/wechat" "$CONNECTIONS" "$SECONDS_PER_RUN"; }
-echo "wxportal webhook benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine, SQLite synchronous=$WXPORTAL_SQLITE_SYNCHRONOUS"
+echo "wxportal webhook benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine, database ${BENCH_DATABASE_URL:-SQLite, synchronous=$WXPORTAL_SQLITE_SYNCHRONOUS}"
 health=$(run healthz); echo "$health"
 plain=$(run plain); echo "$plain"
 safe=$(run safe); echo "$safe"
@@ -35,7 +35,11 @@ rate() { awk '{for (i=1;i<=NF;i++) if ($(i+1)=="req/s") print $i}' <<<"$1"; }
 awk -v h="$(rate "$health")" -v p="$(rate "$plain")" -v s="$(rate "$safe")" \
   'BEGIN { printf "plaintext webhook = %.0f%% of /healthz, safe mode = %.0f%% of /healthz\n", 100*p/h, 100*s/h }'
 echo "peak RSS of the server: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$server/status)"
-echo "write-ahead log file: $(du -m "$out/bench.db-wal" | cut -f1) MB (it starts over once copied into the database)"
 kill -TERM "$server"; wait "$server" || true
-stored=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from messages').fetchone()[0])" "$out/bench.db")
+if [ -n "${BENCH_DATABASE_URL:-}" ]; then
+    stored=$(psql "$BENCH_DATABASE_URL" -Atc 'select count(*) from messages')
+else
+    echo "write-ahead log file: $(du -m "$out/bench.db-wal" | cut -f1) MB (it starts over once copied into the database)"
+    stored=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from messages').fetchone()[0])" "$out/bench.db")
+fi
 echo "messages stored: $stored"

@@ -43,6 +43,10 @@ pub enum Command {
         /// same network. Its Token, AES key and AppSecret are public: never on the Internet.
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
+        /// Keep the demo's data in this database instead of ./wxportal-demo.db, such as a PostgreSQL
+        /// database made for it (never WXPORTAL_DATABASE_URL: the demo must not touch production data).
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
     },
     /// Validate the configuration and print the values in use, secrets masked, and the database's
     /// backend, version and migrations.
@@ -108,7 +112,10 @@ pub enum CliError {
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => report(serve::serve().await),
-        Command::Demo { listen } => report(serve::demo(listen).await),
+        Command::Demo {
+            listen,
+            database_url,
+        } => report(serve::demo(listen, database_url).await),
         Command::Check => report(serve::check().await),
         Command::Send(args) => send::run(*args).await,
         Command::Menu { action } => report(menu::run(action).await),

@@ -38,10 +38,14 @@ pub async fn check() -> Result<String, CliError> {
 }
 
 /// `wxportal demo`: everything on this machine, WeChat played by the simulator.
-pub async fn demo(listen: Option<SocketAddr>) -> Result<String, CliError> {
+pub async fn demo(
+    listen: Option<SocketAddr>,
+    database_url: Option<String>,
+) -> Result<String, CliError> {
     let overrides: Vec<(&str, String)> = listen
         .map(|addr| ("WXPORTAL_BIND", addr.to_string()))
         .into_iter()
+        .chain(database_url.map(|url| ("WXPORTAL_DATABASE_URL", url)))
         .collect();
     if let Some(addr) = listen.filter(|a| !a.ip().is_loopback()) {
         eprintln!(

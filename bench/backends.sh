@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# SQLite and PostgreSQL side by side, in one run: webhook messages/s (plaintext and safe mode) on SQLite,
+# on PostgreSQL with one instance and with two instances sharing the database, then whole sign-ins/s
+# (the demo's simulator playing WeChat) on each backend.
+#
+#   bash bench/backends.sh [CONNECTIONS] [SECONDS]
+#
+# Needs a local PostgreSQL and a role that may create databases (`bash .ci/postgres` makes both);
+# WXPORTAL_TEST_POSTGRES_URL names it as the tests do. Each run gets a fresh database, dropped after.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONNECTIONS=${1:-64}
+SECONDS_PER_RUN=${2:-10}
+admin=${WXPORTAL_TEST_POSTGRES_URL:-postgres://wxportal:wxportal@127.0.0.1:5432/postgres}
+made=()
+fresh_pg() {
+    local name="wxbench_$1_$$"
+    psql "$admin" -qc "CREATE DATABASE $name" >/dev/null
+    made+=("$name")
+    echo "${admin%/*}/$name"
+}
+cleanup() {
+    kill "${servers[@]:-}" 2>/dev/null || true
+    for name in "${made[@]:-}"; do
+        [ -n "$name" ] && psql "$admin" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+}
+servers=()
+trap cleanup EXIT
+cargo build --release --quiet --bin wxportal --example loadgen --example portal_load
+webhook() { grep -E "POST /wechat|peak RSS|stored"; }
+
+echo "== webhook, SQLite (synchronous=full), one instance"
+bash bench/run.sh "$CONNECTIONS" "$SECONDS_PER_RUN" | webhook
+echo "== webhook, PostgreSQL, one instance"
+BENCH_DATABASE_URL=$(fresh_pg w1) bash bench/run.sh "$CONNECTIONS" "$SECONDS_PER_RUN" | webhook
+
+echo "== webhook, PostgreSQL, two instances on one database, half the connections each"
+url=$(fresh_pg w2)
+export WXPORTAL_TOKEN=benchToken1 WXPORTAL_APPID=wx0123456789abcdef WXPORTAL_DATABASE_URL=$url
+export WXPORTAL_ENCODING_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG WXPORTAL_MESSAGE_MODE=compat
+for port in 18191 18192; do
+    WXPORTAL_BIND=127.0.0.1:$port RUST_LOG=warn ./target/release/wxportal serve 2>/dev/null &
+    servers+=($!)
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+done
+for scenario in plain safe; do
+    for port in 18191 18192; do
+        ./target/release/examples/loadgen "$scenario" "127.0.0.1:$port/wechat" $((CONNECTIONS / 2)) "$SECONDS_PER_RUN" >"/tmp/wxbench.$$.$port" &
+    done
+    wait %?loadgen 2>/dev/null || true
+    while pgrep -f "examples/loadgen $scenario" >/dev/null; do sleep 0.2; done
+    for port in 18191 18192; do echo "  instance :$port $(cat "/tmp/wxbench.$$.$port")"; done
+    awk '{for (i=1;i<=NF;i++) if ($(i+1)=="req/s") s+=$i} END {printf "%s, both instances: %.0f req/s\n", "'$scenario'", s}' /tmp/wxbench.$$.1819[12]
+    rm -f /tmp/wxbench.$$.1819[12]
+done
+echo "stored: $(psql "$url" -Atc 'select count(*) from messages') messages"
+kill "${servers[@]}"; wait "${servers[@]}" 2>/dev/null || true; servers=()
+unset WXPORTAL_DATABASE_URL
+
+echo "== sign-ins (whole authorization: login, consent, callback with code exchange and userinfo, /me), SQLite"
+bash bench/portal.sh "$CONNECTIONS" "$SECONDS_PER_RUN" | grep -E "^flow|^me|followers"
+echo "== sign-ins, PostgreSQL"
+BENCH_DATABASE_URL=$(fresh_pg p1) bash bench/portal.sh "$CONNECTIONS" "$SECONDS_PER_RUN" | grep -E "^flow|^me|followers"
