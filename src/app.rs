@@ -62,6 +62,7 @@ impl App {
         config: Config,
     ) -> Result<Self, StartError> {
         let store = Store::connect(&config.database_url, config.sqlite_synchronous).await?;
+        tokio::spawn(store.clone().prune_regularly(config.retention));
         let keys = Keys::load(&config, &store).await?;
         let replies = Replies::load(store.clone(), &config.public_url).await?;
         tokio::spawn(Arc::clone(&replies).watch());

@@ -79,6 +79,9 @@ pub struct Config {
     pub limits: Limits,
     /// Connections open at once; more wait to be accepted (`WXPORTAL_MAX_CONNECTIONS`, default 4096).
     pub max_connections: usize,
+    /// How long messages and finished outbox jobs are kept (`WXPORTAL_KEEP_MESSAGES_DAYS`, default
+    /// forever; `WXPORTAL_KEEP_JOBS_DAYS`, default 30).
+    pub retention: crate::store::Retention,
 }
 
 /// A request rate: at most `count` at once, refilled evenly over `per` (`30/1m`: a burst of 30, then one
@@ -381,10 +384,29 @@ impl Config {
             }
         };
 
+        let mut days = |name: &str, default: Option<u32>| match var(name).as_deref() {
+            None => default,
+            Some("forever") => None,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    problems.push(format!(
+                        "{name} must be a number of days above 0, or forever (got {v:?})."
+                    ));
+                    default
+                }
+            },
+        };
+        let retention = crate::store::Retention {
+            messages_days: days("WXPORTAL_KEEP_MESSAGES_DAYS", None),
+            jobs_days: days("WXPORTAL_KEEP_JOBS_DAYS", Some(30)).unwrap_or(u32::MAX / 86_400),
+        };
+
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
         Ok(Self {
+            retention,
             limits,
             max_connections,
             access_token_api,
@@ -512,6 +534,16 @@ impl Config {
         let limit = |rate: Option<Rate>| rate.map_or_else(|| "off".to_owned(), |r| r.to_string());
         lines.extend([
             ("WXPORTAL_MAX_CONNECTIONS", self.max_connections.to_string()),
+            (
+                "WXPORTAL_KEEP_MESSAGES_DAYS",
+                self.retention
+                    .messages_days
+                    .map_or_else(|| "forever".to_owned(), |d| d.to_string()),
+            ),
+            (
+                "WXPORTAL_KEEP_JOBS_DAYS",
+                self.retention.jobs_days.to_string(),
+            ),
             ("WXPORTAL_LIMIT_AUTH_LOGIN", limit(self.limits.auth_login)),
             (
                 "WXPORTAL_LIMIT_AUTH_CALLBACK",
@@ -659,6 +691,25 @@ mod tests {
         for text in [format!("{c:?}"), c.describe()] {
             assert!(!text.contains("token123"));
             assert!(!text.contains("0123456789abcdef0123456789abcdef"));
+        }
+    }
+
+    #[test]
+    fn retention_is_forever_for_messages_and_a_month_for_jobs_unless_set() {
+        let c = config(&MINIMAL).unwrap();
+        assert_eq!(c.retention.messages_days, None);
+        assert_eq!(c.retention.jobs_days, 30);
+        let mut vars = MINIMAL.to_vec();
+        vars.push(("WXPORTAL_KEEP_MESSAGES_DAYS", "90"));
+        vars.push(("WXPORTAL_KEEP_JOBS_DAYS", "7"));
+        let c = config(&vars).unwrap();
+        assert_eq!(c.retention.messages_days, Some(90));
+        assert_eq!(c.retention.jobs_days, 7);
+        for bad in ["0", "-1", "a month"] {
+            let mut vars = MINIMAL.to_vec();
+            vars.push(("WXPORTAL_KEEP_MESSAGES_DAYS", bad));
+            let error = config(&vars).unwrap_err().to_string();
+            assert!(error.contains("WXPORTAL_KEEP_MESSAGES_DAYS"), "{error}");
         }
     }
 }

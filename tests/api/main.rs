@@ -12,6 +12,7 @@ mod helpers;
 mod mock;
 mod portal;
 mod regressions;
+mod retention;
 mod vectors;
 mod webhook;
 

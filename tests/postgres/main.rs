@@ -26,6 +26,8 @@ mod mock;
 mod portal;
 #[path = "../api/regressions.rs"]
 mod regressions;
+#[path = "../api/retention.rs"]
+mod retention;
 #[path = "../api/vectors.rs"]
 mod vectors;
 #[path = "../api/webhook/mod.rs"]

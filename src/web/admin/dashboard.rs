@@ -98,6 +98,8 @@ struct DashboardTemplate {
     last_day: String,
     chart_width: i64,
     chart_height: i64,
+    /// What the pruner keeps, in words.
+    kept: String,
 }
 
 fn bars(per_day: &[(i64, i64)]) -> (Vec<Bar>, i64) {
@@ -142,7 +144,19 @@ pub async fn show(State(app): State<AppState>, frame: Frame) -> Result<Response,
         peak,
         chart_width: CHART_WIDTH,
         chart_height: CHART_HEIGHT,
+        kept: kept(app.config.retention),
     })
+}
+
+fn kept(retention: crate::store::Retention) -> String {
+    let messages = retention.messages_days.map_or_else(
+        || "消息永久保留 · messages kept forever".to_owned(),
+        |d| format!("消息保留 {d} 天 · messages kept {d} days"),
+    );
+    format!(
+        "{messages} · 已完成的队列任务保留 {jobs} 天 · finished jobs kept {jobs} days",
+        jobs = retention.jobs_days
+    )
 }
 
 #[cfg(test)]

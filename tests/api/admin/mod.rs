@@ -18,7 +18,7 @@ mod messages;
 mod rules;
 mod sign_in;
 
-pub(super) const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 /// A server with one admin, `ops`.
 pub(crate) async fn with_admin(vars: &[(&str, &str)]) -> TestApp {
