@@ -97,18 +97,35 @@ macro_rules! per_backend {
 pub(crate) use per_backend;
 
 /// The statements that differ between the two backends.
-pub(crate) trait Dialect {
-    /// Case-insensitive substring match on a follower's nickname: the bound value is a LIKE pattern.
-    const NICKNAME_LIKE: &'static str;
+pub(crate) trait Dialect: sqlx::Database + Sized {
+    /// Narrows a follower query to nicknames containing `search` (letter case ignored), through the
+    /// backend's trigram index where it can.
+    fn push_nickname_contains(sql: &mut sqlx::QueryBuilder<Self>, search: &str);
 }
 
 impl Dialect for sqlx::Sqlite {
-    // SQLite's LIKE ignores ASCII letter case.
-    const NICKNAME_LIKE: &'static str = " AND nickname LIKE ";
+    fn push_nickname_contains(sql: &mut sqlx::QueryBuilder<Self>, search: &str) {
+        // The trigram index needs three characters, and cannot take LIKE's escapes: a shorter search, or
+        // one with a wildcard character in it, walks the follower index instead (LIKE ignores ASCII case
+        // in both).
+        if search.chars().count() >= 3 && !search.contains(['%', '_', '\\']) {
+            sql.push(" AND rowid IN (SELECT rowid FROM users_nickname WHERE nickname LIKE ")
+                .push_bind(format!("%{search}%"))
+                .push(")");
+        } else {
+            sql.push(" AND nickname LIKE ")
+                .push_bind(format!("%{}%", users::escape_like(search)))
+                .push(" ESCAPE '\\'");
+        }
+    }
 }
 
 impl Dialect for sqlx::Postgres {
-    const NICKNAME_LIKE: &'static str = " AND nickname ILIKE ";
+    fn push_nickname_contains(sql: &mut sqlx::QueryBuilder<Self>, search: &str) {
+        // pg_trgm's index serves ILIKE (backslash is its escape character by default).
+        sql.push(" AND nickname ILIKE ")
+            .push_bind(format!("%{}%", users::escape_like(search)));
+    }
 }
 
 /// Which database a store runs on.

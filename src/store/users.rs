@@ -232,7 +232,7 @@ fn looks_like_an_id(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn escape_like(s: &str) -> String {
+pub(super) fn escape_like(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_")
@@ -272,11 +272,21 @@ impl Store {
             .await?))
     }
 
-    /// How many followers match the list's search and filters.
-    pub(crate) async fn count_matching_users(&self, q: &UserQuery) -> Result<i64, StoreError> {
+    /// How many followers match the list's search and filters, counted up to `cap + 1`: a count
+    /// above `cap` says "more than `cap`" without reading every match.
+    pub(crate) async fn count_matching_users(
+        &self,
+        q: &UserQuery,
+        cap: i64,
+    ) -> Result<i64, StoreError> {
         Ok(on_pool!(self, |pool, sql| {
-            let mut query = QueryBuilder::new("SELECT count(*) FROM users WHERE 1 = 1");
+            let mut query =
+                QueryBuilder::new("SELECT count(*) FROM (SELECT 1 FROM users WHERE 1 = 1");
             sql::push_user_filters(&mut query, q);
+            query
+                .push(" LIMIT ")
+                .push_bind(cap + 1)
+                .push(") AS matching");
             query.build_query_scalar().fetch_one(pool).await?
         }))
     }
@@ -396,9 +406,7 @@ per_backend! {
                 .push_bind(search.to_owned())
                 .push(")");
         } else {
-            sql.push(<Db as Dialect>::NICKNAME_LIKE)
-                .push_bind(format!("%{}%", escape_like(search)))
-                .push(" ESCAPE '\\'");
+            <Db as Dialect>::push_nickname_contains(sql, search);
         }
     }
     if let Some(subscribed) = q.subscribed {

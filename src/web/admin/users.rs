@@ -146,6 +146,9 @@ impl From<&User> for Row {
     }
 }
 
+/// The most matches counted exactly.
+const COUNT_CAP: i64 = 10_000;
+
 #[derive(Template)]
 #[template(path = "admin/users.html")]
 struct ListTemplate {
@@ -154,8 +157,8 @@ struct ListTemplate {
     params: ListParams,
     sorts: Vec<(&'static str, &'static str)>,
     rows: Vec<Row>,
-    /// How many match, on the first page.
-    matching: Option<i64>,
+    /// How many match, on the first page ("10000+" past the count's cap).
+    matching: Option<String>,
     next: Option<String>,
     first: Option<String>,
     export: String,
@@ -170,11 +173,17 @@ pub async fn list(
     let mut users = app.store.list_users(&query).await?;
     let more = users.len() as i64 > PAGE_SIZE;
     users.truncate(PAGE_SIZE as usize);
-    // Counting scans every match: done on the first page only, and only when it is not already known.
+    // Counting reads the matches: done on the first page only, only when not already known, and only
+    // up to a cap, so a search matching most of a million followers costs what one matching 10,000 does.
     let matching = match (&query.after, more) {
         (Some(_), _) => None,
-        (None, false) => Some(users.len() as i64),
-        (None, true) => Some(app.store.count_matching_users(&query).await?),
+        (None, false) => Some(users.len().to_string()),
+        (None, true) => Some(
+            match app.store.count_matching_users(&query, COUNT_CAP).await? {
+                n if n > COUNT_CAP => format!("{COUNT_CAP}+"),
+                n => n.to_string(),
+            },
+        ),
     };
     let next = users.last().filter(|_| more).map(|u| {
         let cursor = format!("{}.{}", query.sort.key_of(u), u.openid);

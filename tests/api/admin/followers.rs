@@ -241,3 +241,81 @@ async fn the_detail_page_shows_everything_and_deletes_on_confirmation() {
     );
     assert_eq!(browser.get("/admin/users/oDel").await.status, 404);
 }
+
+#[tokio::test]
+async fn a_nickname_search_follows_renames_and_deletions_and_ignores_letter_case() {
+    let app = with_admin(&[]).await;
+    seed_users(&app, 200, |i| match i {
+        77 => "Alice Wonder".into(),
+        78 => "ALICE木兰".into(),
+        _ => format!("粉丝{i}"),
+    })
+    .await;
+    let (browser, _) = signed_in(&app).await;
+    let search = |q: &'static str| {
+        let browser = &browser;
+        async move {
+            let page = browser
+                .get(&format!("/admin/users?q={}", urlencoding::encode(q)))
+                .await;
+            assert_eq!(page.status, 200);
+            let mut found: Vec<String> = page
+                .body
+                .match_indices("href=\"/admin/users/o")
+                .map(|(at, _)| page.body[at + 19..at + 19 + 28].to_owned())
+                .collect();
+            found.sort();
+            let matching = page
+                .body
+                .split("<span id=\"matching\">")
+                .nth(1)
+                .and_then(|rest| rest.split('<').next())
+                .map(str::to_owned);
+            (found, matching)
+        }
+    };
+    // Three characters or more: the trigram index; fewer: the follower index. Both ignore ASCII case.
+    assert_eq!(search("alice").await.0, vec![openid(77), openid(78)]);
+    assert_eq!(search("木兰").await.0, vec![openid(78)]);
+    let (found, matching) = search("丝12").await;
+    assert_eq!(found.len(), 11, "粉丝12 and 粉丝120–129");
+    assert_eq!(matching.as_deref(), Some("11"));
+    let (found, matching) = search("丝1").await;
+    assert_eq!(found.len(), 50, "one page");
+    assert_eq!(matching.as_deref(), Some("111"), "粉丝1, 10–19 and 100–199");
+
+    // A new nickname is found under its new name only; a deleted follower is found no more.
+    let tokens = wxportal::store::Tokens {
+        scope: "snsapi_userinfo".into(),
+        access_token: "at".into(),
+        access_token_expires_at: 0,
+        refresh_token: "rt".into(),
+        refresh_token_expires_at: 0,
+    };
+    let profile = wxportal::store::Profile {
+        unionid: None,
+        nickname: "Zed Rename".into(),
+        sex: 0,
+        province: String::new(),
+        city: String::new(),
+        country: String::new(),
+        headimgurl: String::new(),
+        privilege: "[]".into(),
+        raw: "{}".into(),
+    };
+    app.store
+        .save_refresh(&openid(77), &tokens, Some(&profile))
+        .await
+        .unwrap();
+    assert_eq!(search("ALICE").await.0, vec![openid(78)]);
+    assert_eq!(search("zed").await.0, vec![openid(77)]);
+    app.raw_db()
+        .await
+        .execute(&format!(
+            "DELETE FROM users WHERE openid = '{}'",
+            openid(78)
+        ))
+        .await;
+    assert!(search("alice").await.0.is_empty());
+    assert!(search("木兰").await.0.is_empty());
+}
