@@ -100,6 +100,7 @@ impl App {
             config: Arc::new(config),
             store,
             demo: false,
+            metrics: Default::default(),
         };
         Ok(Self {
             listener,

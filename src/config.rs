@@ -82,6 +82,9 @@ pub struct Config {
     /// How long messages and finished outbox jobs are kept (`WXPORTAL_KEEP_MESSAGES_DAYS`, default
     /// forever; `WXPORTAL_KEEP_JOBS_DAYS`, default 30).
     pub retention: crate::store::Retention,
+    /// `GET /metrics` open to anyone who can reach the server (`WXPORTAL_METRICS=1`); signed-in
+    /// operators read `/admin/metrics` either way.
+    pub metrics: bool,
 }
 
 /// A request rate: at most `count` at once, refilled evenly over `per` (`30/1m`: a burst of 30, then one
@@ -402,10 +405,20 @@ impl Config {
             jobs_days: days("WXPORTAL_KEEP_JOBS_DAYS", Some(30)).unwrap_or(u32::MAX / 86_400),
         };
 
+        let metrics = match var("WXPORTAL_METRICS").as_deref() {
+            None | Some("0") | Some("false") | Some("off") => false,
+            Some("1") | Some("true") | Some("on") => true,
+            Some(v) => {
+                problems.push(format!("WXPORTAL_METRICS must be 1 or 0 (got {v:?})."));
+                false
+            }
+        };
+
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
         Ok(Self {
+            metrics,
             retention,
             limits,
             max_connections,
@@ -543,6 +556,15 @@ impl Config {
             (
                 "WXPORTAL_KEEP_JOBS_DAYS",
                 self.retention.jobs_days.to_string(),
+            ),
+            (
+                "WXPORTAL_METRICS",
+                if self.metrics {
+                    "1 (GET /metrics is open)"
+                } else {
+                    "0 (/admin/metrics only)"
+                }
+                .to_owned(),
             ),
             ("WXPORTAL_LIMIT_AUTH_LOGIN", limit(self.limits.auth_login)),
             (

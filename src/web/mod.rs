@@ -11,6 +11,8 @@ pub mod jssdk;
 pub mod keys;
 /// Who the client is, and per-client request limits.
 pub mod limits;
+/// `/metrics` in Prometheus's text format.
+pub mod metrics;
 /// The OAuth `state`: signed, expiring, bound to where the follower goes next.
 pub mod oauth_state;
 /// The follower's pages and web authorization.
@@ -88,9 +90,19 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
             HeaderValue::from_static("max-age=31536000"),
         )
     });
+    let app = if state.config.metrics {
+        app.route("/metrics", get(metrics::scrape))
+    } else {
+        app
+    };
     let app = app
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        // Every routed request is counted and timed, by the route's pattern (never its path: OpenIDs).
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
         .with_state(state);
     let app = match hsts {
         Some(hsts) => app.layer(hsts),

@@ -35,6 +35,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Admin password checks running at once: at most one per core.
     pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// The counters `/metrics` shows.
+    pub metrics: Arc<super::metrics::Metrics>,
     /// The address this server listens on (the simulator's chat posts to its own webhook there).
     pub local_addr: SocketAddr,
 }

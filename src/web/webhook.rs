@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::web::metrics::MessageOutcome;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::header;
@@ -323,6 +324,11 @@ async fn process(
     if queues_work {
         state.outbox.wake();
     }
+    state.metrics.message(match recorded {
+        Recorded::Inserted => MessageOutcome::Stored,
+        Recorded::Duplicate { .. } => MessageOutcome::Duplicate,
+        Recorded::Replayed => MessageOutcome::Replayed,
+    });
     Ok(match recorded {
         Recorded::Inserted => {
             tracing::debug!(

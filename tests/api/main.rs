@@ -9,6 +9,7 @@ mod db;
 mod fixtures;
 mod hardening;
 mod helpers;
+mod metrics;
 mod mock;
 mod portal;
 mod regressions;

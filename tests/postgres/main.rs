@@ -20,6 +20,8 @@ mod hardening;
 mod helpers;
 #[path = "../api/instances.rs"]
 mod instances;
+#[path = "../api/metrics.rs"]
+mod metrics;
 #[path = "../api/mock.rs"]
 mod mock;
 #[path = "../api/portal/mod.rs"]

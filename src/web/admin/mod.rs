@@ -68,6 +68,7 @@ fn table() -> Table {
     Table::new()
         .get("/admin", dashboard::show)
         .post("/admin/logout", auth::logout)
+        .get("/admin/metrics", crate::web::metrics::scrape)
         .get("/admin/users", users::list)
         .get("/admin/users.csv", users::export)
         .get("/admin/users/{openid}", users::detail)
