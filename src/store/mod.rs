@@ -105,14 +105,19 @@ pub(crate) trait Dialect: sqlx::Database + Sized {
 
 impl Dialect for sqlx::Sqlite {
     fn push_nickname_contains(sql: &mut sqlx::QueryBuilder<Self>, search: &str) {
-        // The trigram index needs three characters, and cannot take LIKE's escapes: a shorter search, or
-        // one with a wildcard character in it, walks the follower index instead (LIKE ignores ASCII case
-        // in both).
-        if search.chars().count() >= 3 && !search.contains(['%', '_', '\\']) {
+        // Three characters or more: the trigram index (which cannot take LIKE's escapes); one or two: the
+        // index of each nickname's characters and pairs (migrations/sqlite/0008). Both ignore ASCII case.
+        let length = search.chars().count();
+        if length >= 3 && !search.contains(['%', '_', '\\']) {
             sql.push(" AND rowid IN (SELECT rowid FROM users_nickname WHERE nickname LIKE ")
                 .push_bind(format!("%{search}%"))
                 .push(")");
+        } else if length < 3 {
+            sql.push(" AND rowid IN (SELECT user_rowid FROM user_grams WHERE gram = lower(")
+                .push_bind(search.to_owned())
+                .push("))");
         } else {
+            // A long search with a wildcard character in it walks the follower index.
             sql.push(" AND nickname LIKE ")
                 .push_bind(format!("%{}%", users::escape_like(search)))
                 .push(" ESCAPE '\\'");
@@ -127,11 +132,11 @@ impl Dialect for sqlx::Postgres {
             sql.push(" AND nickname ILIKE ")
                 .push_bind(format!("%{}%", users::escape_like(search)));
         } else {
-            // A pattern shorter than a trigram makes pg_trgm read its whole index (seconds at a million
-            // followers): a shorter search walks the follower index instead, as on SQLite.
-            sql.push(" AND strpos(lower(nickname), lower(")
+            // Shorter than a trigram (pg_trgm would read its whole index): the index of each nickname's
+            // characters and pairs (migrations/postgres/0003) finds it.
+            sql.push(" AND nickname_grams(nickname) @> ARRAY[lower(")
                 .push_bind(search.to_owned())
-                .push(")) > 0");
+                .push(")]");
         }
     }
 }
