@@ -147,7 +147,7 @@ impl From<&User> for Row {
 }
 
 /// The most matches counted exactly.
-const COUNT_CAP: i64 = 10_000;
+const COUNT_CAP: i64 = 1_000;
 
 #[derive(Template)]
 #[template(path = "admin/users.html")]
@@ -157,7 +157,7 @@ struct ListTemplate {
     params: ListParams,
     sorts: Vec<(&'static str, &'static str)>,
     rows: Vec<Row>,
-    /// How many match, on the first page ("10000+" past the count's cap).
+    /// How many match, on the first page ("1000+" past the count's cap).
     matching: Option<String>,
     next: Option<String>,
     first: Option<String>,
@@ -174,7 +174,7 @@ pub async fn list(
     let more = users.len() as i64 > PAGE_SIZE;
     users.truncate(PAGE_SIZE as usize);
     // Counting reads the matches: done on the first page only, only when not already known, and only
-    // up to a cap, so a search matching most of a million followers costs what one matching 10,000 does.
+    // up to a cap, so a search matching most of a million followers costs what one matching a thousand does.
     let matching = match (&query.after, more) {
         (Some(_), _) => None,
         (None, false) => Some(users.len().to_string()),

@@ -319,3 +319,27 @@ async fn a_nickname_search_follows_renames_and_deletions_and_ignores_letter_case
     assert!(search("alice").await.0.is_empty());
     assert!(search("木兰").await.0.is_empty());
 }
+
+#[tokio::test]
+async fn the_match_count_stops_at_a_thousand() {
+    let app = with_admin(&[]).await;
+    seed_users(&app, 1_200, |i| format!("粉丝{i}")).await;
+    let (browser, _) = signed_in(&app).await;
+    let count = |path: &'static str| {
+        let browser = &browser;
+        async move {
+            let page = browser.get(path).await;
+            page.body
+                .split("<span id=\"matching\">")
+                .nth(1)
+                .and_then(|rest| rest.split('<').next())
+                .map(str::to_owned)
+        }
+    };
+    assert_eq!(count("/admin/users").await.as_deref(), Some("1000+"));
+    // 粉丝1, 10–19, 100–199 and 1000–1199: 311, counted exactly.
+    assert_eq!(
+        count("/admin/users?q=%E4%B8%9D1").await.as_deref(),
+        Some("311")
+    );
+}
