@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SQLite and PostgreSQL side by side, in one run: webhook messages/s (plaintext and safe mode) on SQLite,
 # on PostgreSQL with one instance and with two instances sharing the database, then whole sign-ins/s
-# (the demo's simulator playing WeChat) on each backend.
+# (the demo's simulator playing WeChat) on each backend and on two PostgreSQL instances.
 #
 #   bash bench/backends.sh [CONNECTIONS] [SECONDS]
 #
@@ -62,3 +62,21 @@ echo "== sign-ins (whole authorization: login, consent, callback with code excha
 bash bench/portal.sh "$CONNECTIONS" "$SECONDS_PER_RUN" | grep -E "^flow|^me|followers"
 echo "== sign-ins, PostgreSQL"
 BENCH_DATABASE_URL=$(fresh_pg p1) bash bench/portal.sh "$CONNECTIONS" "$SECONDS_PER_RUN" | grep -E "^flow|^me|followers"
+
+echo "== sign-ins, PostgreSQL, two demo instances on one database (each with its simulator), half the connections each"
+url=$(fresh_pg p2)
+export WXPORTAL_LIMIT_AUTH_LOGIN=off WXPORTAL_LIMIT_AUTH_CALLBACK=off WXPORTAL_LIMIT_CODE_EXCHANGE=off \
+    WXPORTAL_LIMIT_ADMIN_LOGIN=off WXPORTAL_LIMIT_JSSDK=off
+demo_dir=$(mktemp -d)
+for port in 18201 18202; do
+    (cd "$demo_dir" && WXPORTAL_BIND=127.0.0.1:$port RUST_LOG=warn exec "$OLDPWD/target/release/wxportal" demo --database-url "$url" >/dev/null 2>&1) &
+    servers+=($!)
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+done
+for port in 18201 18202; do
+    ./target/release/examples/portal_load flow "http://127.0.0.1:$port" $((CONNECTIONS / 2)) "$SECONDS_PER_RUN" >"/tmp/wxbench.$$.$port" &
+done
+while pgrep -f "examples/portal_load flow" >/dev/null; do sleep 0.2; done
+for port in 18201 18202; do echo "  instance :$port $(cat "/tmp/wxbench.$$.$port")"; done
+awk '{for (i=1;i<=NF;i++) if ($(i+1)=="ops/s") s+=$i} END {printf "flow, both instances: %.0f sign-ins/s\n", s}' /tmp/wxbench.$$.1820[12]
+rm -rf /tmp/wxbench.$$.1820[12] "$demo_dir"
