@@ -74,6 +74,20 @@ impl TestDb {
         }
     }
 
+    /// Adds a slow keyword rule (`慢` answered `收到` through the outbox) straight into the database, as
+    /// an edit from elsewhere would: running servers pick it up within their watch interval.
+    pub async fn add_slow_rule(&self) {
+        self.connect()
+            .await
+            .execute(
+                "INSERT INTO reply_rules (kind, position, match_mode, keyword, reply, slow, updated_at)
+                 VALUES ('keyword', 1, 'contains', '慢', '{\"type\":\"text\",\"content\":\"收到\"}', TRUE, 0);
+                 UPDATE settings SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT)
+                 WHERE name = 'reply_rules_revision'",
+            )
+            .await;
+    }
+
     /// A connection of the test's own, to seed or inspect the database directly.
     pub async fn connect(&self) -> RawDb {
         match crate::BACKEND {

@@ -36,6 +36,19 @@ async fn three(db: &TestDb, mock: &MockWeChat) -> Vec<ServerProcess> {
     vec![a, b, c]
 }
 
+/// The operator `ops` in `db` (through a store of the test's own, closed by the caller) and a client
+/// that follows no redirect, to sign in with.
+async fn with_operator(db: &TestDb) -> (Store, reqwest::Client) {
+    let store = Store::connect(&db.url, SqliteSync::Full).await.unwrap();
+    let hash = wxportal::passwords::hash(PASSWORD).unwrap();
+    assert!(store.create_admin("ops", &hash).await.unwrap());
+    let client = wxportal::upstream::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    (store, client)
+}
+
 /// Posts `push` to the instance at `base` (plaintext mode) as WeChat does: status and body, or `None`
 /// when the instance could not be reached.
 async fn post_to(client: &reqwest::Client, base: &str, push: &Push) -> Option<(u16, String)> {
@@ -134,13 +147,7 @@ async fn a_rule_edited_on_one_instance_answers_on_every_instance_within_two_seco
     let mock = MockWeChat::start().await;
     let db = TestDb::fresh().await;
     let servers = three(&db, &mock).await;
-    let store = Store::connect(&db.url, SqliteSync::Full).await.unwrap();
-    let hash = wxportal::passwords::hash(PASSWORD).unwrap();
-    assert!(store.create_admin("ops", &hash).await.unwrap());
-    let client = wxportal::upstream::client_builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let (store, client) = with_operator(&db).await;
     let admin = Browser::at(&servers[0].base, client.clone());
     let page = crate::admin::sign_in_with(&admin, "ops", PASSWORD).await;
     assert_eq!(page.status, 303, "{page:?}");
@@ -173,13 +180,7 @@ async fn failed_sign_ins_are_counted_across_instances() {
     let mock = MockWeChat::start().await;
     let db = TestDb::fresh().await;
     let servers = three(&db, &mock).await;
-    let store = Store::connect(&db.url, SqliteSync::Full).await.unwrap();
-    let hash = wxportal::passwords::hash(PASSWORD).unwrap();
-    assert!(store.create_admin("ops", &hash).await.unwrap());
-    let client = wxportal::upstream::client_builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let (store, client) = with_operator(&db).await;
     // Five failures, spread over the three instances, reach the per-account limit on every one.
     for i in 0..5 {
         let browser = Browser::at(&servers[i % 3].base, client.clone());
@@ -200,15 +201,7 @@ async fn kill_9_of_one_instance_loses_no_answered_message_and_no_queued_reply() 
     let db = TestDb::fresh().await;
     let mut servers = three(&db, &mock).await;
     // A slow rule: every message queues a reply in the outbox, which the instances share.
-    db.connect()
-        .await
-        .execute(
-            "INSERT INTO reply_rules (kind, position, match_mode, keyword, reply, slow, updated_at)
-             VALUES ('keyword', 1, 'contains', '慢', '{\"type\":\"text\",\"content\":\"收到\"}', TRUE, 0);
-             UPDATE settings SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT)
-             WHERE name = 'reply_rules_revision'",
-        )
-        .await;
+    db.add_slow_rule().await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let bases: Vec<String> = servers.iter().map(|s| s.base.clone()).collect();
     let client = wxportal::upstream::client_builder().build().unwrap();

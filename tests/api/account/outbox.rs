@@ -138,15 +138,7 @@ async fn queued_replies_survive_kill_9_and_only_a_cut_off_send_repeats() {
         ("WXPORTAL_WECHAT_API_URL", mock.base.as_str()),
     ];
     let mut server = ServerProcess::start(&db, &vars).await;
-    db.connect()
-        .await
-        .execute(
-            "INSERT INTO reply_rules (kind, position, match_mode, keyword, reply, slow, updated_at)
-             VALUES ('keyword', 1, 'contains', '慢', '{\"type\":\"text\",\"content\":\"收到\"}', TRUE, 0);
-             UPDATE settings SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT)
-             WHERE name = 'reply_rules_revision'",
-        )
-        .await;
+    db.add_slow_rule().await;
     // The running server picks the rule up within its watch interval.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     // The first four sends hang in mid-call (the worker runs four at a time); the rest wait in the queue.
