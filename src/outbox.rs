@@ -1,5 +1,5 @@
-//! The outbox worker: replies after the 5-second window (`message/custom/send`) and follower info on
-//! subscribe (`cgi-bin/user/info`), from the `outbox` table.
+//! The outbox worker: replies after the 5-second window and operators' answers (`message/custom/send`),
+//! and follower info on subscribe (`cgi-bin/user/info`), from the `outbox` table.
 //!
 //! Jobs are queued in the same commit as the message they answer, so a stored message never loses its
 //! job. Every process runs a worker; a job is claimed for [`CLAIM_SECS`] before each attempt (one
@@ -192,6 +192,13 @@ impl Outbox {
     async fn perform(&self, job: &Job) -> Result<Option<String>, Failure> {
         match job.kind {
             JobKind::Reply => self.reply(job).await,
+            JobKind::Custom => {
+                let payload = job.payload.as_deref().unwrap_or_default();
+                let message: serde_json::Value = serde_json::from_str(payload).map_err(|e| {
+                    Failure::permanent(format!("the stored message is unreadable: {e}"))
+                })?;
+                self.send(&message).await
+            }
             JobKind::UserInfo => {
                 let info = self.account.user_info(&job.openid).await?;
                 let tags = serde_json::to_string(&info.tagid_list).unwrap_or_else(|_| "[]".into());
@@ -234,8 +241,13 @@ impl Outbox {
                 answer.reply.msg_type()
             )));
         };
-        let sent = custom.to_string();
-        match self.account.send_custom(&custom).await {
+        self.send(&custom).await
+    }
+
+    /// Sends a customer-service message; what was sent is kept whatever the outcome.
+    async fn send(&self, message: &serde_json::Value) -> Result<Option<String>, Failure> {
+        let sent = message.to_string();
+        match self.account.send_custom(message).await {
             Ok(()) => Ok(Some(sent)),
             Err(e) => Err(Failure {
                 sent: Some(sent),

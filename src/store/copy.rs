@@ -112,6 +112,8 @@ const TABLES: &[Table] = &[
             ("finished_at", Int),
             ("last_error", Text),
             ("sent", Text),
+            ("payload", Text),
+            ("author", Text),
         ],
     },
     Table {

@@ -13,6 +13,8 @@ pub enum JobKind {
     Reply,
     /// A new follower's info (`user/info`).
     UserInfo,
+    /// An operator's customer-service message (`payload`), written in the admin area.
+    Custom,
 }
 
 impl JobKind {
@@ -20,6 +22,7 @@ impl JobKind {
         match self {
             Self::Reply => "reply",
             Self::UserInfo => "user_info",
+            Self::Custom => "custom",
         }
     }
 }
@@ -61,6 +64,10 @@ pub struct Job {
     pub finished_at: Option<i64>,
     pub last_error: Option<String>,
     pub sent: Option<String>,
+    /// What a [`JobKind::Custom`] job sends.
+    pub payload: Option<String>,
+    /// The operator who wrote a [`JobKind::Custom`] job.
+    pub author: Option<String>,
 }
 
 /// How many jobs wait, failed and were done in the last day.
@@ -196,6 +203,45 @@ impl Store {
             "SELECT * FROM outbox WHERE $1 IS NULL OR state = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(state)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?))
+    }
+
+    /// Queues an operator's customer-service message to `openid`; returns the job's id.
+    pub(crate) async fn queue_custom(
+        &self,
+        openid: &str,
+        payload: &str,
+        author: &str,
+    ) -> Result<i64, StoreError> {
+        let _turn = self.write_turn().await;
+        let now = unix_now();
+        Ok(on_pool!(self, |pool| sqlx::query_scalar(
+            "INSERT INTO outbox (kind, openid, due_at, created_at, payload, author)
+             VALUES ('custom', $1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(openid)
+        .bind(now)
+        .bind(now)
+        .bind(payload)
+        .bind(author)
+        .fetch_one(pool)
+        .await?))
+    }
+
+    /// The newest `limit` messages sent to `openid` through the outbox (late replies and operators'
+    /// answers), newest first.
+    pub(crate) async fn messages_sent_to(
+        &self,
+        openid: &str,
+        limit: i64,
+    ) -> Result<Vec<Job>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM outbox WHERE openid = $1 AND kind IN ('reply', 'custom')
+             ORDER BY id DESC LIMIT $2",
+        )
+        .bind(openid)
         .bind(limit)
         .fetch_all(pool)
         .await?))

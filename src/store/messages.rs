@@ -407,6 +407,21 @@ impl Store {
         }))
     }
 
+    /// When `openid` last did something that opens the 48-hour window for customer-service messages
+    /// (docs/wechat.md §9): any message, or a subscribe, a code scan or a menu click that pushes an event.
+    pub(crate) async fn last_interaction(&self, openid: &str) -> Result<Option<i64>, StoreError> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar(
+            "SELECT max(received_at) FROM messages WHERE openid = $1
+               AND (msg_type <> 'event'
+                    OR lower(event) IN ('subscribe', 'scan', 'click', 'scancode_push', 'scancode_waitmsg'))",
+        )
+        .bind(openid)
+        .fetch_one(pool)
+        .await?
+        }))
+    }
+
     pub async fn message(&self, id: i64) -> Result<Option<MessageRecord>, StoreError> {
         Ok(on_pool!(self, |pool| sqlx::query_as(
             "SELECT * FROM messages WHERE id = $1"

@@ -52,7 +52,7 @@ async fn sqlite_to_postgres_to_sqlite_leaves_identical_content() {
         ("WXPORTAL_DATABASE_URL", original.as_str()),
     ];
     // An installation in use: an operator signed in, a rule added, messages and events, a follower who
-    // authorized, a reply delivered through the outbox.
+    // authorized, a reply and an operator's answer delivered through the outbox.
     let app = TestApp::spawn(&vars).await;
     let hash = wxportal::passwords::hash(PASSWORD).unwrap();
     assert!(app.store.create_admin("ops", &hash).await.unwrap());
@@ -87,7 +87,14 @@ async fn sqlite_to_postgres_to_sqlite_leaves_identical_content() {
         follower.callback(&code, &state).await.location.as_deref(),
         Some("/me")
     );
-    assert!(eventually(10, || !mock.sent().is_empty()).await);
+    let answer = admin
+        .post_form(
+            &format!("/admin/users/{}/answer", "oCopy0"),
+            &[("csrf", &csrf), ("text", "人工回复")],
+        )
+        .await;
+    assert_eq!(answer.status, 303, "{}", answer.body);
+    assert!(eventually(10, || mock.sent().len() == 2).await);
     let admin_cookie = admin.cookie();
     let db = app.db.clone();
     app.stop().await;

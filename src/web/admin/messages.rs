@@ -5,6 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde::Deserialize;
 
+use super::conversation::{self, Conversation};
 use super::frame::{Frame, Nav, not_found, pretty_json};
 use crate::store::{JobKind, MessageQuery, MessageRecord};
 use crate::time::beijing_time;
@@ -88,7 +89,7 @@ fn summary(fields: &str) -> String {
 }
 
 /// What the account answered: `success` (nothing), or the reply's type and text or title.
-fn reply_summary(reply_xml: &str) -> String {
+pub(crate) fn reply_summary(reply_xml: &str) -> String {
     if reply_xml.is_empty() {
         return "success（不回复）".into();
     }
@@ -209,6 +210,7 @@ struct DetailTemplate {
     reply_xml: String,
     /// Work the message queued (a late reply, follower info): (kind, state, attempts, reason).
     jobs: Vec<(bool, &'static str, i64, String)>,
+    conversation: Conversation,
 }
 
 pub async fn detail(
@@ -237,7 +239,9 @@ pub async fn detail(
             )
         })
         .collect();
+    let conversation = conversation::load(&app, &m.openid, Some(id)).await?;
     render(&DetailTemplate {
+        conversation,
         jobs,
         layout: frame.layout,
         nav: frame.nav,

@@ -1,11 +1,12 @@
-//! The operator's side under `/admin`: sign-in, the dashboard, followers, messages, reply rules, the
-//! custom menu and the outbox.
+//! The operator's side under `/admin`: sign-in, the dashboard, followers and their conversations,
+//! messages, reply rules, the custom menu and the outbox.
 //!
 //! Every route but the sign-in page is declared in one [`Table`], and the router built from it puts all
 //! of them behind [`require_admin`]: a route cannot be added without the guard, and the test that checks
 //! every route refuses an anonymous visitor reads the same table.
 
 pub mod auth;
+mod conversation;
 mod dashboard;
 mod frame;
 mod menu;
@@ -73,6 +74,7 @@ fn table() -> Table {
         .get("/admin/users.csv", users::export)
         .get("/admin/users/{openid}", users::detail)
         .post("/admin/users/{openid}/delete", users::delete)
+        .post("/admin/users/{openid}/answer", conversation::answer)
         .get("/admin/messages", messages::list)
         .get("/admin/messages/{id}", messages::detail)
         .get("/admin/replies", rules::list)

@@ -53,6 +53,7 @@ impl From<Job> for JobRow {
             kind: match j.kind {
                 JobKind::Reply => "客服消息回复 · reply",
                 JobKind::UserInfo => "粉丝信息 · user info",
+                JobKind::Custom => "人工回复 · operator",
             },
             openid: j.openid,
             message_id: j.message_id,

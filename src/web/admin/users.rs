@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
+use super::conversation::{self, Conversation};
 use super::frame::{Frame, Nav, not_found, pretty_json, see_other};
-use super::messages::MessageRow;
-use crate::store::{Authorized, MessageQuery, Store, User, UserCursor, UserQuery, UserSort};
+use crate::store::{Authorized, Store, User, UserCursor, UserQuery, UserSort};
 use crate::time::beijing_time;
 use crate::time::unix_now;
 use crate::web::error::AppError;
@@ -324,7 +324,7 @@ struct DetailTemplate {
     row: Row,
     fields: Vec<(&'static str, String)>,
     userinfo: Option<String>,
-    messages: Vec<MessageRow>,
+    conversation: Conversation,
     history: String,
 }
 
@@ -347,14 +347,7 @@ pub async fn detail(
         .user(&openid)
         .await?
         .ok_or_else(|| not_found("粉丝"))?;
-    let messages = app
-        .store
-        .list_messages(&MessageQuery {
-            openid: Some(openid.clone()),
-            limit: 20,
-            ..MessageQuery::default()
-        })
-        .await?;
+    let conversation = conversation::load(&app, &openid, None).await?;
     let time = |t: Option<i64>| t.map(beijing_time).unwrap_or_default();
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let fields = vec![
@@ -411,7 +404,7 @@ pub async fn detail(
         row: Row::from(&user),
         fields,
         userinfo,
-        messages: messages.iter().map(MessageRow::from).collect(),
+        conversation,
         history: format!("/admin/messages?openid={}", urlencoding::encode(&openid)),
     })
 }

@@ -13,6 +13,7 @@ use crate::admin::{reply_to, signed_in, unescape, with_admin};
 use crate::helpers::*;
 use crate::mock::{APPSECRET, MockWeChat, Scripted};
 
+mod answers;
 mod menu;
 mod outbox;
 mod token;
