@@ -26,6 +26,8 @@ pub mod demo;
 pub mod outbox;
 /// Operators' names and password hashes.
 pub mod passwords;
+/// QR codes with a scene: created on WeChat, drawn locally.
+pub mod qr;
 /// What the account answers to each message.
 pub mod replies;
 /// All SQL.

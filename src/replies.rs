@@ -25,6 +25,8 @@ struct RuleSet {
     /// Tried in order; keywords lower-cased.
     keywords: Vec<(MatchMode, String, Answer)>,
     clicks: HashMap<String, Answer>,
+    /// Rules bound to a QR code, by scene.
+    scenes: HashMap<String, Answer>,
 }
 
 /// A rule's reply, and whether it is slow: delivered after the 5-second window, through the outbox.
@@ -80,6 +82,9 @@ impl Replies {
             if let Some(key) = &row.click_key {
                 set.clicks.insert(key.clone(), reply.clone());
             }
+            if let Some(scene) = &row.qr_scene {
+                set.scenes.insert(scene.clone(), reply.clone());
+            }
             match row.kind {
                 RuleKind::Welcome => set.welcome = Some(reply),
                 RuleKind::Default => set.default = Some(reply),
@@ -112,7 +117,13 @@ impl Replies {
     pub async fn reply_to(&self, msg: &Inbound) -> Option<Answer> {
         let rules = Arc::clone(&self.rules.read().expect("rule cache poisoned"));
         match &msg.kind {
-            MessageKind::Event(Event::Subscribe { .. }) => rules.welcome.clone(),
+            // A subscribe through a code with a bound rule gets that rule instead of the welcome.
+            MessageKind::Event(Event::Subscribe { scene, .. }) => scene
+                .as_ref()
+                .and_then(|s| rules.scenes.get(s))
+                .or(rules.welcome.as_ref())
+                .cloned(),
+            MessageKind::Event(Event::Scan { scene, .. }) => rules.scenes.get(scene).cloned(),
             MessageKind::Event(Event::Click { key }) => rules.clicks.get(key).cloned(),
             MessageKind::Event(_) => None,
             MessageKind::Text { content, .. } => {

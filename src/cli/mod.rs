@@ -1,9 +1,10 @@
 //! The command line, one file per command group: [`serve`] (`serve`, the default; `check`; `demo`),
-//! [`send`], [`admin`], [`menu`], [`copy`].
+//! [`send`], [`admin`], [`menu`], [`qr`], [`copy`].
 
 pub mod admin;
 pub mod copy;
 pub mod menu;
+pub mod qr;
 pub mod send;
 pub mod serve;
 
@@ -19,6 +20,7 @@ use crate::store::StoreError;
 use crate::upstream::ApiError;
 use admin::AdminAction;
 use menu::MenuAction;
+use qr::QrAction;
 use send::SendArgs;
 
 #[derive(Debug, Parser)]
@@ -78,6 +80,11 @@ pub enum Command {
         #[command(subcommand)]
         action: MenuAction,
     },
+    /// QR codes with a scene: create one on WeChat, list them with what they brought (JSON).
+    Qr {
+        #[command(subcommand)]
+        action: QrAction,
+    },
 }
 
 /// Why a command failed: printed on standard error, and the exit code is 1.
@@ -119,6 +126,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Check => report(serve::check().await),
         Command::Send(args) => send::run(*args).await,
         Command::Menu { action } => report(menu::run(action).await),
+        Command::Qr { action } => report(qr::run(action).await),
         Command::Admin { action } => report(admin::run(action).await),
         Command::Copy { from, to, force } => report(copy::run(&from, &to, force).await),
     }

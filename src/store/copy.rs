@@ -71,6 +71,7 @@ const TABLES: &[Table] = &[
             ("remark", Text),
             ("tags", Text),
             ("info_fetched_at", Int),
+            ("qr_scene", Text),
         ],
     },
     Table {
@@ -172,6 +173,7 @@ const TABLES: &[Table] = &[
             ("enabled", Bool),
             ("updated_at", Int),
             ("slow", Bool),
+            ("qr_scene", Text),
         ],
     },
     Table {
@@ -196,6 +198,34 @@ const TABLES: &[Table] = &[
         columns: &[("day", Text), ("kind", Text), ("count", Int)],
     },
     Table {
+        name: "qr_codes",
+        key: &["id"],
+        identity: true,
+        columns: &[
+            ("id", Int),
+            ("name", Text),
+            ("scene", Text),
+            ("permanent", Bool),
+            ("ticket", Text),
+            ("url", Text),
+            ("expires_at", Int),
+            ("created_at", Int),
+            ("created_by", Text),
+        ],
+    },
+    Table {
+        name: "qr_scans",
+        key: &["id"],
+        identity: true,
+        columns: &[
+            ("id", Int),
+            ("scene", Text),
+            ("openid", Text),
+            ("subscribed", Bool),
+            ("at", Int),
+        ],
+    },
+    Table {
         name: "sessions",
         key: &["id"],
         identity: false,
@@ -211,6 +241,8 @@ const DATA_TABLES: &[&str] = &[
     "oauth_states",
     "admins",
     "sessions",
+    "qr_codes",
+    "qr_scans",
 ];
 
 /// Rows read and written at a time.

@@ -8,7 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use sqlx::{Connection, QueryBuilder, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Db, JobKind, Store, StoreError, on_pool, per_backend};
+use super::{Db, JobKind, Scan, Store, StoreError, on_pool, per_backend};
 
 /// The most messages committed in one transaction (13 bound values each, well under SQLite's limit).
 const MAX_BATCH: usize = 256;
@@ -35,6 +35,9 @@ pub struct NewMessage {
     /// Outbox jobs queued in the same commit, if this try is the first.
     #[sqlx(skip)]
     pub jobs: Vec<JobKind>,
+    /// A subscribe or a scan of a code with a scene, recorded in the same commit.
+    #[sqlx(skip)]
+    pub scan: Option<Scan>,
 }
 
 /// What happened to a message handed to [`Store::record_message`].
@@ -283,13 +286,38 @@ pub(super) async fn insert_batch(
         .into_iter()
         .collect();
 
-    let mut queued = HashSet::new();
+    // A key twice in one batch was inserted once, and so are its side effects.
+    let mut done = HashSet::new();
     for m in messages {
         let Some(&id) = inserted.get(&m.dedup_key) else {
             continue;
         };
-        if m.jobs.is_empty() || !queued.insert(m.dedup_key.as_str()) {
+        if !done.insert(m.dedup_key.as_str()) {
             continue;
+        }
+        if let Some(scan) = &m.scan {
+            if let Some(scene) = &scan.scene {
+                sqlx::query(
+                    "INSERT INTO qr_scans (scene, openid, subscribed, at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(scene)
+                .bind(&m.openid)
+                .bind(scan.subscribed)
+                .bind(m.received_at)
+                .execute(&mut *conn)
+                .await?;
+            }
+            // Where the follower came from, unless a newer (un)subscribe already changed their state.
+            if scan.subscribed {
+                sqlx::query(
+                    "UPDATE users SET qr_scene = $1 WHERE openid = $2 AND subscription_changed_at = $3",
+                )
+                .bind(&scan.scene)
+                .bind(&m.openid)
+                .bind(m.created_at)
+                .execute(&mut *conn)
+                .await?;
+            }
         }
         for kind in &m.jobs {
             sqlx::query(

@@ -67,6 +67,8 @@ pub struct ReplyRule {
     pub updated_at: i64,
     /// Delivered after the 5-second window, as a customer-service message.
     pub slow: bool,
+    /// The scene of the QR code whose scans it answers.
+    pub qr_scene: Option<String>,
 }
 
 /// What an edit sets on a rule.
@@ -78,6 +80,7 @@ pub struct RuleEdit {
     pub reply: String,
     pub enabled: bool,
     pub slow: bool,
+    pub qr_scene: Option<String>,
 }
 
 /// Which way a keyword rule moves in the order.
@@ -126,9 +129,9 @@ impl Store {
             let mut tx = pool.begin().await?;
             let id = sqlx::query_scalar(
                     "INSERT INTO reply_rules (kind, position, match_mode, keyword, click_key, reply, enabled, slow,
-                 updated_at)
+                 updated_at, qr_scene)
              VALUES ('keyword', (SELECT coalesce(max(position), 0) + 1 FROM reply_rules WHERE kind = 'keyword'),
-                     $1, $2, $3, $4, $5, $6, $7)
+                     $1, $2, $3, $4, $5, $6, $7, $8)
              RETURNING id",
                 )
                 .bind(edit.match_mode)
@@ -138,6 +141,7 @@ impl Store {
                 .bind(edit.enabled)
                 .bind(edit.slow)
                 .bind(unix_now())
+                .bind(&edit.qr_scene)
                 .fetch_one(&mut *tx)
                 .await?;
             sqlx::query(BUMP_REVISION).execute(&mut *tx).await?;
@@ -154,7 +158,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             let done = sqlx::query(
                     "UPDATE reply_rules SET match_mode = $1, keyword = $2, click_key = $3, reply = $4, enabled = $5,
-                         slow = $6, updated_at = $7 WHERE id = $8",
+                         slow = $6, updated_at = $7, qr_scene = $9 WHERE id = $8",
                 )
                 .bind(edit.match_mode)
                 .bind(&edit.keyword)
@@ -164,6 +168,7 @@ impl Store {
                 .bind(edit.slow)
                 .bind(unix_now())
                 .bind(id)
+                .bind(&edit.qr_scene)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(BUMP_REVISION).execute(&mut *tx).await?;

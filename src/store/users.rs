@@ -36,6 +36,8 @@ pub struct User {
     /// JSON array of tag ids.
     pub tags: Option<String>,
     pub info_fetched_at: Option<i64>,
+    /// The scene of the QR code of the follower's latest subscribe, if it came through one.
+    pub qr_scene: Option<String>,
 }
 
 /// The per-follower tokens of web authorization and when they expire.
@@ -291,19 +293,18 @@ impl Store {
         }))
     }
 
-    /// Deletes a follower and their messages; `false` when there was no such follower.
+    /// Deletes a follower, their messages, the messages sent to them and their QR code scans; `false` when there was no such follower.
     pub(crate) async fn delete_user(&self, openid: &str) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let done = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query("DELETE FROM outbox WHERE openid = $1")
-                .bind(openid)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM messages WHERE openid = $1")
-                .bind(openid)
-                .execute(&mut *tx)
-                .await?;
+            for sql in [
+                "DELETE FROM outbox WHERE openid = $1",
+                "DELETE FROM messages WHERE openid = $1",
+                "DELETE FROM qr_scans WHERE openid = $1",
+            ] {
+                sqlx::query(sql).bind(openid).execute(&mut *tx).await?;
+            }
             let done = sqlx::query("DELETE FROM users WHERE openid = $1")
                 .bind(openid)
                 .execute(&mut *tx)

@@ -25,6 +25,16 @@ pub(crate) struct UserInfoAnswer {
     pub tagid_list: Vec<i64>,
 }
 
+/// What `cgi-bin/qrcode/create` returns: the ticket, the URL the code encodes, and for a temporary code
+/// its lifetime.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct QrTicket {
+    pub ticket: String,
+    pub url: String,
+    #[serde(default)]
+    pub expire_seconds: Option<i64>,
+}
+
 /// The account's API.
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -67,6 +77,23 @@ impl Account {
         self.call::<Done>("/cgi-bin/message/custom/send", &[], Some(message))
             .await
             .map(drop)
+    }
+
+    /// `POST /cgi-bin/qrcode/create` with a string scene: temporary for `expires_in` seconds, or
+    /// permanent (docs/wechat.md §10).
+    pub(crate) async fn create_qr(
+        &self,
+        scene: &str,
+        expires_in: Option<i64>,
+    ) -> Result<QrTicket, ApiError> {
+        let scene = json!({ "scene": { "scene_str": scene } });
+        let body = match expires_in {
+            Some(secs) => json!({
+                "expire_seconds": secs, "action_name": "QR_STR_SCENE", "action_info": scene,
+            }),
+            None => json!({ "action_name": "QR_LIMIT_STR_SCENE", "action_info": scene }),
+        };
+        self.call("/cgi-bin/qrcode/create", &[], Some(&body)).await
     }
 
     /// `GET /cgi-bin/user/info`.

@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 
 use crate::config::Config;
 use crate::replies::Answer;
-use crate::store::{JobKind, NewMessage, Recorded};
+use crate::store::{JobKind, NewMessage, Recorded, Scan};
 use crate::time::unix_now;
 use crate::web::error::AppError;
 use crate::web::state::AppState;
@@ -301,6 +301,17 @@ async fn process(
     {
         jobs.push(JobKind::UserInfo);
     }
+    let scan = match &msg.kind {
+        MessageKind::Event(Event::Subscribe { scene, .. }) => Some(Scan {
+            scene: scene.clone(),
+            subscribed: true,
+        }),
+        MessageKind::Event(Event::Scan { scene, .. }) if !scene.is_empty() => Some(Scan {
+            scene: Some(scene.clone()),
+            subscribed: false,
+        }),
+        _ => None,
+    };
     let queues_work = !jobs.is_empty();
     let recorded = state
         .store
@@ -319,6 +330,7 @@ async fn process(
             encrypted: signed.encrypted,
             signature: Some(signed.signature),
             jobs,
+            scan,
         })
         .await?;
     if queues_work {

@@ -52,7 +52,7 @@ async fn sqlite_to_postgres_to_sqlite_leaves_identical_content() {
         ("WXPORTAL_DATABASE_URL", original.as_str()),
     ];
     // An installation in use: an operator signed in, a rule added, messages and events, a follower who
-    // authorized, a reply and an operator's answer delivered through the outbox.
+    // authorized, a reply and an operator's answer delivered through the outbox, a QR code and its scan.
     let app = TestApp::spawn(&vars).await;
     let hash = wxportal::passwords::hash(PASSWORD).unwrap();
     assert!(app.store.create_admin("ops", &hash).await.unwrap());
@@ -95,6 +95,16 @@ async fn sqlite_to_postgres_to_sqlite_leaves_identical_content() {
         .await;
     assert_eq!(answer.status, 303, "{}", answer.body);
     assert!(eventually(10, || mock.sent().len() == 2).await);
+    let code = admin
+        .post_form(
+            "/admin/qr",
+            &[("csrf", &csrf), ("name", "海报"), ("kind", "permanent")],
+        )
+        .await;
+    assert_eq!(code.status, 303, "{}", code.body);
+    let mut scan = event("oCopyScan", "subscribe", 1_800_000_000);
+    scan.fields[1].1 = format!("qrscene_{}", mock.qr_requests()[0].0);
+    app.post(&scan, MessageMode::Plain, None).await;
     let admin_cookie = admin.cookie();
     let db = app.db.clone();
     app.stop().await;
@@ -118,7 +128,12 @@ async fn sqlite_to_postgres_to_sqlite_leaves_identical_content() {
     assert!(
         before
             .iter()
-            .any(|(t, rows)| *t == "messages" && rows.len() == 61)
+            .any(|(t, rows)| *t == "messages" && rows.len() == 62)
+    );
+    assert!(
+        before
+            .iter()
+            .any(|(t, rows)| *t == "qr_scans" && rows.len() == 1)
     );
     assert_eq!(snapshot(&postgres.url).await, before, "PostgreSQL copy");
     assert_eq!(snapshot(&back).await, before, "copied back to SQLite");
@@ -143,6 +158,6 @@ async fn sqlite_to_postgres_to_sqlite_leaves_identical_content() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(moved.message_count().await, 62);
+    assert_eq!(moved.message_count().await, 63);
     drop(db);
 }

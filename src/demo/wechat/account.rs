@@ -1,5 +1,5 @@
 //! The account's calls (docs/wechat.md §7): the access_token (stable and classic), the jsapi_ticket, the
-//! menu, customer-service messages and follower info.
+//! menu, customer-service messages, follower info and QR codes with a scene.
 
 use std::collections::HashMap;
 
@@ -221,6 +221,49 @@ pub(crate) async fn custom_send(
         deliver(to, &message);
     }
     ok()
+}
+
+/// `POST /cgi-bin/qrcode/create` with a string scene: a ticket and the URL to draw. Temporary codes live
+/// 60 s to 30 days (default 60 s, as WeChat's); permanent ones count against the account's 100,000.
+pub(crate) async fn qr_create(
+    State(wechat): State<FakeWeChat>,
+    Query(q): Params,
+    body: String,
+) -> Response {
+    if let Err(answer) = with_token(&wechat, "/cgi-bin/qrcode/create", &q).await {
+        return answer;
+    }
+    let Ok(request) = serde_json::from_str::<Value>(&body) else {
+        return error(47001);
+    };
+    let scene = request["action_info"]["scene"]["scene_str"]
+        .as_str()
+        .unwrap_or_default();
+    if scene.is_empty() || scene.len() > 64 {
+        return error(40097);
+    }
+    let expire_seconds = match request["action_name"].as_str() {
+        Some("QR_STR_SCENE") => Some(
+            request["expire_seconds"]
+                .as_i64()
+                .unwrap_or(60)
+                .clamp(60, crate::qr::MAX_TEMPORARY_SECS),
+        ),
+        Some("QR_LIMIT_STR_SCENE") => None,
+        _ => return error(40097),
+    };
+    let ticket = random_token("gQ");
+    let url = format!("http://weixin.qq.com/q/{}", &random_token("")[..22]);
+    let mut account = lock(&wechat.state.account);
+    account.codes.push_back((scene.to_owned(), request.clone()));
+    if account.codes.len() > LOG_LEN {
+        account.codes.pop_front();
+    }
+    let mut created = json!({ "ticket": ticket, "url": url });
+    if let Some(secs) = expire_seconds {
+        created["expire_seconds"] = secs.into();
+    }
+    answer(&created)
 }
 
 /// `GET /cgi-bin/user/info`: what the account knows of a follower.

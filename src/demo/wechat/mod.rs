@@ -93,6 +93,8 @@ struct AccountState {
     token_delay: Duration,
     menu: Option<Value>,
     sent: VecDeque<Value>,
+    /// The QR codes created: (scene, the request as received).
+    codes: VecDeque<(String, Value)>,
     /// The token each call carried, by path.
     used: VecDeque<(String, String)>,
 }
@@ -173,6 +175,7 @@ impl FakeWeChat {
             .route("/cgi-bin/menu/delete", get(account::menu_delete))
             .route("/cgi-bin/message/custom/send", post(account::custom_send))
             .route("/cgi-bin/user/info", get(account::user_info))
+            .route("/cgi-bin/qrcode/create", post(account::qr_create))
             .with_state(self.clone())
     }
 
@@ -238,6 +241,11 @@ impl FakeWeChat {
     /// The customer-service messages received, in order.
     pub fn sent(&self) -> Vec<Value> {
         lock(&self.state.account).sent.iter().cloned().collect()
+    }
+
+    /// The `qrcode/create` requests received, in order, as (scene, request).
+    pub fn qr_requests(&self) -> Vec<(String, Value)> {
+        lock(&self.state.account).codes.iter().cloned().collect()
     }
 
     /// The menu as last created, if any.

@@ -1,5 +1,5 @@
 //! The operator's side under `/admin`: sign-in, the dashboard, followers and their conversations,
-//! messages, reply rules, the custom menu and the outbox.
+//! messages, reply rules, the custom menu, QR codes and the outbox.
 //!
 //! Every route but the sign-in page is declared in one [`Table`], and the router built from it puts all
 //! of them behind [`require_admin`]: a route cannot be added without the guard, and the test that checks
@@ -12,6 +12,7 @@ mod frame;
 mod menu;
 mod messages;
 mod outbox;
+mod qr;
 mod rules;
 mod users;
 
@@ -89,6 +90,9 @@ fn table() -> Table {
         .post("/admin/menu/load", menu::load)
         .post("/admin/menu/delete", menu::delete)
         .get("/admin/outbox", outbox::list)
+        .get("/admin/qr", qr::list)
+        .post("/admin/qr", qr::create)
+        .get("/admin/qr/{id}/{format}", qr::image)
 }
 
 /// Every route that requires a signed-in admin, with its method (paths as declared, `{param}` included).

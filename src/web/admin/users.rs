@@ -347,6 +347,13 @@ pub async fn detail(
         .user(&openid)
         .await?
         .ok_or_else(|| not_found("粉丝"))?;
+    let came_from = match &user.qr_scene {
+        Some(scene) => match app.store.qr_code_by_scene(scene).await? {
+            Some(code) => format!("{} · {scene}", code.name),
+            None => scene.clone(),
+        },
+        None => String::new(),
+    };
     let conversation = conversation::load(&app, &openid, None).await?;
     let time = |t: Option<i64>| t.map(beijing_time).unwrap_or_default();
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -375,6 +382,7 @@ pub async fn detail(
             time(user.subscription_changed_at),
         ),
         ("关注时间 · subscribe_time", time(user.subscribe_time)),
+        ("来源二维码 · came from QR code", came_from),
         ("备注 · remark", text(&user.remark)),
         ("标签 · tagid_list", text(&user.tags)),
         ("资料读取 · user/info fetched", time(user.info_fetched_at)),

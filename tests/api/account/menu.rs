@@ -127,26 +127,10 @@ async fn the_menu_is_checked_before_anything_is_sent_then_pushed_loaded_and_dele
     assert!(mock.menu().is_none());
 }
 
-/// Runs `wxportal menu ARGS`: success, stdout, and stdout with stderr (the logs).
+/// Runs `wxportal menu ARGS` on a database of its own in `dir`.
 fn wxportal_menu(args: &[&str], dir: &std::path::Path, api: &str) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wxportal"))
-        .arg("menu")
-        .args(args)
-        .env_clear()
-        .env("WXPORTAL_TOKEN", TOKEN)
-        .env("WXPORTAL_APPID", APPID)
-        .env("WXPORTAL_APPSECRET", APPSECRET)
-        .env("WXPORTAL_WECHAT_API_URL", api)
-        .env(
-            "WXPORTAL_DATABASE_URL",
-            format!("sqlite://{}", dir.join("wxportal.db").display()),
-        )
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), stdout, all)
+    let database = format!("sqlite://{}", dir.join("wxportal.db").display());
+    wxportal_command("menu", args, &database, api, dir)
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -16,6 +16,7 @@ use crate::mock::{APPSECRET, MockWeChat, Scripted};
 mod answers;
 mod menu;
 mod outbox;
+mod qr;
 mod token;
 
 pub(super) const STABLE: &str = "/cgi-bin/stable_token";
@@ -60,6 +61,32 @@ pub(super) async fn stored_ticket(app: &TestApp) -> String {
         .await
         .text("SELECT value FROM credentials WHERE kind = 'jsapi_ticket'")
         .await
+}
+
+/// Runs `wxportal COMMAND ARGS` on `database` against the mock at `api`, in `dir`: success, stdout, and
+/// stdout with stderr (the logs).
+pub(super) fn wxportal_command(
+    command: &str,
+    args: &[&str],
+    database: &str,
+    api: &str,
+    dir: &std::path::Path,
+) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wxportal"))
+        .arg(command)
+        .args(args)
+        .env_clear()
+        .env("WXPORTAL_TOKEN", TOKEN)
+        .env("WXPORTAL_APPID", APPID)
+        .env("WXPORTAL_APPSECRET", APPSECRET)
+        .env("WXPORTAL_WECHAT_API_URL", api)
+        .env("WXPORTAL_DATABASE_URL", database)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), stdout, all)
 }
 
 /// Adds a keyword rule through the admin form.

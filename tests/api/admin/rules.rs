@@ -264,8 +264,12 @@ async fn a_bad_rule_is_refused_with_every_problem_named_and_nothing_stored() {
     )
     .await;
     assert_eq!(page.status, 422);
-    for problem in ["匹配方式", "关键词或菜单 KEY", "图文标题必填", "链接须以"]
-    {
+    for problem in [
+        "匹配方式",
+        "关键词、菜单 KEY 或二维码",
+        "图文标题必填",
+        "链接须以",
+    ] {
         assert!(page.body.contains(problem), "{problem} in {}", page.body);
     }
     // Two rules may not share a menu key.

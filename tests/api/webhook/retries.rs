@@ -75,6 +75,7 @@ async fn the_store_keeps_the_first_of_two_writes_racing_for_one_message() {
         encrypted: false,
         signature: None,
         jobs: Vec::new(),
+        scan: None,
     };
     let (a, b) = tokio::join!(
         app.store.record_message(message("first")),
@@ -130,6 +131,7 @@ async fn under_a_steady_stream_of_messages_the_write_ahead_log_starts_over() {
                         encrypted: false,
                         signature: None,
                         jobs: Vec::new(),
+                        scan: None,
                     };
                     app.store.record_message(message).await.unwrap();
                     stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -1,0 +1,72 @@
+//! `wxportal qr`: QR codes with a scene from a script; output is JSON.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::CliError;
+use crate::app;
+use crate::config::Config;
+use crate::qr::{self, QrError};
+use crate::store::{QrCode, Store};
+use crate::upstream::{Upstream, http_client};
+
+#[derive(Debug, Subcommand)]
+pub enum QrAction {
+    /// Create a code on WeChat and print it: its scene, ticket, the URL it encodes and its expiry.
+    Create {
+        /// What the code is for, as the admin area lists it.
+        name: String,
+        /// A temporary code living this long (60 to 2592000, 30 days); permanent without it.
+        #[arg(long, value_name = "SECONDS")]
+        expires_in: Option<i64>,
+    },
+    /// Print every code with its scans, new followers and those who left since.
+    List,
+}
+
+fn to_json(code: &QrCode) -> serde_json::Value {
+    json!({
+        "id": code.id,
+        "name": code.name,
+        "scene": code.scene,
+        "ticket": code.ticket,
+        "url": code.url,
+        "permanent": code.permanent,
+        "expires_at": code.expires_at,
+        "created_at": code.created_at,
+        "created_by": code.created_by,
+        "scans": code.scans,
+        "new_followers": code.new_followers,
+        "unfollowed": code.unfollowed,
+    })
+}
+
+/// Runs a `qr` subcommand; the JSON to print.
+pub async fn run(action: QrAction) -> Result<String, CliError> {
+    let config = Config::from_env()?;
+    let store = Store::connect(&config.database_url, config.sqlite_synchronous).await?;
+    let result =
+        match action {
+            QrAction::Create { name, expires_in } => {
+                let account = app::account(
+                    &config,
+                    &store,
+                    Upstream::new(http_client(), &config.wechat_api_url),
+                );
+                match qr::create(&store, &account, &name, expires_in, "cli").await {
+                    Ok(code) => Ok(to_json(&code).to_string()),
+                    Err(QrError::Invalid(why)) => Err(CliError::Refused(why)),
+                    Err(QrError::WeChat(source)) => Err(CliError::WeChat {
+                        what: "creating the QR code",
+                        source,
+                    }),
+                    Err(QrError::Store(e)) => Err(e.into()),
+                }
+            }
+            QrAction::List => store.qr_codes().await.map_err(CliError::from).map(|codes| {
+                serde_json::Value::Array(codes.iter().map(to_json).collect()).to_string()
+            }),
+        };
+    store.close().await;
+    result
+}
