@@ -85,6 +85,9 @@ pub struct Config {
     /// `GET /metrics` open to anyone who can reach the server (`WXPORTAL_METRICS=1`); signed-in
     /// operators read `/admin/metrics` either way.
     pub metrics: bool,
+    /// Template messages sent per second by a campaign, across every instance
+    /// (`WXPORTAL_TEMPLATE_RATE`, default 20).
+    pub template_rate: i64,
 }
 
 /// A request rate: at most `count` at once, refilled evenly over `per` (`30/1m`: a burst of 30, then one
@@ -414,10 +417,23 @@ impl Config {
             }
         };
 
+        let template_rate = match var("WXPORTAL_TEMPLATE_RATE").map(|v| v.parse::<i64>()) {
+            None => 20,
+            Some(Ok(n)) if (1..=10_000).contains(&n) => n,
+            Some(_) => {
+                problems.push(
+                    "WXPORTAL_TEMPLATE_RATE must be a number of messages per second, 1 to 10000."
+                        .into(),
+                );
+                20
+            }
+        };
+
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
         Ok(Self {
+            template_rate,
             metrics,
             retention,
             limits,
@@ -556,6 +572,10 @@ impl Config {
             (
                 "WXPORTAL_KEEP_JOBS_DAYS",
                 self.retention.jobs_days.to_string(),
+            ),
+            (
+                "WXPORTAL_TEMPLATE_RATE",
+                format!("{} messages/s", self.template_rate),
             ),
             (
                 "WXPORTAL_METRICS",

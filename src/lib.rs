@@ -34,6 +34,8 @@ pub mod replies;
 pub mod store;
 /// Logging set-up.
 pub mod telemetry;
+/// Template messages: the account's templates, filled in, previewed, sent in campaigns.
+pub mod templates;
 /// Unix time and Beijing time.
 pub mod time;
 /// The typed client of WeChat's HTTP API (`api.weixin.qq.com`), sharing one access_token.

@@ -1,5 +1,6 @@
 //! The outbox worker: replies after the 5-second window and operators' answers (`message/custom/send`),
-//! and follower info on subscribe (`cgi-bin/user/info`), from the `outbox` table.
+//! template messages (`message/template/send`), and follower info on subscribe (`cgi-bin/user/info`),
+//! from the `outbox` table.
 //!
 //! Jobs are queued in the same commit as the message they answer, so a stored message never loses its
 //! job. Every process runs a worker; a job is claimed for [`CLAIM_SECS`] before each attempt (one
@@ -41,6 +42,8 @@ struct Failure {
     transient: bool,
     /// What was to be sent, kept with a job given up (for the operator).
     sent: Option<String>,
+    /// The call was cut off before WeChat answered: it may have been delivered all the same.
+    cut_off: bool,
 }
 
 impl Failure {
@@ -49,6 +52,7 @@ impl Failure {
             reason,
             transient: false,
             sent: None,
+            cut_off: false,
         }
     }
 }
@@ -57,6 +61,7 @@ impl From<ApiError> for Failure {
     fn from(e: ApiError) -> Self {
         Self {
             transient: e.is_transient(),
+            cut_off: matches!(e, ApiError::Timeout),
             reason: e.to_string(),
             sent: None,
         }
@@ -69,6 +74,23 @@ impl From<crate::store::StoreError> for Failure {
             reason: format!("database: {e}"),
             transient: true,
             sent: None,
+            cut_off: false,
+        }
+    }
+}
+
+/// What an attempt sent: the message as JSON, and WeChat's msgid for a template message.
+#[derive(Debug, Default)]
+struct Sent {
+    body: Option<String>,
+    msgid: Option<String>,
+}
+
+impl Sent {
+    fn body(body: String) -> Self {
+        Self {
+            body: Some(body),
+            msgid: None,
         }
     }
 }
@@ -156,8 +178,21 @@ impl Outbox {
                 reason: "the attempt took too long".into(),
                 transient: true,
                 sent: None,
+                cut_off: true,
             }),
         };
+        if let Err(f) = &outcome
+            && f.cut_off
+            && job.kind != JobKind::UserInfo
+        {
+            tracing::warn!(
+                job = job.id,
+                kind = job.kind.as_str(),
+                attempt = job.attempts,
+                "an attempt was cut off in mid-call (no answer in time); WeChat may have delivered it, so \
+                 the next attempt may make the follower receive it twice"
+            );
+        }
         let recorded = match outcome {
             Ok(sent) => {
                 tracing::info!(
@@ -166,7 +201,9 @@ impl Outbox {
                     attempt = job.attempts,
                     "outbox job done"
                 );
-                self.store.finish_job(job.id, sent.as_deref()).await
+                self.store
+                    .finish_job(&job, sent.body.as_deref(), sent.msgid.as_deref())
+                    .await
             }
             Err(f) if f.transient && job.attempts < MAX_ATTEMPTS => {
                 let pause = backoff(job.attempts);
@@ -178,7 +215,7 @@ impl Outbox {
             Err(f) => {
                 tracing::warn!(job = job.id, kind = job.kind.as_str(), attempt = job.attempts, reason = %f.reason, "outbox job given up");
                 self.store
-                    .fail_job(job.id, &f.reason, f.sent.as_deref())
+                    .fail_job(&job, &f.reason, f.sent.as_deref())
                     .await
             }
         };
@@ -189,7 +226,7 @@ impl Outbox {
     }
 
     /// Does the job; returns what was sent, if anything.
-    async fn perform(&self, job: &Job) -> Result<Option<String>, Failure> {
+    async fn perform(&self, job: &Job) -> Result<Sent, Failure> {
         match job.kind {
             JobKind::Reply => self.reply(job).await,
             JobKind::Custom => {
@@ -199,6 +236,7 @@ impl Outbox {
                 })?;
                 self.send(&message).await
             }
+            JobKind::Template => self.template(job).await,
             JobKind::UserInfo => {
                 let info = self.account.user_info(&job.openid).await?;
                 let tags = serde_json::to_string(&info.tagid_list).unwrap_or_else(|_| "[]".into());
@@ -213,13 +251,38 @@ impl Outbox {
                         },
                     )
                     .await?;
-                Ok(None)
+                Ok(Sent::default())
             }
         }
     }
 
+    /// Sends the job's campaign's template message to the job's follower.
+    async fn template(&self, job: &Job) -> Result<Sent, Failure> {
+        let body = match job.campaign_id {
+            Some(id) => self.store.campaign_body(id).await?,
+            None => None,
+        };
+        let Some(body) = body else {
+            return Err(Failure::permanent("its campaign was deleted".into()));
+        };
+        let mut message: serde_json::Value = serde_json::from_str(&body)
+            .map_err(|e| Failure::permanent(format!("the stored campaign is unreadable: {e}")))?;
+        message["touser"] = job.openid.clone().into();
+        let sent = message.to_string();
+        match self.account.send_template(&message).await {
+            Ok(msgid) => Ok(Sent {
+                body: Some(sent),
+                msgid: Some(msgid),
+            }),
+            Err(e) => Err(Failure {
+                sent: Some(sent),
+                ..Failure::from(e)
+            }),
+        }
+    }
+
     /// Answers the job's message with the rule that matches it now, as a customer-service message.
-    async fn reply(&self, job: &Job) -> Result<Option<String>, Failure> {
+    async fn reply(&self, job: &Job) -> Result<Sent, Failure> {
         let message = match job.message_id {
             Some(id) => self.store.message(id).await?,
             None => None,
@@ -233,7 +296,7 @@ impl Outbox {
             .map_err(|e| Failure::permanent(format!("the stored message is unreadable: {e}")))?;
         let Some(answer) = self.replies.reply_to(&inbound).await else {
             // The rule was switched off or deleted since: nothing to say any more.
-            return Ok(None);
+            return Ok(Sent::default());
         };
         let Some(custom) = custom_message(&job.openid, &answer.reply) else {
             return Err(Failure::permanent(format!(
@@ -245,10 +308,10 @@ impl Outbox {
     }
 
     /// Sends a customer-service message; what was sent is kept whatever the outcome.
-    async fn send(&self, message: &serde_json::Value) -> Result<Option<String>, Failure> {
+    async fn send(&self, message: &serde_json::Value) -> Result<Sent, Failure> {
         let sent = message.to_string();
         match self.account.send_custom(message).await {
-            Ok(()) => Ok(Some(sent)),
+            Ok(()) => Ok(Sent::body(sent)),
             Err(e) => Err(Failure {
                 sent: Some(sent),
                 ..Failure::from(e)

@@ -5,11 +5,8 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 
 use super::CliError;
-use crate::app;
-use crate::config::Config;
-use crate::store::Store;
+
 use crate::upstream::menu::Menu;
-use crate::upstream::{Upstream, http_client};
 
 #[derive(Debug, Subcommand)]
 pub enum MenuAction {
@@ -28,13 +25,7 @@ pub async fn run(action: MenuAction) -> Result<String, CliError> {
         MenuAction::Push { file } => Some(read_menu(file)?),
         MenuAction::Show | MenuAction::Delete => None,
     };
-    let config = Config::from_env()?;
-    let store = Store::connect(&config.database_url, config.sqlite_synchronous).await?;
-    let account = app::account(
-        &config,
-        &store,
-        Upstream::new(http_client(), &config.wechat_api_url),
-    );
+    let (_, store, account) = super::account_context().await?;
     let wechat = |what| move |source| CliError::WeChat { what, source };
     let result =
         match push {

@@ -1,5 +1,5 @@
 //! The command line, one file per command group: [`serve`] (`serve`, the default; `check`; `demo`),
-//! [`send`], [`admin`], [`menu`], [`qr`], [`copy`].
+//! [`send`], [`admin`], [`menu`], [`qr`], [`template`], [`copy`].
 
 pub mod admin;
 pub mod copy;
@@ -7,6 +7,7 @@ pub mod menu;
 pub mod qr;
 pub mod send;
 pub mod serve;
+pub mod template;
 
 use std::process::ExitCode;
 
@@ -16,12 +17,13 @@ use crate::app::StartError;
 use crate::config::ConfigError;
 use crate::demo::DemoError;
 use crate::passwords::PasswordError;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 use crate::upstream::ApiError;
 use admin::AdminAction;
 use menu::MenuAction;
 use qr::QrAction;
 use send::SendArgs;
+use template::TemplateAction;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -80,6 +82,11 @@ pub enum Command {
         #[command(subcommand)]
         action: MenuAction,
     },
+    /// Template messages: list the account's templates, send one to a follower (JSON).
+    Template {
+        #[command(subcommand)]
+        action: TemplateAction,
+    },
     /// QR codes with a scene: create one on WeChat, list them with what they brought (JSON).
     Qr {
         #[command(subcommand)]
@@ -127,9 +134,30 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Send(args) => send::run(*args).await,
         Command::Menu { action } => report(menu::run(action).await),
         Command::Qr { action } => report(qr::run(action).await),
+        Command::Template { action } => report(template::run(action).await),
         Command::Admin { action } => report(admin::run(action).await),
         Command::Copy { from, to, force } => report(copy::run(&from, &to, force).await),
     }
+}
+
+/// The configuration, the database and the account's API, for a command that calls WeChat (the
+/// access_token is shared with running servers through the database).
+async fn account_context() -> Result<
+    (
+        crate::config::Config,
+        Store,
+        crate::upstream::account::Account,
+    ),
+    CliError,
+> {
+    let config = crate::config::Config::from_env()?;
+    let store = Store::connect(&config.database_url, config.sqlite_synchronous).await?;
+    let account = crate::app::account(
+        &config,
+        &store,
+        crate::upstream::Upstream::new(crate::upstream::http_client(), &config.wechat_api_url),
+    );
+    Ok((config, store, account))
 }
 
 /// Prints what a command says (on standard output) or why it failed (on standard error).

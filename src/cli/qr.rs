@@ -4,11 +4,8 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::CliError;
-use crate::app;
-use crate::config::Config;
 use crate::qr::{self, QrError};
-use crate::store::{QrCode, Store};
-use crate::upstream::{Upstream, http_client};
+use crate::store::QrCode;
 
 #[derive(Debug, Subcommand)]
 pub enum QrAction {
@@ -43,16 +40,10 @@ fn to_json(code: &QrCode) -> serde_json::Value {
 
 /// Runs a `qr` subcommand; the JSON to print.
 pub async fn run(action: QrAction) -> Result<String, CliError> {
-    let config = Config::from_env()?;
-    let store = Store::connect(&config.database_url, config.sqlite_synchronous).await?;
+    let (_, store, account) = super::account_context().await?;
     let result =
         match action {
             QrAction::Create { name, expires_in } => {
-                let account = app::account(
-                    &config,
-                    &store,
-                    Upstream::new(http_client(), &config.wechat_api_url),
-                );
                 match qr::create(&store, &account, &name, expires_in, "cli").await {
                     Ok(code) => Ok(to_json(&code).to_string()),
                     Err(QrError::Invalid(why)) => Err(CliError::Refused(why)),

@@ -91,8 +91,32 @@ fn describe_custom(message: &Value) -> String {
             .collect::<Vec<_>>()
             .join("\n"),
         Some(other) => format!("[{other}]"),
-        None => "[?]".into(),
+        None => match message["template_id"].as_str() {
+            Some(id) => template_card(id, &message["data"]),
+            None => "[?]".into(),
+        },
     }
+}
+
+/// A template message as a card: its title, then each field's value in the template's lines.
+fn template_card(id: &str, data: &Value) -> String {
+    let Some((_, title, content)) = super::wechat::templates::TEMPLATES
+        .iter()
+        .find(|(known, _, _)| *known == id)
+    else {
+        return format!("📋 {id}");
+    };
+    let mut card = format!("📋 {title}");
+    for line in content.lines() {
+        let mut text = line.to_owned();
+        for name in crate::templates::fields(line) {
+            let value = data[&name]["value"].as_str().unwrap_or_default();
+            text = text.replace(&format!("{{{{{name}.DATA}}}}"), value);
+        }
+        card.push('\n');
+        card.push_str(&text);
+    }
+    card
 }
 
 /// A piece of an answer as WeChat shows it: text, or a link from an `<a href>` in a text reply.

@@ -115,6 +115,9 @@ const TABLES: &[Table] = &[
             ("sent", Text),
             ("payload", Text),
             ("author", Text),
+            ("campaign_id", Int),
+            ("msgid", Text),
+            ("delivery", Text),
         ],
     },
     Table {
@@ -198,6 +201,37 @@ const TABLES: &[Table] = &[
         columns: &[("day", Text), ("kind", Text), ("count", Int)],
     },
     Table {
+        name: "templates",
+        key: &["template_id"],
+        identity: false,
+        columns: &[
+            ("template_id", Text),
+            ("title", Text),
+            ("primary_industry", Text),
+            ("deputy_industry", Text),
+            ("content", Text),
+            ("example", Text),
+            ("fetched_at", Int),
+        ],
+    },
+    Table {
+        name: "campaigns",
+        key: &["id"],
+        identity: true,
+        columns: &[
+            ("id", Int),
+            ("template_id", Text),
+            ("body", Text),
+            ("audience", Text),
+            ("state", Text),
+            ("total", Int),
+            ("rate", Int),
+            ("created_by", Text),
+            ("created_at", Int),
+            ("finished_at", Int),
+        ],
+    },
+    Table {
         name: "qr_codes",
         key: &["id"],
         identity: true,
@@ -243,6 +277,8 @@ const DATA_TABLES: &[&str] = &[
     "sessions",
     "qr_codes",
     "qr_scans",
+    "templates",
+    "campaigns",
 ];
 
 /// Rows read and written at a time.

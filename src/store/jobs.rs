@@ -15,6 +15,8 @@ pub enum JobKind {
     UserInfo,
     /// An operator's customer-service message (`payload`), written in the admin area.
     Custom,
+    /// A campaign's template message to one follower.
+    Template,
 }
 
 impl JobKind {
@@ -23,6 +25,7 @@ impl JobKind {
             Self::Reply => "reply",
             Self::UserInfo => "user_info",
             Self::Custom => "custom",
+            Self::Template => "template",
         }
     }
 }
@@ -35,10 +38,18 @@ pub enum JobState {
     Sending,
     Done,
     Failed,
+    /// Its campaign was cancelled before it was sent.
+    Cancelled,
 }
 
 impl JobState {
-    pub const ALL: [Self; 4] = [Self::Queued, Self::Sending, Self::Done, Self::Failed];
+    pub const ALL: [Self; 5] = [
+        Self::Queued,
+        Self::Sending,
+        Self::Done,
+        Self::Failed,
+        Self::Cancelled,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -46,6 +57,7 @@ impl JobState {
             Self::Sending => "sending",
             Self::Done => "done",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 }
@@ -68,7 +80,16 @@ pub struct Job {
     pub payload: Option<String>,
     /// The operator who wrote a [`JobKind::Custom`] job.
     pub author: Option<String>,
+    /// The campaign of a [`JobKind::Template`] job.
+    pub campaign_id: Option<i64>,
+    /// WeChat's msgid for a template message sent.
+    pub msgid: Option<String>,
+    /// The TEMPLATESENDJOBFINISH status WeChat reported for it.
+    pub delivery: Option<String>,
 }
+
+/// Due time of a paused campaign's jobs: never, until it is resumed.
+pub(crate) const NEVER: i64 = 9_000_000_000_000_000;
 
 /// How many jobs wait, failed and were done in the last day.
 #[derive(Debug, Clone, Default, FromRow)]
@@ -134,23 +155,50 @@ impl Store {
         }))
     }
 
-    /// The job is done; `sent` is what went to WeChat.
-    pub(crate) async fn finish_job(&self, id: i64, sent: Option<&str>) -> Result<(), StoreError> {
+    /// The job is done; `sent` is what went to WeChat, `msgid` what WeChat numbered it.
+    pub(crate) async fn finish_job(
+        &self,
+        job: &Job,
+        sent: Option<&str>,
+        msgid: Option<&str>,
+    ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        on_pool!(self, |pool| sqlx::query(
-            "UPDATE outbox SET state = 'done', finished_at = $1, sent = $2, claimed_by = NULL,
-                 claimed_until = 0 WHERE id = $3",
+        on_pool!(self, |pool| {
+            sqlx::query(
+            "UPDATE outbox SET state = 'done', finished_at = $1, sent = $2, msgid = $3, claimed_by = NULL,
+                 claimed_until = 0 WHERE id = $4",
         )
         .bind(unix_now())
         .bind(sent)
-        .bind(id)
+        .bind(msgid)
+        .bind(job.id)
+        .execute(pool)
+        .await?
+        .rows_affected()
+        });
+        self.campaign_maybe_done(job.campaign_id).await
+    }
+
+    /// Marks a running campaign done once none of its jobs waits or is being sent.
+    async fn campaign_maybe_done(&self, campaign: Option<i64>) -> Result<(), StoreError> {
+        let Some(campaign) = campaign else {
+            return Ok(());
+        };
+        on_pool!(self, |pool| sqlx::query(
+            "UPDATE campaigns SET state = 'done', finished_at = $1
+             WHERE id = $2 AND state = 'running' AND NOT EXISTS
+                 (SELECT 1 FROM outbox WHERE campaign_id = $2 AND state IN ('queued', 'sending'))",
+        )
+        .bind(unix_now())
+        .bind(campaign)
         .execute(pool)
         .await?
         .rows_affected());
         Ok(())
     }
 
-    /// The attempt failed for a passing reason: try again at `due_at`.
+    /// The attempt failed for a passing reason: try again at `due_at` (a paused campaign's job waits
+    /// for the resume; a cancelled campaign's is cancelled).
     pub(crate) async fn retry_job(
         &self,
         id: i64,
@@ -158,23 +206,31 @@ impl Store {
         error: &str,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        on_pool!(self, |pool| sqlx::query(
-            "UPDATE outbox SET state = 'queued', due_at = $1, last_error = $2, claimed_by = NULL,
-                 claimed_until = 0 WHERE id = $3",
+        on_pool!(self, |pool| {
+            sqlx::query(
+            "UPDATE outbox SET
+                 state = CASE WHEN (SELECT state FROM campaigns WHERE id = outbox.campaign_id) = 'cancelled'
+                     THEN 'cancelled' ELSE 'queued' END,
+                 due_at = CASE WHEN (SELECT state FROM campaigns WHERE id = outbox.campaign_id) = 'paused'
+                     THEN $4 ELSE $1 END,
+                 last_error = $2, claimed_by = NULL, claimed_until = 0
+             WHERE id = $3",
         )
         .bind(due_at)
         .bind(error)
         .bind(id)
+        .bind(NEVER)
         .execute(pool)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(())
     }
 
     /// The job cannot succeed: it stays, failed, with the reason, for the operator.
     pub(crate) async fn fail_job(
         &self,
-        id: i64,
+        job: &Job,
         error: &str,
         sent: Option<&str>,
     ) -> Result<(), StoreError> {
@@ -186,11 +242,11 @@ impl Store {
         .bind(unix_now())
         .bind(error)
         .bind(sent)
-        .bind(id)
+        .bind(job.id)
         .execute(pool)
         .await?
         .rows_affected());
-        Ok(())
+        self.campaign_maybe_done(job.campaign_id).await
     }
 
     /// The newest jobs first, optionally only those in `state`.

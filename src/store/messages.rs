@@ -38,6 +38,9 @@ pub struct NewMessage {
     /// A subscribe or a scan of a code with a scene, recorded in the same commit.
     #[sqlx(skip)]
     pub scan: Option<Scan>,
+    /// TEMPLATESENDJOBFINISH's (msgid, status): set on the template send it names, in the same commit.
+    #[sqlx(skip)]
+    pub template_finished: Option<(String, String)>,
 }
 
 /// What happened to a message handed to [`Store::record_message`].
@@ -318,6 +321,13 @@ pub(super) async fn insert_batch(
                 .execute(&mut *conn)
                 .await?;
             }
+        }
+        if let Some((msgid, status)) = &m.template_finished {
+            sqlx::query("UPDATE outbox SET delivery = $1 WHERE msgid = $2 AND kind = 'template'")
+                .bind(status)
+                .bind(msgid)
+                .execute(&mut *conn)
+                .await?;
         }
         for kind in &m.jobs {
             sqlx::query(

@@ -35,6 +35,22 @@ pub(crate) struct QrTicket {
     pub expire_seconds: Option<i64>,
 }
 
+/// One template as `get_all_private_template` lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct TemplateAnswer {
+    pub template_id: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub primary_industry: String,
+    #[serde(default)]
+    pub deputy_industry: String,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub example: String,
+}
+
 /// The account's API.
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -94,6 +110,35 @@ impl Account {
             None => json!({ "action_name": "QR_LIMIT_STR_SCENE", "action_info": scene }),
         };
         self.call("/cgi-bin/qrcode/create", &[], Some(&body)).await
+    }
+
+    /// `POST /cgi-bin/message/template/send`; returns WeChat's msgid, which the TEMPLATESENDJOBFINISH
+    /// event names later (docs/wechat.md §11).
+    pub(crate) async fn send_template(&self, message: &Value) -> Result<String, ApiError> {
+        #[derive(Deserialize)]
+        struct Sent {
+            msgid: Value,
+        }
+        let sent: Sent = self
+            .call("/cgi-bin/message/template/send", &[], Some(message))
+            .await?;
+        Ok(match sent.msgid {
+            Value::String(s) => s,
+            other => other.to_string(),
+        })
+    }
+
+    /// `GET /cgi-bin/template/get_all_private_template`: the account's templates.
+    pub(crate) async fn templates(&self) -> Result<Vec<TemplateAnswer>, ApiError> {
+        #[derive(Deserialize)]
+        struct List {
+            #[serde(default)]
+            template_list: Vec<TemplateAnswer>,
+        }
+        let list: List = self
+            .call("/cgi-bin/template/get_all_private_template", &[], None)
+            .await?;
+        Ok(list.template_list)
     }
 
     /// `GET /cgi-bin/user/info`.

@@ -312,6 +312,12 @@ async fn process(
         }),
         _ => None,
     };
+    let template_finished = match &msg.kind {
+        MessageKind::Event(Event::TemplateSendJobFinish { msg_id, status }) => {
+            Some((msg_id.clone(), status.clone()))
+        }
+        _ => None,
+    };
     let queues_work = !jobs.is_empty();
     let recorded = state
         .store
@@ -331,6 +337,7 @@ async fn process(
             signature: Some(signed.signature),
             jobs,
             scan,
+            template_finished,
         })
         .await?;
     if queues_work {

@@ -477,6 +477,21 @@ impl Drop for ServerProcess {
     }
 }
 
+/// The operator `ops` in `db` (through a store of the test's own, closed by the caller) and a client
+/// that follows no redirect, to sign in with.
+pub async fn with_operator(db: &TestDb) -> (Store, reqwest::Client) {
+    let store = Store::connect(&db.url, wxportal::config::SqliteSync::Full)
+        .await
+        .unwrap();
+    let hash = wxportal::passwords::hash(crate::admin::PASSWORD).unwrap();
+    assert!(store.create_admin("ops", &hash).await.unwrap());
+    let client = wxportal::upstream::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    (store, client)
+}
+
 /// Polls `check` every 50 ms for up to `secs` seconds; true once it holds.
 pub async fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
     for _ in 0..secs * 20 {

@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wxportal::config::SqliteSync;
-use wxportal::store::Store;
 use wxportal::time::unix_now;
 use wxportal::wechat::MessageMode;
 use wxportal::wechat::push::Push;
@@ -34,19 +32,6 @@ async fn three(db: &TestDb, mock: &MockWeChat) -> Vec<ServerProcess> {
         ServerProcess::start(db, &vars)
     );
     vec![a, b, c]
-}
-
-/// The operator `ops` in `db` (through a store of the test's own, closed by the caller) and a client
-/// that follows no redirect, to sign in with.
-async fn with_operator(db: &TestDb) -> (Store, reqwest::Client) {
-    let store = Store::connect(&db.url, SqliteSync::Full).await.unwrap();
-    let hash = wxportal::passwords::hash(PASSWORD).unwrap();
-    assert!(store.create_admin("ops", &hash).await.unwrap());
-    let client = wxportal::upstream::client_builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    (store, client)
 }
 
 /// Posts `push` to the instance at `base` (plaintext mode) as WeChat does: status and body, or `None`

@@ -1,6 +1,6 @@
 //! The mock WeChat the tests run: the demo's stand-in for `api.weixin.qq.com`
 //! ([`wxportal::demo::wechat::FakeWeChat`]) on its own loopback port, where every OpenID is a follower
-//! with a profile full of markup, CJK and emoji.
+//! with a profile full of markup, CJK and emoji (and who left, if the OpenID starts with `oGone`).
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -43,7 +43,8 @@ fn follower(openid: &str) -> Option<Follower> {
             "unionid": "uUnion1",
         }),
         info: json!({
-            "subscribe": 1,
+            // An OpenID starting oGone belongs to someone who left (template sends get 43004).
+            "subscribe": i32::from(!openid.starts_with("oGone")),
             "language": "zh_CN",
             "subscribe_time": 1_700_000_000,
             "unionid": format!("uInfo{openid}"),

@@ -93,7 +93,7 @@ pub(crate) async fn classic_token(State(wechat): State<FakeWeChat>, Query(q): Pa
 }
 
 /// Records the call and the token it carried; `Err` is WeChat's answer to a bad token.
-async fn with_token(
+pub(super) async fn with_token(
     wechat: &FakeWeChat,
     path: &str,
     q: &HashMap<String, String>,

@@ -8,6 +8,7 @@
 
 pub mod account;
 pub mod sns;
+pub mod templates;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -95,6 +96,10 @@ struct AccountState {
     sent: VecDeque<Value>,
     /// The QR codes created: (scene, the request as received).
     codes: VecDeque<(String, Value)>,
+    /// Template messages accepted, in order.
+    templates_sent: VecDeque<Value>,
+    /// The last template message's msgid.
+    template_msgid: u64,
     /// The token each call carried, by path.
     used: VecDeque<(String, String)>,
 }
@@ -176,6 +181,11 @@ impl FakeWeChat {
             .route("/cgi-bin/message/custom/send", post(account::custom_send))
             .route("/cgi-bin/user/info", get(account::user_info))
             .route("/cgi-bin/qrcode/create", post(account::qr_create))
+            .route(
+                "/cgi-bin/template/get_all_private_template",
+                get(templates::list),
+            )
+            .route("/cgi-bin/message/template/send", post(templates::send))
             .with_state(self.clone())
     }
 
@@ -246,6 +256,15 @@ impl FakeWeChat {
     /// The `qrcode/create` requests received, in order, as (scene, request).
     pub fn qr_requests(&self) -> Vec<(String, Value)> {
         lock(&self.state.account).codes.iter().cloned().collect()
+    }
+
+    /// The template messages accepted, in order.
+    pub fn templates_sent(&self) -> Vec<Value> {
+        lock(&self.state.account)
+            .templates_sent
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// The menu as last created, if any.

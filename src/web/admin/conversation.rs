@@ -98,6 +98,7 @@ fn status(job: &Job) -> String {
         JobState::Queued if job.attempts > 0 => format!("重试中 · retrying: {reason}"),
         JobState::Queued => "等待发送 · queued".into(),
         JobState::Sending => "发送中 · sending".into(),
+        JobState::Cancelled => "已取消 · cancelled".into(),
     }
 }
 

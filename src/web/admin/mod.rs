@@ -1,5 +1,5 @@
 //! The operator's side under `/admin`: sign-in, the dashboard, followers and their conversations,
-//! messages, reply rules, the custom menu, QR codes and the outbox.
+//! messages, reply rules, the custom menu, QR codes, template messages and the outbox.
 //!
 //! Every route but the sign-in page is declared in one [`Table`], and the router built from it puts all
 //! of them behind [`require_admin`]: a route cannot be added without the guard, and the test that checks
@@ -14,6 +14,7 @@ mod messages;
 mod outbox;
 mod qr;
 mod rules;
+mod templates;
 mod users;
 
 use axum::Router;
@@ -93,6 +94,12 @@ fn table() -> Table {
         .get("/admin/qr", qr::list)
         .post("/admin/qr", qr::create)
         .get("/admin/qr/{id}/{format}", qr::image)
+        .get("/admin/templates", templates::list)
+        .post("/admin/templates/refresh", templates::refresh)
+        .get("/admin/templates/{id}", templates::compose)
+        .post("/admin/templates/{id}", templates::submit)
+        .get("/admin/campaigns/{id}", templates::campaign)
+        .post("/admin/campaigns/{id}/{action}", templates::change)
 }
 
 /// Every route that requires a signed-in admin, with its method (paths as declared, `{param}` included).

@@ -14,11 +14,12 @@ use crate::web::state::AppState;
 use crate::web::ui::{Layout, render};
 
 const SHOWN: i64 = 100;
-const STATES: [(&str, &str); 4] = [
+const STATES: [(&str, &str); 5] = [
     (JobState::Queued.as_str(), "等待 · queued"),
     (JobState::Sending.as_str(), "发送中 · sending"),
     (JobState::Done.as_str(), "完成 · done"),
     (JobState::Failed.as_str(), "放弃 · failed"),
+    (JobState::Cancelled.as_str(), "取消 · cancelled"),
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,6 +55,7 @@ impl From<Job> for JobRow {
                 JobKind::Reply => "客服消息回复 · reply",
                 JobKind::UserInfo => "粉丝信息 · user info",
                 JobKind::Custom => "人工回复 · operator",
+                JobKind::Template => "模板消息 · template",
             },
             openid: j.openid,
             message_id: j.message_id,
@@ -73,7 +75,7 @@ struct OutboxTemplate {
     layout: Layout,
     nav: Nav,
     params: OutboxParams,
-    states: [(&'static str, &'static str); 4],
+    states: [(&'static str, &'static str); 5],
     jobs: Vec<JobRow>,
 }
 

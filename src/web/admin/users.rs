@@ -26,15 +26,15 @@ const EXPORT_CHUNK: i64 = 1000;
 #[derive(Debug, Clone, Default, Deserialize)]
 pub(crate) struct ListParams {
     #[serde(default)]
-    q: String,
+    pub(crate) q: String,
     #[serde(default)]
-    subscribed: String,
+    pub(crate) subscribed: String,
     #[serde(default)]
-    authorized: String,
+    pub(crate) authorized: String,
     #[serde(default)]
-    sort: String,
+    pub(crate) sort: String,
     #[serde(default)]
-    after: String,
+    pub(crate) after: String,
 }
 
 const SORTS: [(&str, UserSort, &str); 4] = [
@@ -54,7 +54,7 @@ const SORTS: [(&str, UserSort, &str); 4] = [
 
 impl ListParams {
     /// The store query; values the form never sends are ignored rather than refused.
-    fn query(&self, limit: i64) -> UserQuery {
+    pub(crate) fn query(&self, limit: i64) -> UserQuery {
         let sort = SORTS
             .iter()
             .find(|(name, _, _)| *name == self.sort)
@@ -85,7 +85,7 @@ impl ListParams {
     }
 
     /// This list's query string with another cursor (`None`: the first page).
-    fn link(&self, after: Option<&str>) -> String {
+    pub(crate) fn link(&self, after: Option<&str>) -> String {
         let mut pairs = vec![
             ("q", self.q.as_str()),
             ("subscribed", &self.subscribed),

@@ -17,6 +17,7 @@ mod answers;
 mod menu;
 mod outbox;
 mod qr;
+mod templates;
 mod token;
 
 pub(super) const STABLE: &str = "/cgi-bin/stable_token";

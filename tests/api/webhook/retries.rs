@@ -76,6 +76,7 @@ async fn the_store_keeps_the_first_of_two_writes_racing_for_one_message() {
         signature: None,
         jobs: Vec::new(),
         scan: None,
+        template_finished: None,
     };
     let (a, b) = tokio::join!(
         app.store.record_message(message("first")),
@@ -132,6 +133,7 @@ async fn under_a_steady_stream_of_messages_the_write_ahead_log_starts_over() {
                         signature: None,
                         jobs: Vec::new(),
                         scan: None,
+                        template_finished: None,
                     };
                     app.store.record_message(message).await.unwrap();
                     stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
