@@ -27,12 +27,18 @@ pub(super) const CUSTOM_SEND: &str = "/cgi-bin/message/custom/send";
 
 /// A server with an admin, talking to a fresh mock.
 pub(super) async fn account() -> (TestApp, MockWeChat) {
+    account_with(&[]).await
+}
+
+/// [`account`] with more settings.
+pub(super) async fn account_with(vars: &[(&str, &str)]) -> (TestApp, MockWeChat) {
     let mock = MockWeChat::start().await;
-    let app = with_admin(&[
+    let mut all = vec![
         ("WXPORTAL_APPSECRET", APPSECRET),
-        ("WXPORTAL_WECHAT_API_URL", &mock.base),
-    ])
-    .await;
+        ("WXPORTAL_WECHAT_API_URL", mock.base.as_str()),
+    ];
+    all.extend_from_slice(vars);
+    let app = with_admin(&all).await;
     (app, mock)
 }
 

@@ -283,3 +283,153 @@ async fn a_send_to_a_thousand_survives_failures_and_kill_9_and_reaches_each_foll
         .await;
     assert_eq!(reasons, 50);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_campaign_is_paused_resumed_and_cancelled_from_its_page() {
+    let (app, mock) = account_with(&[("WXPORTAL_TEMPLATE_RATE", "4")]).await;
+    let (browser, csrf) = signed_in(&app).await;
+    seed_followers(&app.db, 40, 0).await;
+    browser
+        .post_form("/admin/templates/refresh", &[("csrf", &csrf)])
+        .await;
+    let page = browser
+        .post_form(
+            &format!("/admin/templates/{}", shipped()),
+            &[
+                ("csrf", &csrf),
+                ("action", "send"),
+                ("audience", "filters"),
+                ("subscribed", "yes"),
+                ("value.first", "通知"),
+            ],
+        )
+        .await;
+    let campaign = page.location.unwrap();
+    let act = |action: &'static str| {
+        let (browser, csrf, path) = (&browser, csrf.clone(), format!("{campaign}/{action}"));
+        async move { browser.post_form(&path, &[("csrf", &csrf)]).await.status }
+    };
+    assert!(eventually(10, || mock.templates_sent().len() >= 4).await);
+
+    assert_eq!(act("pause").await, 303);
+    assert_eq!(act("pause").await, 409, "already paused");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let paused_at = mock.templates_sent().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        mock.templates_sent().len(),
+        paused_at,
+        "nothing goes out while paused"
+    );
+    assert!(unescape(&browser.get(&campaign).await.body).contains("· paused"));
+
+    assert_eq!(act("resume").await, 303);
+    assert!(eventually(10, || mock.templates_sent().len() >= paused_at + 4).await);
+    assert_eq!(act("cancel").await, 303);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cancelled_at = mock.templates_sent().len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(mock.templates_sent().len(), cancelled_at);
+    assert!(cancelled_at < 40, "{cancelled_at}");
+    let page = unescape(&browser.get(&campaign).await.body);
+    assert!(page.contains("· cancelled"), "{page}");
+    let id: i64 = campaign.rsplit('/').next().unwrap().parse().unwrap();
+    let (state, counts) = campaign_state(&app.db, id).await;
+    assert_eq!(state, "cancelled");
+    assert_eq!(counts["done"] as usize, cancelled_at);
+    assert_eq!(counts["done"] + counts["cancelled"], 40, "{counts:?}");
+    assert_eq!(act("resume").await, 409, "a cancelled send stays cancelled");
+    assert_eq!(act("explode").await, 400);
+    let unique: std::collections::HashSet<String> = mock
+        .templates_sent()
+        .iter()
+        .map(|m| m["touser"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(unique.len(), cancelled_at);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn templates_are_listed_and_sent_from_the_command_line_and_wait_reports_wechats_answer() {
+    let (app, mock) = account().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cli =
+        |args: &[&str]| wxportal_command("template", args, &app.db.url, &mock.base, dir.path());
+    let (ok, out, all) = cli(&["list"]);
+    assert!(ok, "{all}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed[0]["template_id"], shipped());
+    assert_eq!(
+        listed[0]["fields"],
+        json!(["first", "keyword1", "keyword2", "remark"])
+    );
+
+    let data = dir.path().join("data.json");
+    std::fs::write(
+        &data,
+        r##"{"first": {"value": "已发货", "color": "#173177"}, "keyword1": "A-7"}"##,
+    )
+    .unwrap();
+    let data = data.to_str().unwrap();
+    let (ok, out, all) = cli(&[
+        "send",
+        "--to",
+        "oCliTemplate",
+        "--template",
+        shipped(),
+        "--data",
+        data,
+        "--url",
+        "https://shop.example.com/7",
+        "--wait",
+    ]);
+    assert!(ok, "{all}");
+    let answer: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(answer["state"], "done");
+    assert!(answer["msgid"].is_string(), "{answer}");
+    assert_eq!(
+        mock.templates_sent()[0],
+        json!({"touser": "oCliTemplate", "template_id": shipped(), "url": "https://shop.example.com/7",
+               "data": {"first": {"value": "已发货", "color": "#173177"}, "keyword1": {"value": "A-7"}}})
+    );
+    // WeChat refuses a follower who left: exit 1, WeChat's answer printed.
+    let (ok, out, all) = cli(&[
+        "send",
+        "--to",
+        "oGoneCli",
+        "--template",
+        shipped(),
+        "--data",
+        data,
+        "--wait",
+    ]);
+    assert!(!ok);
+    assert!(out.contains("\"failed\"") && all.contains("43004"), "{all}");
+    // Without --wait: queued, printed at once.
+    let (ok, out, _) = cli(&[
+        "send",
+        "--to",
+        "oCliLater",
+        "--template",
+        shipped(),
+        "--data",
+        data,
+    ]);
+    assert!(ok);
+    assert!(out.contains("\"job\""), "{out}");
+    // Refused before anything is queued: an unknown template, a field it does not have.
+    let (ok, _, all) = cli(&["send", "--to", "o1", "--template", "nope", "--data", data]);
+    assert!(!ok && all.contains("no template"), "{all}");
+    std::fs::write(dir.path().join("bad.json"), r#"{"colour": "x"}"#).unwrap();
+    let bad = dir.path().join("bad.json");
+    let (ok, _, all) = cli(&[
+        "send",
+        "--to",
+        "o1",
+        "--template",
+        shipped(),
+        "--data",
+        bad.to_str().unwrap(),
+    ]);
+    assert!(!ok && all.contains("no field"), "{all}");
+    assert_eq!(campaigns(&app).await, 3);
+}
