@@ -22,6 +22,8 @@ pub mod cli;
 pub mod config;
 /// `wxportal demo`: its set-up and its stand-in for WeChat's servers and a follower's phone.
 pub mod demo;
+/// Images uploaded as permanent material, with thumbnails.
+pub mod media;
 /// Replies after the 5-second window and follower info, delivered from a durable queue.
 pub mod outbox;
 /// Operators' names and password hashes.

@@ -27,7 +27,9 @@ use crate::wechat::push::{Push, check_reply};
 
 /// The chat page.
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/_sim/chat", get(chat).post(send_chat))
+    Router::new()
+        .route("/_sim/chat", get(chat).post(send_chat))
+        .route("/_sim/media/{media_id}", get(image))
 }
 
 /// The transcript keeps this many lines.
@@ -71,6 +73,7 @@ impl Chat {
                 answer: segments(&describe_custom(message)),
                 problems: Vec::new(),
                 millis: 0,
+                image: message["image"]["media_id"].as_str().map(str::to_owned),
             });
         })
     }
@@ -175,6 +178,8 @@ pub(crate) struct ChatLine {
     pub answer: Vec<Segment>,
     pub problems: Vec<String>,
     pub millis: u128,
+    /// An image the account sent (its media_id at the stand-in WeChat).
+    pub image: Option<String>,
 }
 
 #[derive(Template)]
@@ -187,6 +192,8 @@ struct ChatTemplate {
     mode: &'static str,
     /// The pushed menu's CLICK buttons: (name, key).
     clicks: Vec<(String, String)>,
+    /// The QR codes created in the admin, to scan: (scene, name).
+    codes: Vec<(String, String)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,6 +216,13 @@ async fn chat(
         lines,
         mode: app.config.message_mode.as_str(),
         clicks: menu_clicks(&wechat),
+        codes: app
+            .store
+            .qr_codes()
+            .await?
+            .into_iter()
+            .map(|c| (c.scene, c.name))
+            .collect(),
     })
 }
 
@@ -239,6 +253,36 @@ async fn send_chat(
             ],
             format!("[{}]", form.kind),
         ),
+        // A scan of a code made in the admin: by someone who does not follow yet (a subscribe with
+        // `qrscene_` + scene), or by a follower (SCAN).
+        "scan_subscribe" | "scan" => {
+            let ticket = app
+                .store
+                .qr_code_by_scene(&form.content)
+                .await?
+                .map(|c| c.ticket)
+                .unwrap_or_default();
+            let subscribe = form.kind == "scan_subscribe";
+            (
+                "event",
+                vec![
+                    (
+                        "Event".into(),
+                        if subscribe { "subscribe" } else { "SCAN" }.into(),
+                    ),
+                    (
+                        "EventKey".into(),
+                        if subscribe {
+                            format!("qrscene_{}", form.content)
+                        } else {
+                            form.content.clone()
+                        },
+                    ),
+                    ("Ticket".into(), ticket),
+                ],
+                format!("[扫码 · scan {}]", form.content),
+            )
+        }
         "click" => (
             "event",
             vec![
@@ -311,6 +355,10 @@ async fn send_chat(
                 follower: follower.nickname,
                 sent,
                 answer,
+                image: verdict
+                    .reply
+                    .as_ref()
+                    .and_then(|r| r.get("Image/MediaId").map(str::to_owned)),
                 problems: verdict.problems,
                 millis: elapsed.as_millis(),
             }
@@ -324,10 +372,29 @@ async fn send_chat(
                 e.without_url()
             )],
             millis: started.elapsed().as_millis(),
+            image: None,
         },
     };
     chat.add(line);
     Ok(Redirect::to(&format!("/_sim/chat?follower={}#latest", form.follower)).into_response())
+}
+
+/// `GET /_sim/media/{media_id}`: an image uploaded to the stand-in WeChat, for the chat to show.
+async fn image(
+    Extension(wechat): Extension<FakeWeChat>,
+    axum::extract::Path(media_id): axum::extract::Path<String>,
+) -> Response {
+    match wechat.image(&media_id) {
+        Some(bytes) => {
+            let content_type = if bytes.starts_with(b"\x89PNG") {
+                "image/png"
+            } else {
+                "image/jpeg"
+            };
+            ([(header::CONTENT_TYPE, content_type)], bytes).into_response()
+        }
+        None => axum::http::StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// The CLICK buttons of the menu, for the chat to offer (name, key).

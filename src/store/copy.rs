@@ -232,6 +232,22 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "media",
+        key: &["id"],
+        identity: true,
+        columns: &[
+            ("id", Int),
+            ("media_id", Text),
+            ("url", Text),
+            ("filename", Text),
+            ("content_type", Text),
+            ("size", Int),
+            ("thumbnail", Text),
+            ("created_by", Text),
+            ("created_at", Int),
+        ],
+    },
+    Table {
         name: "qr_codes",
         key: &["id"],
         identity: true,
@@ -279,6 +295,7 @@ const DATA_TABLES: &[&str] = &[
     "qr_scans",
     "templates",
     "campaigns",
+    "media",
 ];
 
 /// Rows read and written at a time.

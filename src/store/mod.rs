@@ -13,6 +13,7 @@ mod campaigns;
 mod copy;
 mod credentials;
 mod jobs;
+mod media;
 mod messages;
 mod oauth;
 mod qr;
@@ -40,6 +41,7 @@ pub use campaigns::{Audience, Campaign, CampaignState, NewCampaign, Progress, Te
 pub use copy::{Cell, TableCount, copy};
 pub use credentials::CredentialRow;
 pub use jobs::{Job, JobKind, JobState, OutboxCounts};
+pub use media::Media;
 pub use messages::{MessageQuery, MessageRecord, NewMessage, Recorded};
 pub use oauth::{Claim, NewState, OAuthState, Outcome};
 pub use qr::{NewQrCode, QrCode, Scan};

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::menu::{CurrentMenu, Menu};
 use super::token::Credentials;
-use super::{ApiError, Done, Upstream};
+use super::{ApiError, Done, FilePart, Upstream};
 use crate::wechat::reply::Reply;
 
 /// What `cgi-bin/user/info` returns about a follower.
@@ -49,6 +49,14 @@ pub(crate) struct TemplateAnswer {
     pub content: String,
     #[serde(default)]
     pub example: String,
+}
+
+/// What `material/add_material` returns for an image.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct Material {
+    pub media_id: String,
+    #[serde(default)]
+    pub url: String,
 }
 
 /// The account's API.
@@ -139,6 +147,21 @@ impl Account {
             .call("/cgi-bin/template/get_all_private_template", &[], None)
             .await?;
         Ok(list.template_list)
+    }
+
+    /// `POST /cgi-bin/material/add_material?type=image`: an image as permanent material
+    /// (docs/wechat.md §12).
+    pub(crate) async fn add_image(&self, file: &FilePart) -> Result<Material, ApiError> {
+        self.credentials
+            .with_access_token(|token| async move {
+                let query = [("access_token", token.as_str()), ("type", "image")];
+                let (value, _) = self
+                    .upstream
+                    .post_file("/cgi-bin/material/add_material", &query, file)
+                    .await?;
+                Ok(value)
+            })
+            .await
     }
 
     /// `GET /cgi-bin/user/info`.

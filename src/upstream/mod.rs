@@ -150,7 +150,20 @@ pub(crate) fn meaning(errcode: i64) -> &'static str {
 enum Request<'a> {
     Get,
     PostJson(&'a serde_json::Value),
+    /// A file as the multipart field `media` (material uploads).
+    Upload(&'a FilePart),
 }
+
+/// A file to upload: its name, type and bytes.
+#[derive(Debug, Clone)]
+pub struct FilePart {
+    pub filename: String,
+    pub content_type: &'static str,
+    pub bytes: axum::body::Bytes,
+}
+
+/// An upload may take longer than a call.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Makes calls to one WeChat API base URL.
 #[derive(Debug, Clone)]
@@ -185,6 +198,16 @@ impl Upstream {
     ) -> Result<(T, String), ApiError> {
         self.with_backoff(path, query, Request::PostJson(body))
             .await
+    }
+
+    /// Uploads `file` as the multipart field `media`.
+    pub async fn post_file<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        file: &FilePart,
+    ) -> Result<(T, String), ApiError> {
+        self.with_backoff(path, query, Request::Upload(file)).await
     }
 
     /// One call, tried again after a pause while WeChat says `-1` (system busy).
@@ -234,6 +257,16 @@ impl Upstream {
                 .post(url)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.to_string()),
+            Request::Upload(file) => {
+                let part = reqwest::multipart::Part::bytes(file.bytes.to_vec())
+                    .file_name(file.filename.clone())
+                    .mime_str(file.content_type)
+                    .map_err(failed)?;
+                self.http
+                    .post(url)
+                    .timeout(UPLOAD_TIMEOUT)
+                    .multipart(reqwest::multipart::Form::new().part("media", part))
+            }
         };
         let mut response = builder.query(query).send().await.map_err(failed)?;
         if response.status() != reqwest::StatusCode::OK {

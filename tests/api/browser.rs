@@ -440,3 +440,184 @@ async fn an_operator_uses_the_admin_area_on_a_phone() {
     assert!(errors.is_empty(), "console errors: {errors:?}");
     client.close().await.unwrap();
 }
+
+/// Signs in to the demo's admin area as `admin`.
+async fn sign_in(client: &Client, base: &str, password: &str) {
+    client.goto(&format!("{base}/admin")).await.unwrap();
+    wait_for(client, "#login-form").await;
+    let field = |id: &'static str| client.find(Locator::Id(id));
+    field("name")
+        .await
+        .unwrap()
+        .send_keys("admin")
+        .await
+        .unwrap();
+    field("password")
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    click(client, "#sign-in").await;
+    wait_for(client, "#chart").await;
+}
+
+/// Reloads `url` until `css`'s text contains `text` (5 s). A page still navigating from a form
+/// counts as not yet.
+async fn reload_until(client: &Client, url: &str, css: &str, text: &str) -> String {
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        client.goto(url).await.unwrap();
+        let Ok(element) = client.find(Locator::Css(css)).await else {
+            continue;
+        };
+        if let Ok(shown) = element.text().await
+            && shown.contains(text)
+        {
+            return shown;
+        }
+    }
+    panic!("{css} never said {text:?}: {}", text_of(client, css).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_answers_sends_a_template_and_prints_a_code_that_the_chat_scans() {
+    let Some((_driver, client, _profile)) = phone_browser().await else {
+        return;
+    };
+    let (base, _dir, banner) = spawn_demo().await;
+    let password = demo_password(&banner);
+    let field = |id: &'static str| client.find(Locator::Id(id));
+    let follower = "oDemo0000000000000xiaoming";
+
+    // 小明 writes, which opens the 48-hour window.
+    client.goto(&format!("{base}/_sim/chat")).await.unwrap();
+    field("content")
+        .await
+        .unwrap()
+        .send_keys("在吗")
+        .await
+        .unwrap();
+    click(&client, "#send").await;
+    wait_for(&client, "#latest").await;
+
+    // The operator answers from the conversation; it arrives in the chat.
+    sign_in(&client, &base, &password).await;
+    let user_page = format!("{base}/admin/users/{follower}");
+    client.goto(&user_page).await.unwrap();
+    wait_for(&client, "#answer").await;
+    assert!(text_of(&client, "#window").await.contains("可回复至"));
+    field("answer-text")
+        .await
+        .unwrap()
+        .send_keys("您好，我是客服小王")
+        .await
+        .unwrap();
+    click(&client, "#send-answer").await;
+    let log = reload_until(&client, &user_page, "#conversation-log", "已发送").await;
+    assert!(
+        log.contains("admin · 人工回复") && log.contains("在吗"),
+        "{log}"
+    );
+    assert_fits_the_phone(&client, "the conversation").await;
+    screenshot(&client, "12-admin-conversation").await;
+    let chat = reload_until(
+        &client,
+        &format!("{base}/_sim/chat"),
+        "#transcript",
+        "客服小王",
+    )
+    .await;
+    assert!(chat.contains("您好，我是客服小王"), "{chat}");
+
+    // A template message, refreshed from WeChat, previewed, sent to 小明: a card in the chat.
+    client
+        .goto(&format!("{base}/admin/templates?to={follower}"))
+        .await
+        .unwrap();
+    click(&client, "#refresh-templates").await;
+    wait_for(&client, "#templates a").await;
+    click(&client, "#templates a").await;
+    wait_for(&client, "#template-form").await;
+    field("value-first")
+        .await
+        .unwrap()
+        .send_keys("您的订单已发货")
+        .await
+        .unwrap();
+    field("value-keyword1")
+        .await
+        .unwrap()
+        .send_keys("A-1001")
+        .await
+        .unwrap();
+    click(&client, "#preview-template").await;
+    wait_for(&client, "#preview").await;
+    assert!(
+        text_of(&client, "#preview")
+            .await
+            .contains("订单号：A-1001")
+    );
+    assert!(
+        text_of(&client, "#reach").await.contains(follower),
+        "to 小明 only"
+    );
+    assert_fits_the_phone(&client, "the template preview").await;
+    screenshot(&client, "13-admin-template").await;
+    click(&client, "#send-template").await;
+    wait_for(&client, "#progress").await;
+    let campaign = client.current_url().await.unwrap().to_string();
+    reload_until(&client, &campaign, "#sent", "1").await;
+    assert_fits_the_phone(&client, "the campaign").await;
+    let chat = reload_until(
+        &client,
+        &format!("{base}/_sim/chat"),
+        "#transcript",
+        "订单发货通知",
+    )
+    .await;
+    assert!(chat.contains("订单号：A-1001"), "{chat}");
+
+    // A QR code, created and drawn here; the chat scans it as a newcomer; the code counts the scan.
+    client.goto(&format!("{base}/admin/qr")).await.unwrap();
+    field("code-name")
+        .await
+        .unwrap()
+        .send_keys("门店海报")
+        .await
+        .unwrap();
+    click(&client, "#create-code").await;
+    wait_for(&client, ".qr-card img").await;
+    let drawn: bool = client
+        .execute(
+            "const img = document.querySelector('.qr-card img'); return img.complete && img.naturalWidth > 0;",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap();
+    assert!(drawn, "the code's SVG loads");
+    assert_fits_the_phone(&client, "the QR codes").await;
+    screenshot(&client, "14-admin-qr").await;
+    client
+        .goto(&format!("{base}/_sim/chat?follower=1"))
+        .await
+        .unwrap();
+    wait_for(&client, "#sim-codes").await;
+    click(&client, "#sim-codes button").await;
+    reload_until(
+        &client,
+        &format!("{base}/_sim/chat?follower=1"),
+        "#latest",
+        "欢迎关注",
+    )
+    .await;
+    screenshot(&client, "15-chat-scan").await;
+    reload_until(&client, &format!("{base}/admin/qr"), ".scans", "1").await;
+    assert_eq!(text_of(&client, ".new-followers").await, "1");
+
+    let errors = console_errors(&client).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    client.close().await.unwrap();
+}

@@ -161,6 +161,14 @@ impl TestApp {
     pub async fn message_count(&self) -> i64 {
         self.store.count_messages().await.unwrap()
     }
+
+    /// How many rows `table` holds.
+    pub async fn rows(&self, table: &str) -> i64 {
+        self.raw_db()
+            .await
+            .number(&format!("SELECT count(*) FROM {table}"))
+            .await
+    }
 }
 
 impl Drop for TestApp {
@@ -307,12 +315,61 @@ impl Browser {
         self.send(request).await
     }
 
-    async fn send(&self, mut request: reqwest::RequestBuilder) -> Page {
+    /// Posts `fields` as `multipart/form-data`, with `image` as the file field `image` if given
+    /// (filename, bytes).
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        image: Option<(&str, Vec<u8>)>,
+    ) -> Page {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, value) in fields {
+            form = form.text(name.to_string(), value.to_string());
+        }
+        if let Some((filename, bytes)) = image {
+            form = form.part(
+                "image",
+                reqwest::multipart::Part::bytes(bytes).file_name(filename.to_owned()),
+            );
+        }
+        let request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .multipart(form);
+        self.send(request).await
+    }
+
+    /// A GET whose answer is not text: status, content type and bytes.
+    pub async fn get_bytes(&self, path: &str) -> (u16, String, Vec<u8>) {
+        let response = self
+            .prepare(self.client.get(format!("{}{path}", self.base)))
+            .send()
+            .await
+            .unwrap();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let status = response.status().as_u16();
+        (
+            status,
+            content_type,
+            response.bytes().await.unwrap().to_vec(),
+        )
+    }
+
+    fn prepare(&self, mut request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         request = request.header("user-agent", WECHAT_UA);
         if let Some(cookie) = self.cookie() {
             request = request.header("cookie", cookie);
         }
-        let response = request.send().await.unwrap();
+        request
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Page {
+        let response = self.prepare(request).send().await.unwrap();
         for set in response.headers().get_all("set-cookie") {
             let set = set.to_str().unwrap();
             let pair = set.split(';').next().unwrap().trim();

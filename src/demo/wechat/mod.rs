@@ -7,6 +7,7 @@
 //! ignores: call counts, the tokens each call carried, scripted faults, delays and forced expiry.
 
 pub mod account;
+pub mod material;
 pub mod sns;
 pub mod templates;
 
@@ -96,6 +97,8 @@ struct AccountState {
     sent: VecDeque<Value>,
     /// The QR codes created: (scene, the request as received).
     codes: VecDeque<(String, Value)>,
+    /// Images uploaded as permanent material, the newest last: (media_id, bytes).
+    images: VecDeque<(String, axum::body::Bytes)>,
     /// Template messages accepted, in order.
     templates_sent: VecDeque<Value>,
     /// The last template message's msgid.
@@ -186,6 +189,10 @@ impl FakeWeChat {
                 get(templates::list),
             )
             .route("/cgi-bin/message/template/send", post(templates::send))
+            .route(
+                "/cgi-bin/material/add_material",
+                post(material::add).layer(axum::extract::DefaultBodyLimit::max(16 * 1024 * 1024)),
+            )
             .with_state(self.clone())
     }
 
@@ -256,6 +263,24 @@ impl FakeWeChat {
     /// The `qrcode/create` requests received, in order, as (scene, request).
     pub fn qr_requests(&self) -> Vec<(String, Value)> {
         lock(&self.state.account).codes.iter().cloned().collect()
+    }
+
+    /// An image uploaded as permanent material (the last few are kept).
+    pub fn image(&self, media_id: &str) -> Option<axum::body::Bytes> {
+        lock(&self.state.account)
+            .images
+            .iter()
+            .find(|(id, _)| id == media_id)
+            .map(|(_, bytes)| bytes.clone())
+    }
+
+    /// The media_ids of the images uploaded, oldest first (the last few).
+    pub fn images(&self) -> Vec<String> {
+        lock(&self.state.account)
+            .images
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// The template messages accepted, in order.

@@ -11,10 +11,13 @@ use serde_json::{Value, json};
 
 use super::frame::{Frame, not_found, see_other};
 use super::messages::{MessageRow, reply_summary};
+use super::upload::Submitted;
+use crate::media::{self, MediaError};
 use crate::store::{Job, JobKind, JobState, MessageQuery};
 use crate::time::{beijing_time, unix_now};
 use crate::web::error::{AppError, ErrorPage};
 use crate::web::state::AppState;
+use crate::wechat::XmlFields;
 
 /// How long after a follower's last interaction the account may write to them.
 pub(crate) const WINDOW_SECS: i64 = 48 * 3600;
@@ -50,6 +53,8 @@ pub(crate) struct Entry {
     pub failed: bool,
     /// The message a follower's line links to.
     pub message_id: Option<i64>,
+    /// The media_id of an image the account sent.
+    pub image: Option<String>,
 }
 
 /// The conversation with one follower and whether the account may write to them now.
@@ -124,6 +129,9 @@ impl Entry {
 
     fn from_job(job: Job) -> Self {
         let what = job.sent.as_deref().or(job.payload.as_deref());
+        let image = what
+            .and_then(|m| serde_json::from_str::<Value>(m).ok())
+            .and_then(|v| v["image"]["media_id"].as_str().map(str::to_owned));
         let text = match what {
             Some(message) => describe(message),
             None => "（发送时按规则生成 · made from the rule when sent）".into(),
@@ -141,6 +149,7 @@ impl Entry {
             author: job.author.unwrap_or_default(),
             text,
             message_id: job.message_id,
+            image,
         }
     }
 }
@@ -198,6 +207,7 @@ pub(crate) async fn load(
             status: String::new(),
             failed: false,
             message_id: Some(record.id),
+            image: None,
         });
         if !record.message.reply_xml.is_empty() {
             entries.push(Entry {
@@ -209,6 +219,9 @@ pub(crate) async fn load(
                 status: String::new(),
                 failed: false,
                 message_id: Some(record.id),
+                image: XmlFields::parse(&record.message.reply_xml)
+                    .ok()
+                    .and_then(|f| f.get("Image/MediaId").map(str::to_owned)),
             });
         }
     }
@@ -242,6 +255,26 @@ fn refused(status: StatusCode, zh: &str, en: &str, back: &str) -> AppError {
     ErrorPage::new(status, "不能发送 · Not sent", zh, en)
         .retry(back)
         .into()
+}
+
+/// An image that was refused before any call (400, or 413 over WeChat's size), or by WeChat (502).
+pub(crate) fn upload_refused(e: MediaError, back: &str) -> AppError {
+    match e {
+        MediaError::Invalid(why) => refused(StatusCode::BAD_REQUEST, "图片不能使用。", &why, back),
+        MediaError::TooLarge(_) => refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "图片太大。",
+            &e.to_string(),
+            back,
+        ),
+        MediaError::WeChat(e) => refused(
+            StatusCode::BAD_GATEWAY,
+            "微信没有接收图片。",
+            &format!("WeChat refused the upload: {e}"),
+            back,
+        ),
+        MediaError::Store(e) => e.into(),
+    }
 }
 
 /// The customer-service message the form asks for, or why it cannot be sent.
@@ -286,7 +319,7 @@ pub async fn answer(
     State(app): State<AppState>,
     frame: Frame,
     Path(openid): Path<String>,
-    axum::Form(form): axum::Form<AnswerForm>,
+    Submitted { form, image }: Submitted<AnswerForm>,
 ) -> Result<Response, AppError> {
     let back = match form.message {
         Some(id) => format!("/admin/messages/{id}#conversation"),
@@ -295,8 +328,14 @@ pub async fn answer(
     if app.store.user(&openid).await?.is_none() {
         return Err(not_found("粉丝"));
     }
-    let message = message_of(&openid, &form)
-        .map_err(|(zh, en)| refused(StatusCode::BAD_REQUEST, zh, &en, &back))?;
+    if image.is_some() && !(form.text.trim().is_empty() && form.media_id.trim().is_empty()) {
+        return Err(refused(
+            StatusCode::BAD_REQUEST,
+            "文字和图片请分开发送。",
+            "Send the text and the image separately.",
+            &back,
+        ));
+    }
     let (open, why) = window(app.store.last_interaction(&openid).await?, unix_now());
     if !open {
         return Err(refused(
@@ -306,6 +345,17 @@ pub async fn answer(
             &back,
         ));
     }
+    let message = match &image {
+        // The image is checked, then uploaded as permanent material, then sent by its media_id.
+        Some(upload) => {
+            let media = media::upload(&app.store, &app.account, upload, &frame.nav.admin)
+                .await
+                .map_err(|e| upload_refused(e, &back))?;
+            json!({"touser": openid, "msgtype": "image", "image": {"media_id": media.media_id}})
+        }
+        None => message_of(&openid, &form)
+            .map_err(|(zh, en)| refused(StatusCode::BAD_REQUEST, zh, &en, &back))?,
+    };
     let job = app
         .store
         .queue_custom(&openid, &message.to_string(), &frame.nav.admin)

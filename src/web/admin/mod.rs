@@ -15,6 +15,7 @@ mod outbox;
 mod qr;
 mod rules;
 mod templates;
+mod upload;
 mod users;
 
 use axum::Router;
@@ -37,6 +38,8 @@ use frame::see_other;
 
 /// Admin forms are small; anything larger is refused before it is read.
 const MAX_FORM: usize = 64 * 1024;
+/// A form with an image: WeChat's limit for the image and room for the other fields.
+const MAX_UPLOAD: usize = crate::media::MAX_IMAGE_BYTES + MAX_FORM;
 
 /// The guarded routes, and the list of them a test can walk.
 struct Table {
@@ -91,6 +94,7 @@ fn table() -> Table {
         .post("/admin/menu/load", menu::load)
         .post("/admin/menu/delete", menu::delete)
         .get("/admin/outbox", outbox::list)
+        .get("/admin/media/{media_id}/thumbnail", upload::thumbnail)
         .get("/admin/qr", qr::list)
         .post("/admin/qr", qr::create)
         .get("/admin/qr/{id}/{format}", qr::image)
@@ -115,6 +119,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             "/admin/login",
             get(auth::login_page)
                 .post(auth::login)
+                .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM))
                 .route_layer(middleware::from_fn_with_state(
                     (
                         std::sync::Arc::clone(&state.limits),
@@ -128,7 +133,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_UPLOAD))
 }
 
 /// The one gate: no admin in the session, off to the sign-in page; a form without the session's CSRF
@@ -155,14 +160,25 @@ async fn require_admin(
     let mut request = if request.method() == Method::GET || request.method() == Method::HEAD {
         request
     } else {
+        let multipart = upload::is_multipart(&request);
         let (parts, body) = request.into_parts();
-        let bytes = axum::body::to_bytes(body, MAX_FORM)
+        let limit = if multipart { MAX_UPLOAD } else { MAX_FORM };
+        let bytes = axum::body::to_bytes(body, limit)
             .await
             .map_err(|_| AppError::TooLarge)?;
-        let form: CsrfForm = serde_urlencoded::from_bytes(&bytes).unwrap_or(CsrfForm {
-            csrf: String::new(),
-        });
-        csrf.check(&form.csrf)?;
+        let token = if multipart {
+            let content_type = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            upload::csrf_of_multipart(content_type, &bytes).await
+        } else {
+            serde_urlencoded::from_bytes::<CsrfForm>(&bytes)
+                .map(|f| f.csrf)
+                .unwrap_or_default()
+        };
+        csrf.check(&token)?;
         Request::from_parts(parts, Body::from(bytes))
     };
     request.extensions_mut().insert(admin);

@@ -60,20 +60,25 @@ struct ListTemplate {
     audience: String,
 }
 
+/// The audience part of a query string (`to=…`, or the follower list's filters), carried from page to
+/// page.
+fn audience_query(params: &HashMap<String, String>) -> String {
+    let mut pairs: Vec<_> = params
+        .iter()
+        .filter(|(k, v)| {
+            ["to", "q", "subscribed", "authorized"].contains(&k.as_str()) && !v.is_empty()
+        })
+        .collect();
+    pairs.sort();
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
+}
+
 pub async fn list(
     State(app): State<AppState>,
     frame: Frame,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
-    let audience = serde_urlencoded::to_string(
-        params
-            .iter()
-            .filter(|(k, v)| {
-                ["to", "q", "subscribed", "authorized"].contains(&k.as_str()) && !v.is_empty()
-            })
-            .collect::<Vec<_>>(),
-    )
-    .unwrap_or_default();
+    let audience = audience_query(&params);
     render(&ListTemplate {
         layout: frame.layout,
         nav: frame.nav,
@@ -89,10 +94,17 @@ pub async fn list(
     })
 }
 
-/// `POST /admin/templates/refresh`: lists the account's templates on WeChat again.
-pub async fn refresh(State(app): State<AppState>) -> Result<Response, AppError> {
+/// `POST /admin/templates/refresh`: lists the account's templates on WeChat again, then back to the
+/// list with the same audience.
+pub async fn refresh(
+    State(app): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
     match templates::refresh(&app.store, &app.account).await {
-        Ok(_) => Ok(see_other("/admin/templates")),
+        Ok(_) => Ok(see_other(&format!(
+            "/admin/templates?{}",
+            audience_query(&params)
+        ))),
         Err(TemplateError::Store(e)) => Err(e.into()),
         Err(e) => Err(wechat_refused(&e, "/admin/templates")),
     }

@@ -14,6 +14,7 @@ use crate::helpers::*;
 use crate::mock::{APPSECRET, MockWeChat, Scripted};
 
 mod answers;
+mod images;
 mod menu;
 mod outbox;
 mod qr;

@@ -20,24 +20,15 @@ fn scan(from: &str, scene: &str, subscribe: bool, at: i64) -> Push {
 }
 
 /// What the PNG at `path` encodes, read back with a QR decoder.
-async fn decode_png(browser_client: &reqwest::Client, url: &str) -> String {
-    let response = browser_client.get(url).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.headers()["content-type"], "image/png");
-    let bytes = response.bytes().await.unwrap();
+async fn decode_png(browser: &Browser, path: &str) -> String {
+    let (status, content_type, bytes) = browser.get_bytes(path).await;
+    assert_eq!((status, content_type.as_str()), (200, "image/png"));
     let image = image::load_from_memory(&bytes).unwrap().to_luma8();
     assert!(image.width() >= 1000, "print size: {}", image.width());
     let mut prepared = rqrr::PreparedImage::prepare(image);
     let grids = prepared.detect_grids();
     assert_eq!(grids.len(), 1);
     grids[0].decode().unwrap().1
-}
-
-async fn stored_codes(app: &TestApp) -> i64 {
-    app.raw_db()
-        .await
-        .number("SELECT count(*) FROM qr_codes")
-        .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -82,19 +73,7 @@ async fn codes_are_created_drawn_locally_and_attribute_and_answer_their_scans() 
     let code = app.store.qr_codes().await.unwrap().pop().unwrap();
     assert_eq!(code.scene, scene);
     assert!(code.url.starts_with("http://weixin.qq.com/q/"));
-    let cookie = browser.cookie().unwrap();
-    let client = reqwest::Client::builder()
-        .default_headers(
-            [(
-                reqwest::header::COOKIE,
-                reqwest::header::HeaderValue::from_str(&cookie).unwrap(),
-            )]
-            .into_iter()
-            .collect(),
-        )
-        .build()
-        .unwrap();
-    let decoded = decode_png(&client, &app.url(&format!("/admin/qr/{}/png", code.id))).await;
+    let decoded = decode_png(&browser, &format!("/admin/qr/{}/png", code.id)).await;
     assert_eq!(decoded, code.url);
     let svg = browser.get(&format!("/admin/qr/{}/svg", code.id)).await;
     assert_eq!(svg.status, 200);
@@ -196,7 +175,7 @@ async fn bad_codes_are_refused_before_any_call_and_wechats_refusal_stores_nothin
         .await;
     assert_eq!(page.status, 502);
     assert!(unescape(&page.body).contains("45009"), "{}", page.body);
-    assert_eq!(stored_codes(&app).await, 0);
+    assert_eq!(app.rows("qr_codes").await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

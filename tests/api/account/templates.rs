@@ -23,13 +23,6 @@ fn finished(to: &str, msgid: &str, status: &str) -> wxportal::wechat::push::Push
     push
 }
 
-async fn campaigns(app: &TestApp) -> i64 {
-    app.raw_db()
-        .await
-        .number("SELECT count(*) FROM campaigns")
-        .await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_template_is_listed_previewed_and_sent_to_one_follower_and_its_delivery_recorded() {
     let (app, mock) = account().await;
@@ -103,7 +96,7 @@ async fn a_template_is_listed_previewed_and_sent_to_one_follower_and_its_deliver
     let mut nobody = fill("send", "");
     nobody.retain(|(k, _)| *k != "to");
     assert_eq!(post(nobody).await.status, 422);
-    assert_eq!(campaigns(&app).await, 0);
+    assert_eq!(app.rows("campaigns").await, 0);
     assert_eq!(mock.calls(SEND), 0);
 
     let sent = post(fill("send", "#FF0000")).await;
@@ -431,5 +424,5 @@ async fn templates_are_listed_and_sent_from_the_command_line_and_wait_reports_we
         bad.to_str().unwrap(),
     ]);
     assert!(!ok && all.contains("no field"), "{all}");
-    assert_eq!(campaigns(&app).await, 3);
+    assert_eq!(app.rows("campaigns").await, 3);
 }

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::frame::{Frame, Nav, not_found, see_other};
+use super::upload::Submitted;
+use crate::media::{self, MediaError};
 use crate::store::{MatchMode, Move, ReplyRule, RuleKind};
 use crate::web::error::AppError;
 use crate::web::state::AppState;
@@ -164,11 +166,43 @@ fn conflict() -> Vec<String> {
     ]
 }
 
+/// The form with an uploaded image's media_id filled in (the image checked, then uploaded as
+/// permanent material), or the form and why the image was refused.
+async fn with_image(
+    app: &AppState,
+    admin: &str,
+    Submitted { mut form, image }: Submitted<RuleForm>,
+) -> Result<Result<RuleForm, (RuleForm, Vec<String>)>, AppError> {
+    let Some(upload) = image else {
+        return Ok(Ok(form));
+    };
+    if form.reply_type != "image" {
+        return Ok(Err((
+            form,
+            vec!["上传图片请选择“图片”回复 · an uploaded image needs the image reply type.".into()],
+        )));
+    }
+    match media::upload(&app.store, &app.account, &upload, admin).await {
+        Ok(media) => {
+            form.media_id = media.media_id;
+            Ok(Ok(form))
+        }
+        Err(MediaError::Store(e)) => Err(e.into()),
+        Err(e) => Ok(Err((form, vec![format!("图片 · image: {e}")]))),
+    }
+}
+
 pub async fn create(
     State(app): State<AppState>,
     frame: Frame,
-    Form(form): Form<RuleForm>,
+    submitted: Submitted<RuleForm>,
 ) -> Result<Response, AppError> {
+    let form = match with_image(&app, &frame.nav.admin, submitted).await? {
+        Ok(form) => form,
+        Err((form, problems)) => {
+            return form_page(&app, frame, None, RuleKind::Keyword, form, problems).await;
+        }
+    };
     let edit = match form.validate(RuleKind::Keyword) {
         Ok(edit) => edit,
         Err(problems) => {
@@ -214,9 +248,15 @@ pub async fn update(
     State(app): State<AppState>,
     frame: Frame,
     Path(id): Path<i64>,
-    Form(form): Form<RuleForm>,
+    submitted: Submitted<RuleForm>,
 ) -> Result<Response, AppError> {
     let rule = rule(&app, id).await?;
+    let form = match with_image(&app, &frame.nav.admin, submitted).await? {
+        Ok(form) => form,
+        Err((form, problems)) => {
+            return form_page(&app, frame, Some(id), rule.kind, form, problems).await;
+        }
+    };
     let edit = match form.validate(rule.kind) {
         Ok(edit) => edit,
         Err(problems) => return form_page(&app, frame, Some(id), rule.kind, form, problems).await,
