@@ -3,7 +3,8 @@
 //! `cargo run --release --example loadgen -- SCENARIO URL [CONNECTIONS] [SECONDS]` where SCENARIO is
 //! `healthz`, `plain` or `safe`. Every webhook request is a unique, correctly signed text message (safe:
 //! encrypted with a fresh ciphertext and msg_signature), so the server stores each one.
-//! Prints one line: scenario, requests/s, p50 and p99 latency, errors. Reads WXPORTAL_TOKEN,
+//! With `LOADGEN_RATE=N` the connections send N requests/s in all, evenly, instead of as fast as answers
+//! come. Prints one line: scenario, requests/s, p50 and p99 latency, errors. Reads WXPORTAL_TOKEN,
 //! WXPORTAL_APPID and WXPORTAL_ENCODING_AES_KEY.
 
 use std::sync::Arc;
@@ -88,7 +89,12 @@ impl Target {
     }
 }
 
-async fn connection(target: Arc<Target>, deadline: Instant) -> (Vec<u32>, u64) {
+/// `pace`: the time between one connection's requests (an even rate), or none (as fast as answers come).
+async fn connection(
+    target: Arc<Target>,
+    deadline: Instant,
+    pace: Option<Duration>,
+) -> (Vec<u32>, u64) {
     let mut latencies = Vec::with_capacity(100_000);
     let mut errors = 0;
     let stream = tokio::net::TcpStream::connect(&target.host)
@@ -99,7 +105,15 @@ async fn connection(target: Arc<Target>, deadline: Instant) -> (Vec<u32>, u64) {
         .await
         .expect("handshake");
     tokio::spawn(conn);
+    let mut ticks = pace.map(|p| {
+        let mut t = tokio::time::interval(p);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     while Instant::now() < deadline {
+        if let Some(ticks) = &mut ticks {
+            ticks.tick().await;
+        }
         let request = target.request();
         let started = Instant::now();
         match sender.send_request(request).await {
@@ -161,8 +175,14 @@ async fn main() {
     let target = Arc::new(target);
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
+    // LOADGEN_RATE: requests per second in all, spread evenly over the connections (open pacing).
+    let pace = std::env::var("LOADGEN_RATE")
+        .ok()
+        .and_then(|r| r.parse::<f64>().ok())
+        .filter(|r| *r > 0.0)
+        .map(|rate| Duration::from_secs_f64(connections as f64 / rate));
     let tasks: Vec<_> = (0..connections)
-        .map(|_| tokio::spawn(connection(target.clone(), deadline)))
+        .map(|_| tokio::spawn(connection(target.clone(), deadline, pace)))
         .collect();
     let mut all = Vec::new();
     let mut errors = 0;
