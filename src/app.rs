@@ -74,6 +74,7 @@ impl App {
             store.clone(),
             account.clone(),
             Arc::clone(&replies),
+            config.template_rate,
         ));
         tokio::spawn(Arc::clone(&outbox).run());
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind {

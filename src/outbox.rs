@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::replies::Replies;
-use crate::store::{FollowerInfo, Job, JobKind, Store};
+use crate::store::{Attempt, FollowerInfo, Job, JobKind, Store};
 use crate::time::unix_now;
 use crate::upstream::ApiError;
 use crate::upstream::account::{Account, custom_message};
@@ -26,9 +26,17 @@ const ATTEMPT_LIMIT: Duration = Duration::from_secs(15);
 /// After this many attempts a job that keeps failing for passing reasons is given up.
 pub(crate) const MAX_ATTEMPTS: i64 = 10;
 /// Jobs in progress at once, per process.
-const CONCURRENCY: usize = 4;
+const CONCURRENCY: usize = 8;
 /// How often an idle worker looks for jobs queued by other processes.
 const POLL: Duration = Duration::from_secs(1);
+
+/// The time from now to the start of unix second `due` (zero if it has begun).
+fn until_second(due: i64) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_secs(due.max(0) as u64).saturating_sub(now)
+}
 
 /// The pause before attempt `attempts + 1`: 2 s, 4 s, 8 s … up to 10 minutes.
 pub fn backoff(attempts: i64) -> i64 {
@@ -103,16 +111,37 @@ pub struct Outbox {
     replies: Arc<Replies>,
     owner: String,
     wake: Notify,
+    /// Template messages sent per second by this process, at most: a campaign's jobs are due at its
+    /// rate, and this keeps a backlog (after a slowdown or a restart) from going out in a burst.
+    template_pace: governor::DefaultDirectRateLimiter,
+    /// Campaigns' messages by campaign id.
+    bodies: std::sync::Mutex<std::collections::HashMap<i64, Arc<serde_json::Value>>>,
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Outbox {
-    pub fn new(store: Store, account: Account, replies: Arc<Replies>) -> Self {
+    pub fn new(store: Store, account: Account, replies: Arc<Replies>, template_rate: i64) -> Self {
+        let per_second =
+            std::num::NonZeroU32::new(template_rate.clamp(1, i64::from(u32::MAX)) as u32)
+                .unwrap_or(std::num::NonZeroU32::MIN);
+        // A tenth of a second's worth may go at once, to make up for a moment the sends fell behind: with
+        // no slack, every pause (a slow answer, the timer's rounding) was lost for good and the
+        // campaign fell short of its rate.
+        let burst =
+            std::num::NonZeroU32::new(per_second.get() / 10).unwrap_or(std::num::NonZeroU32::MIN);
         Self {
             store,
             account,
             replies,
             owner: crate::store::owner_id(),
             wake: Notify::new(),
+            bodies: std::sync::Mutex::default(),
+            template_pace: governor::RateLimiter::direct(
+                governor::Quota::per_second(per_second).allow_burst(burst),
+            ),
         }
     }
 
@@ -131,20 +160,34 @@ impl Outbox {
             if self.store.is_closed() {
                 return;
             }
-            match self.store.claim_job(&self.owner, CLAIM_SECS).await {
-                Ok(Some((job, taken_over))) => {
-                    let worker = Arc::clone(&self);
-                    tokio::spawn(async move {
-                        worker.attempt(job, taken_over).await;
-                        drop(permit);
-                    });
+            // As many jobs as there are free hands, claimed together.
+            let mut hands = vec![permit];
+            while let Ok(permit) = Arc::clone(&permits).try_acquire_owned() {
+                hands.push(permit);
+            }
+            match self
+                .store
+                .claim_jobs(&self.owner, CLAIM_SECS, hands.len())
+                .await
+            {
+                Ok(jobs) if !jobs.is_empty() => {
+                    for ((job, taken_over), permit) in jobs.into_iter().zip(hands) {
+                        let worker = Arc::clone(&self);
+                        tokio::spawn(async move {
+                            worker.attempt(job, taken_over).await;
+                            drop(permit);
+                        });
+                    }
                 }
-                Ok(None) => {
-                    drop(permit);
+                Ok(_) => {
+                    drop(hands);
+                    if let Err(e) = self.store.finish_campaigns().await {
+                        tracing::warn!(error = %e, "marking finished campaigns failed");
+                    }
                     let pause = match self.store.next_job_due().await {
-                        Ok(Some(due)) => {
-                            Duration::from_secs((due - unix_now()).max(0) as u64).min(POLL)
-                        }
+                        // Until the very start of the second it is due (a campaign's jobs are due a
+                        // second's worth at a time: waking late would lose part of that second).
+                        Ok(Some(due)) => until_second(due).min(POLL),
                         _ => POLL,
                     };
                     tokio::select! {
@@ -154,7 +197,7 @@ impl Outbox {
                 }
                 Err(_) if self.store.is_closed() => return,
                 Err(e) => {
-                    drop(permit);
+                    drop(hands);
                     tracing::warn!(error = %e, "taking a job from the outbox failed");
                     tokio::time::sleep(POLL).await;
                 }
@@ -202,20 +245,32 @@ impl Outbox {
                     "outbox job done"
                 );
                 self.store
-                    .finish_job(&job, sent.body.as_deref(), sent.msgid.as_deref())
+                    .record_attempt(Attempt::Done {
+                        id: job.id,
+                        sent: sent.body,
+                        msgid: sent.msgid,
+                    })
                     .await
             }
             Err(f) if f.transient && job.attempts < MAX_ATTEMPTS => {
                 let pause = backoff(job.attempts);
                 tracing::info!(job = job.id, kind = job.kind.as_str(), attempt = job.attempts, retry_in = pause, reason = %f.reason, "outbox job will be retried");
                 self.store
-                    .retry_job(job.id, unix_now() + pause, &f.reason)
+                    .record_attempt(Attempt::Retry {
+                        id: job.id,
+                        due_at: unix_now() + pause,
+                        error: f.reason,
+                    })
                     .await
             }
             Err(f) => {
                 tracing::warn!(job = job.id, kind = job.kind.as_str(), attempt = job.attempts, reason = %f.reason, "outbox job given up");
                 self.store
-                    .fail_job(&job, &f.reason, f.sent.as_deref())
+                    .record_attempt(Attempt::Failed {
+                        id: job.id,
+                        error: f.reason,
+                        sent: f.sent,
+                    })
                     .await
             }
         };
@@ -256,19 +311,38 @@ impl Outbox {
         }
     }
 
+    /// A campaign's message (it never changes), read once per campaign.
+    async fn campaign_body(&self, id: i64) -> Result<Option<Arc<serde_json::Value>>, Failure> {
+        if let Some(body) = lock(&self.bodies).get(&id) {
+            return Ok(Some(Arc::clone(body)));
+        }
+        let Some(body) = self.store.campaign_body(id).await? else {
+            return Ok(None);
+        };
+        let body: serde_json::Value = serde_json::from_str(&body)
+            .map_err(|e| Failure::permanent(format!("the stored campaign is unreadable: {e}")))?;
+        let body = Arc::new(body);
+        let mut bodies = lock(&self.bodies);
+        if bodies.len() >= 64 {
+            bodies.clear();
+        }
+        bodies.insert(id, Arc::clone(&body));
+        Ok(Some(body))
+    }
+
     /// Sends the job's campaign's template message to the job's follower.
     async fn template(&self, job: &Job) -> Result<Sent, Failure> {
         let body = match job.campaign_id {
-            Some(id) => self.store.campaign_body(id).await?,
+            Some(id) => self.campaign_body(id).await?,
             None => None,
         };
         let Some(body) = body else {
             return Err(Failure::permanent("its campaign was deleted".into()));
         };
-        let mut message: serde_json::Value = serde_json::from_str(&body)
-            .map_err(|e| Failure::permanent(format!("the stored campaign is unreadable: {e}")))?;
+        let mut message = (*body).clone();
         message["touser"] = job.openid.clone().into();
         let sent = message.to_string();
+        self.template_pace.until_ready().await;
         match self.account.send_template(&message).await {
             Ok(msgid) => Ok(Sent {
                 body: Some(sent),

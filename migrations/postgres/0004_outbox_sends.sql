@@ -11,6 +11,9 @@ ALTER TABLE outbox ADD COLUMN author TEXT;
 ALTER TABLE outbox ADD COLUMN campaign_id BIGINT;
 ALTER TABLE outbox ADD COLUMN msgid TEXT;
 ALTER TABLE outbox ADD COLUMN delivery TEXT;
+-- A claim takes the earliest due job: in (due_at, id) order, read from the index, not sorted.
+DROP INDEX outbox_pending;
+CREATE INDEX outbox_pending ON outbox (due_at, id) WHERE state IN ('queued', 'sending');
 CREATE UNIQUE INDEX outbox_by_campaign ON outbox (campaign_id, openid) WHERE campaign_id IS NOT NULL;
 CREATE INDEX outbox_campaign_progress ON outbox (campaign_id, state) WHERE campaign_id IS NOT NULL;
 CREATE INDEX outbox_by_msgid ON outbox (msgid) WHERE msgid IS NOT NULL;

@@ -1,8 +1,11 @@
 //! The outbox: work for WeChat's API that must not be lost, claimed by one process at a time.
 
-use sqlx::FromRow;
+use sqlx::{FromRow, QueryBuilder};
 
-use super::{Store, StoreError, on_pool};
+use tokio::sync::oneshot;
+
+use super::messages::WriteJob;
+use super::{Db, Store, StoreError, on_pool, per_backend};
 use crate::time::unix_now;
 
 /// The kinds of work the outbox does.
@@ -91,6 +94,68 @@ pub struct Job {
 /// Due time of a paused campaign's jobs: never, until it is resumed.
 pub(crate) const NEVER: i64 = 9_000_000_000_000_000;
 
+/// What became of an attempt at a job.
+#[derive(Debug, Clone)]
+pub(crate) enum Attempt {
+    /// The job is done; `sent` is what went to WeChat, `msgid` what WeChat numbered it.
+    Done {
+        id: i64,
+        sent: Option<String>,
+        msgid: Option<String>,
+    },
+    /// It failed for a passing reason: try again at `due_at` (a paused campaign's job waits for the
+    /// resume; a cancelled campaign's is cancelled).
+    Retry { id: i64, due_at: i64, error: String },
+    /// It cannot succeed: it stays, failed, with the reason, for the operator.
+    Failed {
+        id: i64,
+        error: String,
+        sent: Option<String>,
+    },
+}
+
+per_backend! {
+pub(crate) async fn record_attempt(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    attempt: &Attempt,
+) -> Result<(), sqlx::Error> {
+    let now = unix_now();
+    let query = match attempt {
+        Attempt::Done { id, sent, msgid } => sqlx::query::<Db>(
+            "UPDATE outbox SET state = 'done', finished_at = $1, sent = $2, msgid = $3, claimed_by = NULL,
+                 claimed_until = 0 WHERE id = $4",
+        )
+        .bind(now)
+        .bind(sent)
+        .bind(msgid)
+        .bind(id),
+        Attempt::Retry { id, due_at, error } => sqlx::query::<Db>(
+            "UPDATE outbox SET
+                 state = CASE WHEN (SELECT state FROM campaigns WHERE id = outbox.campaign_id) = 'cancelled'
+                     THEN 'cancelled' ELSE 'queued' END,
+                 due_at = CASE WHEN (SELECT state FROM campaigns WHERE id = outbox.campaign_id) = 'paused'
+                     THEN $4 ELSE $1 END,
+                 last_error = $2, claimed_by = NULL, claimed_until = 0
+             WHERE id = $3",
+        )
+        .bind(due_at)
+        .bind(error)
+        .bind(id)
+        .bind(NEVER),
+        Attempt::Failed { id, error, sent } => sqlx::query::<Db>(
+            "UPDATE outbox SET state = 'failed', finished_at = $1, last_error = $2, sent = $3,
+                 claimed_by = NULL, claimed_until = 0 WHERE id = $4",
+        )
+        .bind(now)
+        .bind(error)
+        .bind(sent)
+        .bind(id),
+    };
+    query.execute(&mut *conn).await?;
+    Ok(())
+}
+}
+
 /// How many jobs wait, failed and were done in the last day.
 #[derive(Debug, Clone, Default, FromRow)]
 pub struct OutboxCounts {
@@ -100,47 +165,62 @@ pub struct OutboxCounts {
 }
 
 impl Store {
-    /// Claims the next due job for `claim_secs`: a queued one whose time has come, or one whose claim
-    /// lapsed (its process stopped mid-attempt). The second element says which.
-    pub(crate) async fn claim_job(
+    /// Claims up to `limit` due jobs for `claim_secs`, earliest first: queued ones whose time has come,
+    /// or ones whose claim lapsed (their process stopped mid-attempt); the flag says which. Two
+    /// statements for the lot: the candidates, then one update that takes only those still as they
+    /// were (another process may have claimed some in between).
+    pub(crate) async fn claim_jobs(
         &self,
         owner: &str,
         claim_secs: i64,
-    ) -> Result<Option<(Job, bool)>, StoreError> {
+        limit: usize,
+    ) -> Result<Vec<(Job, bool)>, StoreError> {
         let _turn = self.write_turn().await;
-        loop {
-            let now = unix_now();
-            let candidate: Option<(i64, JobState, i64)> = on_pool!(self, |pool| sqlx::query_as(
-                "SELECT id, state, claimed_until FROM outbox
-                 WHERE state IN ('queued', 'sending') AND due_at <= $1
-                   AND (state = 'queued' OR claimed_until < $2)
-                 ORDER BY due_at, id LIMIT 1",
-            )
-            .bind(now)
-            .bind(now)
-            .fetch_optional(pool)
-            .await?);
-            let Some((id, state, claimed_until)) = candidate else {
-                return Ok(None);
-            };
-            // Only if nobody claimed it in between; otherwise look again.
-            let job: Option<Job> = on_pool!(self, |pool| sqlx::query_as(
-                "UPDATE outbox SET state = 'sending', claimed_by = $1, claimed_until = $2,
-                     attempts = attempts + 1
-                 WHERE id = $3 AND state = $4 AND claimed_until = $5
-                 RETURNING *",
-            )
-            .bind(owner)
-            .bind(now + claim_secs)
-            .bind(id)
-            .bind(state)
-            .bind(claimed_until)
-            .fetch_optional(pool)
-            .await?);
-            if let Some(job) = job {
-                return Ok(Some((job, state == JobState::Sending)));
-            }
+        let now = unix_now();
+        let candidates: Vec<(i64, JobState)> = on_pool!(self, |pool| sqlx::query_as(
+            "SELECT id, state FROM outbox
+             WHERE state IN ('queued', 'sending') AND due_at <= $1
+               AND (state = 'queued' OR claimed_until < $2)
+             ORDER BY due_at, id LIMIT $3",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(pool)
+        .await?);
+        if candidates.is_empty() {
+            return Ok(Vec::new());
         }
+        let jobs: Vec<Job> = on_pool!(self, |pool| {
+            let mut update =
+                QueryBuilder::new("UPDATE outbox SET state = 'sending', claimed_by = ");
+            update
+                .push_bind(owner)
+                .push(", claimed_until = ")
+                .push_bind(now + claim_secs)
+                .push(", attempts = attempts + 1 WHERE due_at <= ")
+                .push_bind(now)
+                .push(" AND (state = 'queued' OR (state = 'sending' AND claimed_until < ")
+                .push_bind(now)
+                .push(")) AND id IN (");
+            let mut ids = update.separated(", ");
+            for (id, _) in &candidates {
+                ids.push_bind(*id);
+            }
+            update.push(") RETURNING *");
+            update.build_query_as().fetch_all(pool).await?
+        });
+        let mut claimed: Vec<(Job, bool)> = jobs
+            .into_iter()
+            .map(|job| {
+                let taken_over = candidates
+                    .iter()
+                    .any(|(id, state)| *id == job.id && *state == JobState::Sending);
+                (job, taken_over)
+            })
+            .collect();
+        claimed.sort_by_key(|(job, _)| (job.due_at, job.id));
+        Ok(claimed)
     }
 
     /// When the next queued job is due, if any.
@@ -155,71 +235,18 @@ impl Store {
         }))
     }
 
-    /// The job is done; `sent` is what went to WeChat, `msgid` what WeChat numbered it.
-    pub(crate) async fn finish_job(
-        &self,
-        job: &Job,
-        sent: Option<&str>,
-        msgid: Option<&str>,
-    ) -> Result<(), StoreError> {
+    /// Marks running campaigns done once none of their jobs waits or is being sent. Called when a
+    /// worker finds nothing to do and before a campaign is shown, not after every send: a statement
+    /// per message is what a campaign's rate is made of.
+    pub(crate) async fn finish_campaigns(&self) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         on_pool!(self, |pool| {
             sqlx::query(
-            "UPDATE outbox SET state = 'done', finished_at = $1, sent = $2, msgid = $3, claimed_by = NULL,
-                 claimed_until = 0 WHERE id = $4",
-        )
-        .bind(unix_now())
-        .bind(sent)
-        .bind(msgid)
-        .bind(job.id)
-        .execute(pool)
-        .await?
-        .rows_affected()
-        });
-        self.campaign_maybe_done(job.campaign_id).await
-    }
-
-    /// Marks a running campaign done once none of its jobs waits or is being sent.
-    async fn campaign_maybe_done(&self, campaign: Option<i64>) -> Result<(), StoreError> {
-        let Some(campaign) = campaign else {
-            return Ok(());
-        };
-        on_pool!(self, |pool| sqlx::query(
             "UPDATE campaigns SET state = 'done', finished_at = $1
-             WHERE id = $2 AND state = 'running' AND NOT EXISTS
-                 (SELECT 1 FROM outbox WHERE campaign_id = $2 AND state IN ('queued', 'sending'))",
+             WHERE state = 'running' AND NOT EXISTS (SELECT 1 FROM outbox
+                 WHERE outbox.campaign_id = campaigns.id AND outbox.state IN ('queued', 'sending'))",
         )
         .bind(unix_now())
-        .bind(campaign)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(())
-    }
-
-    /// The attempt failed for a passing reason: try again at `due_at` (a paused campaign's job waits
-    /// for the resume; a cancelled campaign's is cancelled).
-    pub(crate) async fn retry_job(
-        &self,
-        id: i64,
-        due_at: i64,
-        error: &str,
-    ) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        on_pool!(self, |pool| {
-            sqlx::query(
-            "UPDATE outbox SET
-                 state = CASE WHEN (SELECT state FROM campaigns WHERE id = outbox.campaign_id) = 'cancelled'
-                     THEN 'cancelled' ELSE 'queued' END,
-                 due_at = CASE WHEN (SELECT state FROM campaigns WHERE id = outbox.campaign_id) = 'paused'
-                     THEN $4 ELSE $1 END,
-                 last_error = $2, claimed_by = NULL, claimed_until = 0
-             WHERE id = $3",
-        )
-        .bind(due_at)
-        .bind(error)
-        .bind(id)
-        .bind(NEVER)
         .execute(pool)
         .await?
         .rows_affected()
@@ -227,26 +254,31 @@ impl Store {
         Ok(())
     }
 
-    /// The job cannot succeed: it stays, failed, with the reason, for the operator.
-    pub(crate) async fn fail_job(
-        &self,
-        job: &Job,
-        error: &str,
-        sent: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        on_pool!(self, |pool| sqlx::query(
-            "UPDATE outbox SET state = 'failed', finished_at = $1, last_error = $2, sent = $3,
-                 claimed_by = NULL, claimed_until = 0 WHERE id = $4",
-        )
-        .bind(unix_now())
-        .bind(error)
-        .bind(sent)
-        .bind(job.id)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        self.campaign_maybe_done(job.campaign_id).await
+    /// Records what became of an attempt. On SQLite it is committed by the message writer, in the
+    /// same transaction as the messages arriving meanwhile: a campaign records hundreds of attempts a
+    /// second, and as writes of their own each took SQLite's one write lock (and a sync) from under the
+    /// webhook's messages.
+    pub(crate) async fn record_attempt(&self, attempt: Attempt) -> Result<(), StoreError> {
+        match &self.db {
+            Db::Sqlite(sqlite) => {
+                let (tx, rx) = oneshot::channel();
+                sqlite
+                    .writer
+                    .send(WriteJob::Attempt(attempt, tx))
+                    .await
+                    .map_err(|_| StoreError::WriterGone)?;
+                match rx.await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(StoreError::Writer(e)),
+                    Err(_) => Err(StoreError::WriterGone),
+                }
+            }
+            Db::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                postgres::record_attempt(&mut conn, &attempt).await?;
+                Ok(())
+            }
+        }
     }
 
     /// The newest jobs first, optionally only those in `state`.

@@ -8,6 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use sqlx::{Connection, QueryBuilder, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::jobs::Attempt;
 use super::{Db, JobKind, Scan, Store, StoreError, on_pool, per_backend};
 
 /// The most messages committed in one transaction (13 bound values each, well under SQLite's limit).
@@ -66,8 +67,13 @@ pub struct MessageRecord {
 /// The writer's answer; an error is shared by every message of a batch that failed together.
 type Ack = oneshot::Sender<Result<Recorded, Arc<sqlx::Error>>>;
 
+/// Answers a recorded attempt after its commit.
+type AttemptAck = oneshot::Sender<Result<(), Arc<sqlx::Error>>>;
+
 pub(super) enum WriteJob {
     Message(Box<NewMessage>, Ack),
+    /// What became of an outbox job's attempt ([`Store::record_attempt`]).
+    Attempt(Attempt, AttemptAck),
     /// Answered once everything queued before it has been committed.
     Flush(oneshot::Sender<()>),
     /// Sent after a background checkpoint: the writer copies the frames appended meanwhile, so that its
@@ -124,6 +130,7 @@ impl Store {
 
 pub(super) async fn spawn_writer(
     options: SqliteConnectOptions,
+    gate: Arc<tokio::sync::Mutex<()>>,
 ) -> Result<mpsc::Sender<WriteJob>, StoreError> {
     let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
     let (ready_tx, ready_rx) = oneshot::channel();
@@ -140,7 +147,7 @@ pub(super) async fn spawn_writer(
                 match SqliteConnection::connect_with(&options).await {
                     Ok(conn) => {
                         let _ = ready_tx.send(Ok(()));
-                        run_writer(conn, rx).await;
+                        run_writer(conn, rx, gate).await;
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -153,39 +160,52 @@ pub(super) async fn spawn_writer(
     Ok(tx)
 }
 
-async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<WriteJob>) {
+async fn run_writer(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<WriteJob>,
+    gate: Arc<tokio::sync::Mutex<()>>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut messages = Vec::with_capacity(batch.len());
+        let mut attempts = Vec::new();
         let mut flushes = Vec::new();
         let mut checkpoint = false;
         for job in batch.drain(..) {
             match job {
                 WriteJob::Message(m, ack) => messages.push((m, ack)),
+                WriteJob::Attempt(a, ack) => attempts.push((a, ack)),
                 WriteJob::Flush(ack) => flushes.push(ack),
                 WriteJob::Checkpoint => checkpoint = true,
             }
         }
-        if !messages.is_empty() {
+        if !messages.is_empty() || !attempts.is_empty() {
+            // In turn with this process's other writes, so that neither finds SQLite's lock taken and
+            // naps in its busy handler.
+            let _turn = gate.lock().await;
             let started = std::time::Instant::now();
-            match commit_batch(&mut conn, &messages).await {
+            match commit_batch(&mut conn, &messages, &attempts).await {
                 Ok(results) => {
                     tracing::debug!(
-                        size = results.len(),
+                        messages = results.len(),
+                        attempts = attempts.len(),
                         micros = started.elapsed().as_micros() as u64,
                         "batch committed"
                     );
                     for ((_, ack), result) in messages.into_iter().zip(results) {
                         let _ = ack.send(Ok(result));
                     }
+                    for (_, ack) in attempts {
+                        let _ = ack.send(Ok(()));
+                    }
                 }
-                Err(e) if messages.len() > 1 => {
-                    // One message the database refuses must not fail the others committed with it:
-                    // each is tried alone, and only the refused ones get the error.
-                    tracing::warn!(error = %e, count = messages.len(), "a batch failed; storing its messages one by one");
+                Err(e) if messages.len() + attempts.len() > 1 => {
+                    // One write the database refuses must not fail the others committed with it: each
+                    // is tried alone, and only the refused ones get the error.
+                    tracing::warn!(error = %e, messages = messages.len(), attempts = attempts.len(), "a batch failed; storing its writes one by one");
                     for message in messages {
                         let single = [message];
-                        let result = commit_batch(&mut conn, &single).await;
+                        let result = commit_batch(&mut conn, &single, &[]).await;
                         let [(m, ack)] = single;
                         match result {
                             Ok(mut results) => {
@@ -197,11 +217,20 @@ async fn run_writer(mut conn: SqliteConnection, mut rx: mpsc::Receiver<WriteJob>
                             }
                         }
                     }
+                    for attempt in attempts {
+                        let single = [attempt];
+                        let result = commit_batch(&mut conn, &[], &single).await;
+                        let [(_, ack)] = single;
+                        let _ = ack.send(result.map(drop).map_err(Arc::new));
+                    }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "storing a message failed");
+                    tracing::error!(error = %e, "storing a batch failed");
                     let e = Arc::new(e);
                     for (_, ack) in messages {
+                        let _ = ack.send(Err(Arc::clone(&e)));
+                    }
+                    for (_, ack) in attempts {
                         let _ = ack.send(Err(Arc::clone(&e)));
                     }
                 }
@@ -240,18 +269,26 @@ async fn checkpoint_tail(conn: &mut SqliteConnection) {
 async fn commit_batch(
     conn: &mut SqliteConnection,
     messages: &[(Box<NewMessage>, Ack)],
+    attempts: &[(Attempt, AttemptAck)],
 ) -> Result<Vec<Recorded>, sqlx::Error> {
     // Jobs must be queued in the messages' commit (a crash between the two would lose them); without
-    // jobs the one multi-row statement below is atomic on its own and needs no transaction around it.
+    // jobs or attempts the one multi-row statement below is atomic on its own and needs no transaction
+    // around it.
     let messages: Vec<&NewMessage> = messages.iter().map(|(m, _)| &**m).collect();
-    if messages.iter().any(|m| !m.jobs.is_empty()) {
-        let mut tx = conn.begin().await?;
-        let recorded = sqlite::insert_batch(&mut tx, &messages).await?;
-        tx.commit().await?;
-        Ok(recorded)
-    } else {
-        sqlite::insert_batch(conn, &messages).await
+    if attempts.is_empty() && messages.iter().all(|m| m.jobs.is_empty()) {
+        return sqlite::insert_batch(conn, &messages).await;
     }
+    let mut tx = conn.begin().await?;
+    let recorded = if messages.is_empty() {
+        Vec::new()
+    } else {
+        sqlite::insert_batch(&mut tx, &messages).await?
+    };
+    for (attempt, _) in attempts {
+        super::jobs::sqlite::record_attempt(&mut tx, attempt).await?;
+    }
+    tx.commit().await?;
+    Ok(recorded)
 }
 
 per_backend! {

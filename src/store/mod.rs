@@ -40,6 +40,7 @@ pub use admins::{Admin, LoginAttempts};
 pub use campaigns::{Audience, Campaign, CampaignState, NewCampaign, Progress, Template};
 pub use copy::{Cell, TableCount, copy};
 pub use credentials::CredentialRow;
+pub(crate) use jobs::Attempt;
 pub use jobs::{Job, JobKind, JobState, OutboxCounts};
 pub use media::Media;
 pub use messages::{MessageQuery, MessageRecord, NewMessage, Recorded};
@@ -223,8 +224,8 @@ pub(crate) enum Db {
 pub(crate) struct SqliteDb {
     pool: SqlitePool,
     writer: mpsc::Sender<messages::WriteJob>,
-    /// One write on the pool at a time in this process: every write method takes its turn here
-    /// ([`Store::write_turn`]) before it touches the pool. SQLite has one write lock; without the turn,
+    /// One write at a time in this process: every write method takes its turn here
+    /// ([`Store::write_turn`]) before it touches the pool, and the writer before each commit. SQLite has one write lock; without the turn,
     /// concurrent writers met it taken and slept in SQLite's busy handler (naps of up to 100 ms, seen in
     /// the sign-in benchmark's p99) instead of queueing.
     write_gate: Arc<tokio::sync::Mutex<()>>,
@@ -275,10 +276,12 @@ impl Store {
         SQLITE_MIGRATIONS.run(&pool).await?;
         // The writer never checkpoints: in its commit path a checkpoint (which syncs the database file)
         // stalled every message queued behind it. A background task checkpoints instead.
+        let write_gate = Arc::new(tokio::sync::Mutex::new(()));
         let writer = messages::spawn_writer(
             options
                 .pragma("wal_autocheckpoint", "0")
                 .statement_cache_capacity(512),
+            Arc::clone(&write_gate),
         )
         .await?;
         tokio::spawn(messages::checkpoint_regularly(
@@ -289,7 +292,7 @@ impl Store {
             db: Db::Sqlite(SqliteDb {
                 pool,
                 writer,
-                write_gate: Default::default(),
+                write_gate,
             }),
         })
     }

@@ -319,6 +319,7 @@ pub async fn campaign(
     frame: Frame,
     Path(id): Path<i64>,
 ) -> Result<Response, AppError> {
+    app.store.finish_campaigns().await?;
     let campaign = app
         .store
         .campaign(id)

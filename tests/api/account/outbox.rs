@@ -141,12 +141,13 @@ async fn queued_replies_survive_kill_9_and_only_a_cut_off_send_repeats() {
     db.add_slow_rule().await;
     // The running server picks the rule up within its watch interval.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    // The first four sends hang in mid-call (the worker runs four at a time); the rest wait in the queue.
-    for _ in 0..4 {
+    // The first eight sends hang in mid-call (the worker runs eight at a time); the rest wait in the
+    // queue.
+    for _ in 0..8 {
         mock.script(CUSTOM_SEND, Scripted::Delay(Duration::from_secs(30)));
     }
     let client = wxportal::upstream::client_builder().build().unwrap();
-    for i in 0..10 {
+    for i in 0..12 {
         let push = text(
             &format!("oKill{i:023}"),
             &format!("慢 {i}"),
@@ -168,22 +169,22 @@ async fn queued_replies_survive_kill_9_and_only_a_cut_off_send_repeats() {
             .unwrap();
         assert_eq!(response.text().await.unwrap(), "success");
     }
-    assert!(eventually(5, || mock.sent().len() == 4).await);
+    assert!(eventually(5, || mock.sent().len() == 8).await);
     let cut_off: Vec<Value> = mock.sent().iter().map(|m| m["touser"].clone()).collect();
     server.kill_9();
 
     let restarted = ServerProcess::start(&db, &vars).await;
-    // Queued jobs go out at once; the four cut off in mid-call once their claims lapse (20 s).
+    // Queued jobs go out at once; the eight cut off in mid-call once their claims lapse (20 s).
     assert!(
-        eventually(40, || mock.sent().len() == 14).await,
+        eventually(40, || mock.sent().len() == 20).await,
         "sent: {:?}\n{}",
         mock.sent(),
         restarted.log()
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let sent = mock.sent();
-    assert_eq!(sent.len(), 14);
-    for i in 0..10 {
+    assert_eq!(sent.len(), 20);
+    for i in 0..12 {
         let to = json!(format!("oKill{i:023}"));
         let times = sent.iter().filter(|m| m["touser"] == to).count();
         let expected = if cut_off.contains(&to) { 2 } else { 1 };
@@ -192,7 +193,7 @@ async fn queued_replies_survive_kill_9_and_only_a_cut_off_send_repeats() {
     let log = restarted.log();
     assert_eq!(
         log.matches("cut off in mid-call").count(),
-        4,
+        8,
         "each repeat is logged: {log}"
     );
     // Neither the AppSecret nor the token it bought appears in any log line.

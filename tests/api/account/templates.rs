@@ -263,8 +263,8 @@ async fn a_send_to_a_thousand_survives_failures_and_kill_9_and_reaches_each_foll
     let cut_off = logs.matches("cut off in mid-call").count();
     assert!(twice <= cut_off, "{twice} twice, {cut_off} logged\n{logs}");
     assert!(
-        twice <= 5,
-        "at most the four in flight at the kill and the hang"
+        twice <= 9,
+        "at most the eight in flight at the kill and the hang"
     );
     // The failures carry their reason.
     let reasons = db
@@ -306,7 +306,8 @@ async fn a_campaign_is_paused_resumed_and_cancelled_from_its_page() {
 
     assert_eq!(act("pause").await, 303);
     assert_eq!(act("pause").await, 409, "already paused");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Sends already in hand finish (at most eight, at the campaign's pace of four a second).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let paused_at = mock.templates_sent().len();
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
@@ -319,7 +320,7 @@ async fn a_campaign_is_paused_resumed_and_cancelled_from_its_page() {
     assert_eq!(act("resume").await, 303);
     assert!(eventually(10, || mock.templates_sent().len() >= paused_at + 4).await);
     assert_eq!(act("cancel").await, 303);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let cancelled_at = mock.templates_sent().len();
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(mock.templates_sent().len(), cancelled_at);
