@@ -24,6 +24,7 @@ use crate::web::state::AppState;
 use crate::web::ui::{Layout, render};
 use crate::wechat::MessageCrypto;
 use crate::wechat::push::{Push, check_reply};
+use crate::wechat::reply::{Segment, segments};
 
 /// The chat page.
 pub(super) fn routes() -> Router<AppState> {
@@ -120,53 +121,6 @@ fn template_card(id: &str, data: &Value) -> String {
         card.push_str(&text);
     }
     card
-}
-
-/// A piece of an answer as WeChat shows it: text, or a link from an `<a href>` in a text reply.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Segment {
-    pub text: String,
-    pub href: Option<String>,
-}
-
-/// Splits a text reply the way WeChat renders it: `<a href="http…">label</a>` becomes a link, everything
-/// else stays text (and is escaped by the template).
-pub(crate) fn segments(text: &str) -> Vec<Segment> {
-    let plain = |t: &str| Segment {
-        text: t.to_owned(),
-        href: None,
-    };
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("<a href=\"") {
-        let after = &rest[start + 9..];
-        let parsed = after.find("\">").and_then(|q| {
-            let close = after[q + 2..].find("</a>")?;
-            Some((&after[..q], &after[q + 2..q + 2 + close], q + 2 + close + 4))
-        });
-        match parsed {
-            Some((href, label, used))
-                if href.starts_with("http://") || href.starts_with("https://") =>
-            {
-                if start > 0 {
-                    out.push(plain(&rest[..start]));
-                }
-                out.push(Segment {
-                    text: label.to_owned(),
-                    href: Some(href.to_owned()),
-                });
-                rest = &after[used..];
-            }
-            _ => {
-                out.push(plain(&rest[..start + 9]));
-                rest = after;
-            }
-        }
-    }
-    if !rest.is_empty() {
-        out.push(plain(rest));
-    }
-    out
 }
 
 /// One line of the follower chat.
@@ -425,24 +379,5 @@ fn describe_reply(reply: &crate::wechat::XmlFields) -> String {
         }
         Some(other) => format!("[{other}]"),
         None => "[?]".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn links_in_text_replies_become_links_and_the_rest_stays_text() {
-        let s = segments("看 <a href=\"https://x.test/\">门户</a> 吧 <b>");
-        assert_eq!(s.len(), 3);
-        assert_eq!(s[1].href.as_deref(), Some("https://x.test/"));
-        assert_eq!((s[0].text.as_str(), s[2].text.as_str()), ("看 ", " 吧 <b>"));
-        let s = segments("<a href=\"javascript:alert(1)\">x</a>");
-        assert!(s.iter().all(|seg| seg.href.is_none()));
-        assert_eq!(
-            s.iter().map(|seg| seg.text.as_str()).collect::<String>(),
-            "<a href=\"javascript:alert(1)\">x</a>"
-        );
     }
 }

@@ -18,6 +18,7 @@ use crate::time::{beijing_time, unix_now};
 use crate::web::error::{AppError, ErrorPage};
 use crate::web::state::AppState;
 use crate::wechat::XmlFields;
+use crate::wechat::reply::{Segment, segments};
 
 /// How long after a follower's last interaction the account may write to them.
 pub(crate) const WINDOW_SECS: i64 = 48 * 3600;
@@ -115,6 +116,19 @@ impl Entry {
             Speaker::Passive => "自动回复 · passive reply".into(),
             Speaker::Late => "稍后回复 · late reply".into(),
             Speaker::Operator => format!("{} · 人工回复 · operator", self.author),
+        }
+    }
+
+    /// The text as WeChat shows it: the account's `<a href="http…">` markup becomes links; a follower's
+    /// text stays text, whatever it holds.
+    pub fn segments(&self) -> Vec<Segment> {
+        if self.speaker == Speaker::Follower {
+            vec![Segment {
+                text: self.text.clone(),
+                href: None,
+            }]
+        } else {
+            segments(&self.text)
         }
     }
 

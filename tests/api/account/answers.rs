@@ -223,3 +223,36 @@ async fn when_wechat_says_the_window_closed_the_answer_is_given_up_with_its_reas
     let outbox = unescape(&browser.get("/admin/outbox").await.body);
     assert!(outbox.contains("人工回复 · operator"), "{outbox}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_accounts_links_show_as_links_and_a_followers_markup_stays_text() {
+    let (app, _mock) = account().await;
+    let (browser, csrf) = signed_in(&app).await;
+    add_rule(
+        &browser,
+        &csrf,
+        "门店",
+        "看 <a href=\"https://shop.example/map\">门店地图</a> 吧",
+        false,
+    )
+    .await;
+    reply_to(&app, &text(FOLLOWER, "门店", "9401")).await;
+    reply_to(
+        &app,
+        &text(
+            FOLLOWER,
+            "<a href=\"https://evil.example/\">点我</a>",
+            "9402",
+        ),
+    )
+    .await;
+    let page = browser.get(&format!("/admin/users/{FOLLOWER}")).await.body;
+    assert!(
+        page.contains(
+            "<a href=\"https://shop.example/map\" rel=\"noopener noreferrer\" target=\"_blank\">门店地图</a>"
+        ),
+        "the rule's link is a link: {page}"
+    );
+    assert!(!page.contains("href=\"https://evil.example/"), "{page}");
+    assert!(unescape(&page).contains("<a href=\"https://evil.example/\">点我</a>"));
+}
