@@ -18,11 +18,13 @@ use serde_json::Value;
 
 use super::followers::{FOLLOWERS, SampleFollower};
 use super::wechat::{Delivery, FakeWeChat};
+use crate::config::{Config, Secret};
 use crate::time::unix_now;
 use crate::web::error::AppError;
 use crate::web::state::AppState;
 use crate::web::ui::{Layout, render};
 use crate::wechat::MessageCrypto;
+use crate::wechat::MessageMode;
 use crate::wechat::push::{Push, check_reply};
 use crate::wechat::reply::{Segment, segments};
 
@@ -36,13 +38,72 @@ pub(super) fn routes() -> Router<AppState> {
 /// The transcript keeps this many lines.
 const TRANSCRIPT_LEN: usize = 40;
 
-/// The transcript, for this process only.
-#[derive(Debug, Default)]
+/// The account's name on WeChat's side (`ToUserName`) in what the chat sends.
+const ACCOUNT: &str = "gh_demo00000000";
+
+/// The account's webhook, called as WeChat calls it: signed, and encrypted unless in plaintext mode.
+pub(crate) struct Webhook {
+    url: String,
+    token: Secret,
+    mode: MessageMode,
+    crypto: Option<MessageCrypto>,
+    http: reqwest::Client,
+}
+
+impl Webhook {
+    /// The webhook of `config`'s account, listening on `addr`.
+    pub(crate) fn new(config: &Config, addr: std::net::SocketAddr) -> Self {
+        Self {
+            url: format!("http://{addr}/wechat"),
+            token: config.token.clone(),
+            mode: config.message_mode,
+            crypto: config
+                .aes_key
+                .as_ref()
+                .map(|(_, key)| MessageCrypto::new(key.clone(), config.appid.clone())),
+            http: crate::upstream::client_builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Posts `push`; the answer's status and body.
+    async fn post(&self, push: &Push) -> reqwest::Result<(u16, String)> {
+        let nonce: u32 = rand::random();
+        let signed = push.sign(
+            self.token.expose(),
+            self.mode,
+            self.crypto.as_ref(),
+            &push.create_time.to_string(),
+            &nonce.to_string(),
+        );
+        let response = self
+            .http
+            .post(signed.url(&self.url))
+            .header(header::CONTENT_TYPE, "text/xml")
+            .body(signed.body)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.text().await.unwrap_or_default()))
+    }
+}
+
+/// The transcript, for this process only, and the webhook the chat speaks to.
 pub(crate) struct Chat {
     lines: Mutex<VecDeque<ChatLine>>,
+    webhook: Webhook,
 }
 
 impl Chat {
+    pub(crate) fn new(webhook: Webhook) -> Self {
+        Self {
+            lines: Mutex::default(),
+            webhook,
+        }
+    }
+
     fn lines(&self) -> Vec<ChatLine> {
         self.lock().iter().cloned().collect()
     }
@@ -55,19 +116,52 @@ impl Chat {
         }
     }
 
+    /// Tells the account that template message `msgid` reached `to` (docs/wechat.md §11).
+    async fn report_delivery(&self, to: &str, msgid: u64) {
+        let push = Push {
+            to: ACCOUNT.into(),
+            from: to.into(),
+            create_time: unix_now(),
+            msg_type: "event".into(),
+            fields: vec![
+                ("Event".into(), "TEMPLATESENDJOBFINISH".into()),
+                ("MsgID".into(), msgid.to_string()),
+                ("Status".into(), "success".into()),
+            ],
+        };
+        match self.webhook.post(&push).await {
+            Ok((200, _)) => {}
+            Ok((status, body)) => {
+                tracing::warn!(status, body, "the account refused a delivery report");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.without_url(), "a delivery report could not be posted")
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<ChatLine>> {
         self.lines
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Shows each customer-service message WeChat accepts as a line from the account.
+    /// Shows each customer-service and template message WeChat accepts as a line from the account. A
+    /// template message's `TEMPLATESENDJOBFINISH` follows a second later, as WeChat reports delivery.
     pub fn delivery(self: &Arc<Self>) -> Delivery {
         let chat = Arc::clone(self);
-        Arc::new(move |to: &str, message: &Value| {
+        Arc::new(move |to: &str, message: &Value, msgid: Option<u64>| {
             let Some(follower) = FOLLOWERS.iter().find(|f| f.openid == to) else {
                 return;
             };
+            if let Some(msgid) = msgid {
+                let chat = Arc::clone(&chat);
+                let to = to.to_owned();
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    chat.report_delivery(&to, msgid).await;
+                });
+            }
             chat.add(ChatLine {
                 follower: follower.nickname,
                 sent: String::new(),
@@ -258,44 +352,21 @@ async fn send_chat(
         }
     };
     let push = Push {
-        to: "gh_demo00000000".into(),
+        to: ACCOUNT.into(),
         from: follower.openid.into(),
         create_time: now,
         msg_type: msg_type.into(),
         fields,
     };
-    let crypto = app
-        .config
-        .aes_key
-        .as_ref()
-        .map(|(_, key)| MessageCrypto::new(key.clone(), app.config.appid.clone()));
-    let mode = app.config.message_mode;
-    let nonce: u32 = rand::random();
-    let signed = push.sign(
-        app.config.token.expose(),
-        mode,
-        crypto.as_ref(),
-        &now.to_string(),
-        &nonce.to_string(),
-    );
-    let webhook = format!("http://{}/wechat", app.local_addr);
     let started = Instant::now();
-    let answer = app
-        .http
-        .post(signed.url(&webhook))
-        .header(header::CONTENT_TYPE, "text/xml")
-        .body(signed.body.clone())
-        .send()
-        .await;
+    let answer = chat.webhook.post(&push).await;
     let line = match answer {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let body = response.text().await.unwrap_or_default();
+        Ok((status, body)) => {
             let elapsed = started.elapsed();
             let verdict = check_reply(
                 &push,
-                app.config.token.expose(),
-                crypto.as_ref(),
+                chat.webhook.token.expose(),
+                chat.webhook.crypto.as_ref(),
                 status,
                 elapsed,
                 &body,

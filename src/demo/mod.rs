@@ -135,7 +135,7 @@ pub async fn build(overrides: &[(&str, String)]) -> Result<(App, String), DemoEr
          \n  cargo run --release -- send --url {portal}/wechat --token {token} --aes-key {key} --appid {appid} --mode safe subscribe\n",
         config.database_url
     );
-    let simulator = routes(&config);
+    let simulator = routes(&config, addr);
     let app = App::build_on(listener, config)
         .await?
         .with_simulator(simulator);
@@ -167,14 +167,14 @@ async fn demo_admin(store: &Store) -> Result<String, DemoError> {
     }
 }
 
-/// The stand-ins' routes for `config`'s account.
-pub fn routes(config: &Config) -> Router<AppState> {
+/// The stand-ins' routes for `config`'s account, served on `addr`.
+pub fn routes(config: &Config, addr: std::net::SocketAddr) -> Router<AppState> {
     let wechat = wechat::FakeWeChat::new(
         &config.appid,
         config.appsecret.as_ref().map(|s| s.expose()),
         followers::directory(&config.public_url),
     );
-    let chat = Arc::new(chat::Chat::default());
+    let chat = Arc::new(chat::Chat::new(chat::Webhook::new(config, addr)));
     wechat.deliver_to(chat.delivery());
     consent::routes()
         .merge(chat::routes())

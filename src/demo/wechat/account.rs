@@ -218,7 +218,7 @@ pub(crate) async fn custom_send(
     }
     let delivery = lock(&wechat.state.delivery).clone();
     if let Some(deliver) = delivery {
-        deliver(to, &message);
+        deliver(to, &message, None);
     }
     ok()
 }

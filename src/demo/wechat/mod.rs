@@ -60,8 +60,9 @@ pub struct Follower {
 /// Who the OpenIDs are: `None` for an OpenID this account has never seen (errcode 40003).
 pub(crate) type Directory = Arc<dyn Fn(&str) -> Option<Follower> + Send + Sync>;
 
-/// Called with each customer-service message WeChat accepts: `(touser, message)`.
-pub(crate) type Delivery = Arc<dyn Fn(&str, &Value) + Send + Sync>;
+/// Called with each customer-service or template message WeChat accepts: `(touser, message, msgid)`, the
+/// msgid for a template message.
+pub(crate) type Delivery = Arc<dyn Fn(&str, &Value, Option<u64>) + Send + Sync>;
 
 #[derive(Debug, Clone)]
 struct Grant {

@@ -111,7 +111,7 @@ pub(crate) async fn send(
     };
     let delivery = lock(&wechat.state.delivery).clone();
     if let Some(deliver) = delivery {
-        deliver(to, &message);
+        deliver(to, &message, Some(msgid));
     }
     answer(&json!({ "errcode": 0, "errmsg": "ok", "msgid": msgid }))
 }
