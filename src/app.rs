@@ -37,6 +37,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the OpenID Connect provider cannot start: {0}")]
+    Oidc(#[from] crate::oidc::ProviderError),
 }
 
 impl App {
@@ -64,6 +66,7 @@ impl App {
         let store = Store::connect(&config.database_url, config.sqlite_synchronous).await?;
         tokio::spawn(store.clone().prune_regularly(config.retention));
         let keys = Keys::load(&config, &store).await?;
+        let oidc = Arc::new(crate::oidc::Provider::load(store.clone(), &config.public_url).await?);
         let replies = Replies::load(store.clone(), &config.public_url).await?;
         tokio::spawn(Arc::clone(&replies).watch());
         let http = http_client();
@@ -88,6 +91,7 @@ impl App {
             limits,
             password_checks: Arc::new(tokio::sync::Semaphore::new(cores)),
             local_addr,
+            oidc,
             replies,
             account,
             outbox,

@@ -7,7 +7,7 @@
 //! cli, demo                 commands; the demo's stand-in for WeChat
 //! app                       wiring: opens the store, starts the workers, serves `web`
 //! web                       everything that speaks HTTP to browsers and to WeChat's server
-//! outbox, replies           background delivery; what the account answers
+//! outbox, replies, oidc     background delivery; what the account answers; the OIDC provider
 //! upstream                  the outbound client of WeChat's HTTP API, with the shared access_token
 //! store                     all SQL
 //! config, wechat, time,    settings; the protocol, free of HTTP; clocks; password hashes
@@ -24,6 +24,8 @@ pub mod config;
 pub mod demo;
 /// Images uploaded as permanent material, with thumbnails.
 pub mod media;
+/// wxportal as an OpenID Connect provider for the account's own apps.
+pub mod oidc;
 /// Replies after the 5-second window and follower info, delivered from a durable queue.
 pub mod outbox;
 /// Operators' names and password hashes.

@@ -16,6 +16,7 @@ mod jobs;
 mod media;
 mod messages;
 mod oauth;
+mod oidc;
 mod qr;
 mod retention;
 mod rules;
@@ -45,6 +46,7 @@ pub use jobs::{Job, JobKind, JobState, OutboxCounts};
 pub use media::Media;
 pub use messages::{MessageQuery, MessageRecord, NewMessage, Recorded};
 pub use oauth::{Claim, NewState, OAuthState, Outcome};
+pub use oidc::{Client, Code, Grant, KeyRow, NewToken, Redeemed, Rotated, Subject, TokenGrant, TokenKind};
 pub use qr::{NewQrCode, QrCode, Scan};
 pub use retention::{Pruned, Retention};
 pub use rules::{MatchMode, Move, ReplyRule, RuleEdit, RuleKind};
@@ -406,7 +408,8 @@ impl Store {
         }
     }
 
-    /// Deletes expired sessions and old authorization states, hourly.
+    /// Deletes expired sessions, old authorization states and spent OpenID Connect codes and tokens,
+    /// hourly.
     async fn clean_up_regularly(self) {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -419,6 +422,9 @@ impl Store {
             }
             if let Err(e) = self.delete_old_oauth_states().await {
                 tracing::warn!(error = %e, "deleting old authorization states failed");
+            }
+            if let Err(e) = self.delete_spent_oidc().await {
+                tracing::warn!(error = %e, "deleting spent sign-in codes and tokens failed");
             }
         }
     }

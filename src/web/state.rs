@@ -37,6 +37,8 @@ pub struct AppState {
     pub password_checks: Arc<tokio::sync::Semaphore>,
     /// The counters `/metrics` shows.
     pub metrics: Arc<super::metrics::Metrics>,
+    /// The OpenID Connect provider the account's apps sign in through.
+    pub oidc: crate::oidc::SharedProvider,
     /// The address this server listens on (the simulator's chat posts to its own webhook there).
     pub local_addr: SocketAddr,
 }
