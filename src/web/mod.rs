@@ -3,6 +3,8 @@
 
 /// The operator's area under `/admin`.
 pub mod admin;
+/// The OpenID Connect provider: discovery, keys, authorization, tokens, userinfo, logout.
+pub mod oidc;
 /// The one error type and its HTTP responses.
 pub mod error;
 /// `/jssdk/config`: the JS-SDK signature for our own pages.
@@ -69,7 +71,8 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     let mut pages = Router::new()
         .merge(portal::router())
         .merge(portal::oauth::router(&state))
-        .merge(admin::router(&state));
+        .merge(admin::router(&state))
+        .merge(oidc::pages());
     if let Some(extra) = extra {
         pages = pages.merge(extra);
     }
@@ -82,6 +85,7 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     let app = Router::new()
         .merge(webhook::router(&state.config))
         .merge(jssdk::router(&state))
+        .merge(oidc::api())
         .merge(pages);
     // Under https, browsers are told to never try plain http again.
     let hsts = state.config.is_https().then(|| {
@@ -115,9 +119,8 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         // this site and WeChat's JS-SDK (the pages have none inline).
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(
-                "default-src 'self'; img-src 'self' data: https: http:; style-src 'self'; script-src 'self' https://res.wx.qq.com; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-            ),
+            HeaderValue::from_str(&content_security_policy(""))
+                .expect("the policy is a valid header value"),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -134,6 +137,19 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
+}
+
+/// Every page's Content-Security-Policy; `form_targets` adds origins its forms may lead to (a form
+/// whose answer redirects to an app: browsers check `form-action` on the redirect too).
+pub(crate) fn content_security_policy(form_targets: &str) -> String {
+    let extra = if form_targets.is_empty() {
+        String::new()
+    } else {
+        format!(" {form_targets}")
+    };
+    format!(
+        "default-src 'self'; img-src 'self' data: https: http:; style-src 'self'; script-src 'self' https://res.wx.qq.com; frame-ancestors 'none'; base-uri 'none'; form-action 'self'{extra}"
+    )
 }
 
 /// Liveness: the process answers. No I/O.

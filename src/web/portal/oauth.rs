@@ -58,6 +58,10 @@ pub struct Follower {
     pub scope: String,
     /// The code whose exchange signed this session in: a reload of that callback goes straight on.
     pub code_hash: String,
+    /// When WeChat last authorized this session (an app's `max_age` and `prompt=login` look at it);
+    /// 0 for a session signed in before this was kept.
+    #[serde(default)]
+    pub signed_in_at: i64,
 }
 
 impl Follower {
@@ -437,6 +441,7 @@ async fn sign_in(
                 openid: openid.to_owned(),
                 scope: scope.to_owned(),
                 code_hash: code_hash.to_owned(),
+                signed_in_at: unix_now(),
             },
         )
         .await
