@@ -1,7 +1,8 @@
 //! The command line, one file per command group: [`serve`] (`serve`, the default; `check`; `demo`),
-//! [`send`], [`admin`], [`menu`], [`qr`], [`template`], [`copy`].
+//! [`send`], [`admin`], [`menu`], [`qr`], [`template`], [`copy`], [`client`] (`client`, `oidc`).
 
 pub mod admin;
+pub mod client;
 pub mod copy;
 pub mod menu;
 pub mod qr;
@@ -20,6 +21,7 @@ use crate::passwords::PasswordError;
 use crate::store::{Store, StoreError};
 use crate::upstream::ApiError;
 use admin::AdminAction;
+use client::{ClientAction, OidcAction};
 use menu::MenuAction;
 use qr::QrAction;
 use send::SendArgs;
@@ -92,6 +94,16 @@ pub enum Command {
         #[command(subcommand)]
         action: QrAction,
     },
+    /// The apps that sign followers in with WeChat through wxportal (OpenID Connect clients; JSON).
+    Client {
+        #[command(subcommand)]
+        action: ClientAction,
+    },
+    /// The OpenID Connect provider's signing keys.
+    Oidc {
+        #[command(subcommand)]
+        action: OidcAction,
+    },
 }
 
 /// Why a command failed: printed on standard error, and the exit code is 1.
@@ -134,6 +146,8 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Send(args) => send::run(*args).await,
         Command::Menu { action } => report(menu::run(action).await),
         Command::Qr { action } => report(qr::run(action).await),
+        Command::Client { action } => report(client::run(action).await),
+        Command::Oidc { action } => report(client::run_oidc(action).await),
         Command::Template { action } => report(template::run(action).await),
         Command::Admin { action } => report(admin::run(action).await),
         Command::Copy { from, to, force } => report(copy::run(&from, &to, force).await),

@@ -63,10 +63,7 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
     if uri.contains('*') {
         return Err(format!("{uri:?} has a wildcard: URIs are matched exactly"));
     }
-    let loopback = matches!(
-        parsed.host_str(),
-        Some("localhost" | "127.0.0.1" | "[::1]")
-    );
+    let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
     match parsed.scheme() {
         "https" if parsed.host_str().is_some() => Ok(()),
         "http" if loopback => Ok(()),
@@ -102,7 +99,11 @@ pub async fn create(store: &Store, new: NewClient) -> Result<Registered, ClientE
     {
         problems.push(format!("at most {MAX_REDIRECT_URIS} URIs of each kind"));
     }
-    for uri in new.redirect_uris.iter().chain(&new.post_logout_redirect_uris) {
+    for uri in new
+        .redirect_uris
+        .iter()
+        .chain(&new.post_logout_redirect_uris)
+    {
         if let Err(problem) = check_redirect_uri(uri) {
             problems.push(problem);
         }
@@ -127,7 +128,9 @@ pub async fn create(store: &Store, new: NewClient) -> Result<Registered, ClientE
         secret_rotated_at: None,
     };
     if !store.create_client(&client).await? {
-        return Err(ClientError::Invalid("that client id is taken; try again".into()));
+        return Err(ClientError::Invalid(
+            "that client id is taken; try again".into(),
+        ));
     }
     Ok(registered(client, secret))
 }

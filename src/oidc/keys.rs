@@ -82,7 +82,9 @@ impl SigningKey {
 
     fn from_row(row: &KeyRow) -> Result<Self, KeyError> {
         let unreadable = || KeyError::Unreadable(row.kid.clone());
-        let pkcs8 = STANDARD.decode(&row.private_key).map_err(|_| unreadable())?;
+        let pkcs8 = STANDARD
+            .decode(&row.private_key)
+            .map_err(|_| unreadable())?;
         let pair = EcdsaKeyPair::from_pkcs8(
             &ECDSA_P256_SHA256_FIXED_SIGNING,
             &pkcs8,
@@ -144,8 +146,13 @@ pub fn verify(jwt: &str, jwks: &Value) -> Result<Value, JwtError> {
     else {
         return Err(JwtError::Malformed);
     };
-    let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| JwtError::Malformed);
-    let header: Value = serde_json::from_slice(&decode(header)?).map_err(|_| JwtError::Malformed)?;
+    let decode = |part: &str| {
+        URL_SAFE_NO_PAD
+            .decode(part)
+            .map_err(|_| JwtError::Malformed)
+    };
+    let header: Value =
+        serde_json::from_slice(&decode(header)?).map_err(|_| JwtError::Malformed)?;
     if header["alg"] != ALG {
         return Err(JwtError::Algorithm);
     }
@@ -184,7 +191,9 @@ impl Keyring {
         let key = match newest(&store).await {
             Ok(key) => key,
             Err(KeyError::None) => {
-                store.add_signing_key(&SigningKey::generate(), false).await?;
+                store
+                    .add_signing_key(&SigningKey::generate(), false)
+                    .await?;
                 newest(&store).await?
             }
             Err(e) => return Err(e),
@@ -198,15 +207,20 @@ impl Keyring {
     /// The key to sign with now.
     pub async fn signer(&self) -> Result<Arc<SigningKey>, KeyError> {
         let (loaded, key) = {
-            let current = self.current.read().expect("the keyring lock is never poisoned");
+            let current = self
+                .current
+                .read()
+                .expect("the keyring lock is never poisoned");
             (current.0, Arc::clone(&current.1))
         };
         if loaded.elapsed() < RELOAD_AFTER {
             return Ok(key);
         }
         let fresh = Arc::new(newest(&self.store).await?);
-        *self.current.write().expect("the keyring lock is never poisoned") =
-            (Instant::now(), Arc::clone(&fresh));
+        *self
+            .current
+            .write()
+            .expect("the keyring lock is never poisoned") = (Instant::now(), Arc::clone(&fresh));
         Ok(fresh)
     }
 
@@ -254,7 +268,10 @@ mod tests {
         let mut parts: Vec<&str> = jwt.split('.').collect();
         let payload = URL_SAFE_NO_PAD.encode(json!({"sub": "b", "n": 1}).to_string());
         parts[1] = &payload;
-        assert_eq!(verify(&parts.join("."), &published), Err(JwtError::Signature));
+        assert_eq!(
+            verify(&parts.join("."), &published),
+            Err(JwtError::Signature)
+        );
         let none = format!(
             "{}.{}.",
             URL_SAFE_NO_PAD.encode(json!({"alg": "none"}).to_string()),
@@ -268,7 +285,10 @@ mod tests {
     fn the_published_key_is_a_p256_jwk_without_its_private_part() {
         let row = SigningKey::generate();
         let jwk: Value = serde_json::from_str(&row.public_jwk).unwrap();
-        assert_eq!((jwk["kty"].as_str(), jwk["crv"].as_str()), (Some("EC"), Some("P-256")));
+        assert_eq!(
+            (jwk["kty"].as_str(), jwk["crv"].as_str()),
+            (Some("EC"), Some("P-256"))
+        );
         assert_eq!(jwk["kid"], row.kid.as_str());
         assert!(jwk.get("d").is_none());
     }

@@ -563,7 +563,10 @@ mod tests {
 
     #[test]
     fn scopes_need_openid_and_keep_only_known_ones() {
-        assert_eq!(known_scope("profile openid email").unwrap(), "openid profile");
+        assert_eq!(
+            known_scope("profile openid email").unwrap(),
+            "openid profile"
+        );
         assert_eq!(known_scope("openid").unwrap(), "openid");
         assert_eq!(
             known_scope("profile").unwrap_err().code,
@@ -576,7 +579,10 @@ mod tests {
     #[test]
     fn at_hash_is_the_left_half_of_the_sha256() {
         // OIDC Core's example access token and its at_hash (§A.3 uses RS256's SHA-256 too).
-        assert_eq!(at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"), "77QmUPtjPfzWtF2AnpK9RQ");
+        assert_eq!(
+            at_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
     }
 
     #[test]

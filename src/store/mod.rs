@@ -46,7 +46,9 @@ pub use jobs::{Job, JobKind, JobState, OutboxCounts};
 pub use media::Media;
 pub use messages::{MessageQuery, MessageRecord, NewMessage, Recorded};
 pub use oauth::{Claim, NewState, OAuthState, Outcome};
-pub use oidc::{Client, Code, Grant, KeyRow, NewToken, Redeemed, Rotated, Subject, TokenGrant, TokenKind};
+pub use oidc::{
+    Client, Code, Grant, KeyRow, NewToken, Redeemed, Rotated, Subject, TokenGrant, TokenKind,
+};
 pub use qr::{NewQrCode, QrCode, Scan};
 pub use retention::{Pruned, Retention};
 pub use rules::{MatchMode, Move, ReplyRule, RuleEdit, RuleKind};

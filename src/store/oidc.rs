@@ -176,7 +176,8 @@ pub enum Rotated {
     Replayed,
 }
 
-const TOKEN_GRANT: &str = "SELECT t.kind, t.expires_at AS token_expires_at, t.used_at, g.id, g.client_id,
+const TOKEN_GRANT: &str =
+    "SELECT t.kind, t.expires_at AS token_expires_at, t.used_at, g.id, g.client_id,
         g.openid, g.scope, g.auth_time, g.created_at, g.expires_at, g.revoked_at
      FROM oidc_tokens t JOIN oidc_grants g ON g.id = t.grant_id WHERE t.token_hash = $1";
 
@@ -530,19 +531,25 @@ impl Store {
     /// Revokes one access token.
     pub async fn revoke_access_token(&self, token_hash: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        on_pool!(self, |pool| sqlx::query(
+        on_pool!(self, |pool| {
+            sqlx::query(
             "UPDATE oidc_tokens SET used_at = $1 WHERE token_hash = $2 AND kind = 'access' AND used_at IS NULL"
         )
         .bind(unix_now())
         .bind(token_hash)
         .execute(pool)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(())
     }
 
     /// The scope a follower consented to for an app, if they did.
-    pub async fn consent(&self, client_id: &str, openid: &str) -> Result<Option<String>, StoreError> {
+    pub async fn consent(
+        &self,
+        client_id: &str,
+        openid: &str,
+    ) -> Result<Option<String>, StoreError> {
         Ok(on_pool!(self, |pool| sqlx::query_scalar(
             "SELECT scope FROM oidc_consents WHERE client_id = $1 AND openid = $2"
         )
@@ -560,7 +567,8 @@ impl Store {
         scope: &str,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        on_pool!(self, |pool| sqlx::query(
+        on_pool!(self, |pool| {
+            sqlx::query(
             "INSERT INTO oidc_consents (client_id, openid, scope, granted_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (client_id, openid) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at"
         )
@@ -570,7 +578,8 @@ impl Store {
         .bind(unix_now())
         .execute(pool)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(())
     }
 

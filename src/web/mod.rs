@@ -3,8 +3,6 @@
 
 /// The operator's area under `/admin`.
 pub mod admin;
-/// The OpenID Connect provider: discovery, keys, authorization, tokens, userinfo, logout.
-pub mod oidc;
 /// The one error type and its HTTP responses.
 pub mod error;
 /// `/jssdk/config`: the JS-SDK signature for our own pages.
@@ -17,6 +15,8 @@ pub mod limits;
 pub mod metrics;
 /// The OAuth `state`: signed, expiring, bound to where the follower goes next.
 pub mod oauth_state;
+/// The OpenID Connect provider: discovery, keys, authorization, tokens, userinfo, logout.
+pub mod oidc;
 /// The follower's pages and web authorization.
 pub mod portal;
 /// The HTTP server: header timeout, connection cap, graceful shutdown.

@@ -11,6 +11,7 @@ mod hardening;
 mod helpers;
 mod metrics;
 mod mock;
+mod oidc;
 mod portal;
 mod regressions;
 mod retention;

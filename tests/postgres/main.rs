@@ -24,6 +24,8 @@ mod instances;
 mod metrics;
 #[path = "../api/mock.rs"]
 mod mock;
+#[path = "../api/oidc/mod.rs"]
+mod oidc;
 #[path = "../api/portal/mod.rs"]
 mod portal;
 #[path = "../api/regressions.rs"]

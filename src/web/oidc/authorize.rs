@@ -8,14 +8,14 @@
 //! (`snsapi_base`, or `snsapi_userinfo` when the app asks for `profile`) and comes back to
 //! `/oidc/resume`: nothing is written for a visitor until WeChat has vouched for them.
 
+use askama::Template;
+use axum::Form;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::Form;
-use askama::Template;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,9 @@ use tower_sessions::Session;
 use tower_sessions::cookie::{Cookie, SameSite};
 
 use super::Params;
-use crate::oidc::{Approved, ErrorCode, OidcError, covers, known_scope, valid_challenge, wants_profile};
+use crate::oidc::{
+    Approved, ErrorCode, OidcError, covers, known_scope, valid_challenge, wants_profile,
+};
 use crate::store::Client;
 use crate::time::unix_now;
 use crate::web::error::{AppError, ErrorPage};
@@ -158,10 +160,16 @@ async fn parse(app: &AppState, params: &Params) -> Result<(AuthRequest, Client),
         error: OidcError::new(code, description),
     };
     if params.get("request").is_some() {
-        return Err(back(ErrorCode::RequestNotSupported, "request objects are not supported"));
+        return Err(back(
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        ));
     }
     if params.get("request_uri").is_some() {
-        return Err(back(ErrorCode::RequestUriNotSupported, "request_uri is not supported"));
+        return Err(back(
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        ));
     }
     match params.get("response_type") {
         Some("code") => {}
@@ -174,14 +182,23 @@ async fn parse(app: &AppState, params: &Params) -> Result<(AuthRequest, Client),
         }
     }
     if params.get("response_mode").is_some_and(|m| m != "query") {
-        return Err(back(ErrorCode::InvalidRequest, "only response_mode=query is supported"));
+        return Err(back(
+            ErrorCode::InvalidRequest,
+            "only response_mode=query is supported",
+        ));
     }
     if state.as_ref().is_some_and(|s| s.len() > MAX_STATE) {
-        return Err(back(ErrorCode::InvalidRequest, "state is longer than 512 characters"));
+        return Err(back(
+            ErrorCode::InvalidRequest,
+            "state is longer than 512 characters",
+        ));
     }
     let nonce = params.get("nonce");
     if nonce.is_some_and(|n| n.len() > MAX_NONCE) {
-        return Err(back(ErrorCode::InvalidRequest, "nonce is longer than 255 characters"));
+        return Err(back(
+            ErrorCode::InvalidRequest,
+            "nonce is longer than 255 characters",
+        ));
     }
     let scope = known_scope(params.get("scope").unwrap_or_default())
         .map_err(|e| back(e.code, &e.description))?;
@@ -196,10 +213,16 @@ async fn parse(app: &AppState, params: &Params) -> Result<(AuthRequest, Client),
         (None, None) => {}
         (Some(challenge), Some("S256")) if valid_challenge(challenge) => {}
         (Some(_), Some("S256")) => {
-            return Err(back(ErrorCode::InvalidRequest, "code_challenge is not an S256 challenge"));
+            return Err(back(
+                ErrorCode::InvalidRequest,
+                "code_challenge is not an S256 challenge",
+            ));
         }
         (None, Some(_)) => {
-            return Err(back(ErrorCode::InvalidRequest, "code_challenge_method without code_challenge"));
+            return Err(back(
+                ErrorCode::InvalidRequest,
+                "code_challenge_method without code_challenge",
+            ));
         }
         // Absent, the method is `plain` (RFC 7636 §4.3), which gives no protection.
         (Some(_), _) => {
@@ -209,16 +232,29 @@ async fn parse(app: &AppState, params: &Params) -> Result<(AuthRequest, Client),
             ));
         }
     }
-    let prompts: Vec<&str> = params.get("prompt").unwrap_or_default().split(' ').filter(|p| !p.is_empty()).collect();
+    let prompts: Vec<&str> = params
+        .get("prompt")
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|p| !p.is_empty())
+        .collect();
     let prompt_none = prompts.contains(&"none");
     if prompt_none && prompts.len() > 1 {
-        return Err(back(ErrorCode::InvalidRequest, "prompt=none cannot be combined with other values"));
+        return Err(back(
+            ErrorCode::InvalidRequest,
+            "prompt=none cannot be combined with other values",
+        ));
     }
     let max_age = match params.get("max_age") {
         None => None,
         Some(text) => match text.parse::<i64>() {
             Ok(seconds) if (0..=MAX_MAX_AGE).contains(&seconds) => Some(seconds),
-            _ => return Err(back(ErrorCode::InvalidRequest, "max_age is not a number of seconds")),
+            _ => {
+                return Err(back(
+                    ErrorCode::InvalidRequest,
+                    "max_age is not a number of seconds",
+                ));
+            }
         },
     };
     Ok((
@@ -256,13 +292,25 @@ async fn authorize(
 ) -> Result<Response, AppError> {
     let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
         Ok(params) => params,
-        Err(e) => return Err(ErrorPage::new(StatusCode::BAD_REQUEST, "无法登录", "登录链接的格式不正确。", &format!("The sign-in link is malformed: {}.", e.description)).into()),
+        Err(e) => {
+            return Err(ErrorPage::new(
+                StatusCode::BAD_REQUEST,
+                "无法登录",
+                "登录链接的格式不正确。",
+                &format!("The sign-in link is malformed: {}.", e.description),
+            )
+            .into());
+        }
     };
     let (request, client) = match parse(&app, &params).await {
         Ok(parsed) => parsed,
         Err(refusal) => return refusal.respond(&app.oidc.issuer),
     };
-    let visit = Visit { session, cookies, csrf };
+    let visit = Visit {
+        session,
+        cookies,
+        csrf,
+    };
     proceed(&app, &visit, request, &client, false).await
 }
 
@@ -270,7 +318,13 @@ async fn authorize(
 /// not come with another site's POST, so the same parameters go on as a GET.
 async fn authorize_post(body: Bytes) -> Result<Response, AppError> {
     let Ok(params) = Params::parse(&body) else {
-        return Err(ErrorPage::new(StatusCode::BAD_REQUEST, "无法登录", "登录请求的格式不正确。", "The sign-in request is malformed.").into());
+        return Err(ErrorPage::new(
+            StatusCode::BAD_REQUEST,
+            "无法登录",
+            "登录请求的格式不正确。",
+            "The sign-in request is malformed.",
+        )
+        .into());
     };
     let query = serde_urlencoded::to_string(&params.0).unwrap_or_default();
     Ok(Redirect::to(&format!("/oidc/authorize?{query}")).into_response())
@@ -284,7 +338,11 @@ async fn resume(
     cookies: Cookies,
     csrf: Csrf,
 ) -> Result<Response, AppError> {
-    let visit = Visit { session, cookies, csrf };
+    let visit = Visit {
+        session,
+        cookies,
+        csrf,
+    };
     let (request, client) = pending(&app, &visit).await?;
     proceed(&app, &visit, request, &client, true).await
 }
@@ -360,37 +418,61 @@ async fn proceed(
         Some(f) => app.store.user(&f.openid).await?,
         None => None,
     };
-    let profile_missing = wants_profile(&request.scope)
-        && user.as_ref().is_none_or(|u| u.nickname.is_none());
+    let profile_missing =
+        wants_profile(&request.scope) && user.as_ref().is_none_or(|u| u.nickname.is_none());
     let stale = follower.as_ref().is_none_or(|f| {
-        (request.prompt_login && f.signed_in_at < request.started_at)
-            || request.max_age.is_some_and(|age| now - f.signed_in_at > age)
+        // prompt=login: a sign-in after this request, so at least one more WeChat round trip.
+        (request.prompt_login && (!after_sign_in || f.signed_in_at < request.started_at))
+            || request
+                .max_age
+                .is_some_and(|age| now - f.signed_in_at > age)
     });
     let follower = match follower {
         Some(f) if !stale && !profile_missing => f,
         _ => {
             if request.prompt_none {
-                return back(&request, ErrorCode::LoginRequired, "the follower must sign in with WeChat first").respond(issuer);
+                return back(
+                    &request,
+                    ErrorCode::LoginRequired,
+                    "the follower must sign in with WeChat first",
+                )
+                .respond(issuer);
             }
             if after_sign_in {
                 // Back from WeChat and still not enough: never loop.
                 drop_pending(app, visit);
-                return back(&request, ErrorCode::AccessDenied, "the sign-in with WeChat did not complete").respond(issuer);
+                return back(
+                    &request,
+                    ErrorCode::AccessDenied,
+                    "the sign-in with WeChat did not complete",
+                )
+                .respond(issuer);
             }
             keep_pending(app, visit, &request);
-            let wechat_scope = if wants_profile(&request.scope) { SCOPE_USERINFO } else { SCOPE_BASE };
+            let wechat_scope = if wants_profile(&request.scope) {
+                SCOPE_USERINFO
+            } else {
+                SCOPE_BASE
+            };
             return Ok(found(&login_path(wechat_scope, "/oidc/resume")));
         }
     };
     let remembered = if client.consent {
-        app.store.consent(&client.client_id, &follower.openid).await?
+        app.store
+            .consent(&client.client_id, &follower.openid)
+            .await?
             .is_some_and(|granted| covers(&granted, &request.scope))
     } else {
         true
     };
     if request.prompt_consent || !remembered {
         if request.prompt_none {
-            return back(&request, ErrorCode::ConsentRequired, "the follower has not consented to this app").respond(issuer);
+            return back(
+                &request,
+                ErrorCode::ConsentRequired,
+                "the follower has not consented to this app",
+            )
+            .respond(issuer);
         }
         keep_pending(app, visit, &request);
         return consent_page(app, visit, &request, client);
@@ -450,19 +532,27 @@ fn consent_page(
     client: &Client,
 ) -> Result<Response, AppError> {
     let target = reqwest::Url::parse(&request.redirect_uri).ok();
-    let origin = target.as_ref().map_or_else(String::new, |url| match url.host_str() {
-        Some(_) => url.origin().ascii_serialization(),
-        None => format!("{}:", url.scheme()),
-    });
+    let origin = target
+        .as_ref()
+        .map_or_else(String::new, |url| match url.host_str() {
+            Some(_) => url.origin().ascii_serialization(),
+            None => format!("{}:", url.scheme()),
+        });
     let mut response = render(&ConsentTemplate {
         layout: Layout::new(app, true),
         csrf: visit.csrf.token(),
         app_name: &client.name,
-        host: target.as_ref().and_then(|u| u.host_str()).unwrap_or_default().to_owned(),
+        host: target
+            .as_ref()
+            .and_then(|u| u.host_str())
+            .unwrap_or_default()
+            .to_owned(),
         profile: wants_profile(&request.scope),
     })?;
     if let Ok(csp) = HeaderValue::from_str(&crate::web::content_security_policy(&origin)) {
-        response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, csp);
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
     }
     Ok(response)
 }
@@ -485,21 +575,40 @@ async fn consent(
     Form(form): Form<ConsentForm>,
 ) -> Result<Response, AppError> {
     csrf.check(&form.csrf)?;
-    let visit = Visit { session, cookies, csrf };
+    let visit = Visit {
+        session,
+        cookies,
+        csrf,
+    };
     let (request, client) = pending(&app, &visit).await?;
     let Some(follower) = Follower::current(&visit.session).await? else {
         drop_pending(&app, &visit);
-        return back(&request, ErrorCode::LoginRequired, "the follower is no longer signed in").respond(&app.oidc.issuer);
+        return back(
+            &request,
+            ErrorCode::LoginRequired,
+            "the follower is no longer signed in",
+        )
+        .respond(&app.oidc.issuer);
     };
     if form.decision != "allow" {
         drop_pending(&app, &visit);
-        return back(&request, ErrorCode::AccessDenied, "the follower declined").respond(&app.oidc.issuer);
+        return back(&request, ErrorCode::AccessDenied, "the follower declined")
+            .respond(&app.oidc.issuer);
     }
-    let granted = match app.store.consent(&client.client_id, &follower.openid).await? {
-        Some(before) if covers(&request.scope, &before) || before.is_empty() => request.scope.clone(),
-        Some(before) => crate::oidc::known_scope(&format!("{before} {}", request.scope)).unwrap_or_else(|_| request.scope.clone()),
+    let granted = match app
+        .store
+        .consent(&client.client_id, &follower.openid)
+        .await?
+    {
+        Some(before) if covers(&request.scope, &before) || before.is_empty() => {
+            request.scope.clone()
+        }
+        Some(before) => crate::oidc::known_scope(&format!("{before} {}", request.scope))
+            .unwrap_or_else(|_| request.scope.clone()),
         None => request.scope.clone(),
     };
-    app.store.save_consent(&client.client_id, &follower.openid, &granted).await?;
+    app.store
+        .save_consent(&client.client_id, &follower.openid, &granted)
+        .await?;
     finish(&app, &visit, &request, &client, &follower).await
 }

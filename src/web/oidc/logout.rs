@@ -71,7 +71,10 @@ async fn parse(app: &AppState, params: &Params) -> Result<LogoutRequest, AppErro
     }
     let client = match &client_id {
         Some(id) => Some(app.store.client(id).await?.ok_or_else(|| {
-            refused("这个应用没有在公众号登记。", "This app is not registered with the account.")
+            refused(
+                "这个应用没有在公众号登记。",
+                "This app is not registered with the account.",
+            )
         })?),
         None => None,
     };
@@ -96,10 +99,15 @@ async fn parse(app: &AppState, params: &Params) -> Result<LogoutRequest, AppErro
             Some(target)
         }
     };
-    let fields = ["id_token_hint", "client_id", "post_logout_redirect_uri", "state"]
-        .iter()
-        .filter_map(|name| params.get(name).map(|v| ((*name).to_owned(), v.to_owned())))
-        .collect();
+    let fields = [
+        "id_token_hint",
+        "client_id",
+        "post_logout_redirect_uri",
+        "state",
+    ]
+    .iter()
+    .filter_map(|name| params.get(name).map(|v| ((*name).to_owned(), v.to_owned())))
+    .collect();
     Ok(LogoutRequest {
         client,
         hinted,
@@ -159,7 +167,8 @@ async fn logout_post(
     csrf: Csrf,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let params = Params::parse(&body).map_err(|e| refused("退出请求的格式不正确。", &e.description))?;
+    let params =
+        Params::parse(&body).map_err(|e| refused("退出请求的格式不正确。", &e.description))?;
     csrf.check(params.get("csrf").unwrap_or_default())?;
     let request = parse(&app, &params).await?;
     sign_out(&app, &session, &csrf, request).await

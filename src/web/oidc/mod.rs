@@ -83,11 +83,7 @@ async fn jwks(State(app): State<AppState>) -> Result<Response, AppError> {
         tracing::error!(error = %e, "reading the signing keys failed");
         AppError::Internal("signing keys unavailable")
     })?;
-    Ok((
-        [(header::CACHE_CONTROL, "public, max-age=60")],
-        Json(keys),
-    )
-        .into_response())
+    Ok(([(header::CACHE_CONTROL, "public, max-age=60")], Json(keys)).into_response())
 }
 
 /// An error at the token, revocation or userinfo endpoint, as RFC 6749 §5.2 writes it.
@@ -112,7 +108,11 @@ impl From<ProviderError> for JsonError {
             ProviderError::Refused(error) => error.into(),
             other => {
                 tracing::error!(error = %other, "the OpenID Connect provider failed");
-                OidcError::new(ErrorCode::ServerError, "the server could not complete the request").into()
+                OidcError::new(
+                    ErrorCode::ServerError,
+                    "the server could not complete the request",
+                )
+                .into()
             }
         }
     }
@@ -166,7 +166,10 @@ pub(crate) struct Params(Vec<(String, String)>);
 impl Params {
     pub fn parse(encoded: &[u8]) -> Result<Self, OidcError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(encoded).map_err(|_| {
-            OidcError::new(ErrorCode::InvalidRequest, "the parameters are not form-encoded")
+            OidcError::new(
+                ErrorCode::InvalidRequest,
+                "the parameters are not form-encoded",
+            )
         })?;
         for (i, (name, _)) in pairs.iter().enumerate() {
             if pairs[..i].iter().any(|(n, _)| n == name) {

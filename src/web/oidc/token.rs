@@ -118,7 +118,9 @@ async fn token_grant(
                 .get("code")
                 .ok_or_else(|| invalid_request("code is missing"))?;
             if client.is_public() && params.get("code_verifier").is_none() {
-                return Err(invalid_request("a public client must send its code_verifier"));
+                return Err(invalid_request(
+                    "a public client must send its code_verifier",
+                ));
             }
             let request = CodeGrant {
                 code,
@@ -131,7 +133,10 @@ async fn token_grant(
             let refresh = params
                 .get("refresh_token")
                 .ok_or_else(|| invalid_request("refresh_token is missing"))?;
-            Ok(app.oidc.refresh(&client, refresh, params.get("scope")).await?)
+            Ok(app
+                .oidc
+                .refresh(&client, refresh, params.get("scope"))
+                .await?)
         }
         other => Err(OidcError::new(
             ErrorCode::UnsupportedGrantType,

@@ -10,8 +10,8 @@ mod callbacks;
 mod profile;
 mod upstream;
 
-pub(super) const EXCHANGE: &str = "/sns/oauth2/access_token";
-pub(super) const USERINFO: &str = "/sns/userinfo";
+pub(crate) const EXCHANGE: &str = "/sns/oauth2/access_token";
+pub(crate) const USERINFO: &str = "/sns/userinfo";
 pub(super) const REFRESH: &str = "/sns/oauth2/refresh_token";
 
 pub(crate) async fn portal() -> (TestApp, MockWeChat) {
