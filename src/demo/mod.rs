@@ -2,8 +2,10 @@
 //! database, a fresh admin password) and mounts the stand-ins, split by what each stands in for:
 //! [`consent`] (WeChat's authorize page, under `/_sim/open`), [`wechat`] (`api.weixin.qq.com`, under
 //! `/_sim/api`; the tests' mock WeChat too) and [`chat`] (a follower's phone, at `/_sim/chat`), with the
-//! [`followers`] they share. Mounted only by `wxportal demo`, never under `serve`.
+//! [`followers`] they share; and [`app`], a sample app of the account's own that signs followers in
+//! through the OpenID Connect provider (`/_sim/app`). Mounted only by `wxportal demo`, never under `serve`.
 
+pub mod app;
 pub mod chat;
 pub mod consent;
 pub mod followers;
@@ -127,6 +129,7 @@ pub async fn build(overrides: &[(&str, String)]) -> Result<(App, String), DemoEr
          \nOpen in a browser (a phone-sized window looks best):\
          \n  portal         {portal}/            guide page → consent (simulated) → your profile\
          \n  follower chat  {portal}/_sim/chat   message the account as a follower, see its replies\
+         \n  sample app     {portal}/_sim/app    another app of the account's, signing in through OpenID Connect\
          \n\
          \n  webhook        {portal}/wechat      (Token {token}, compatible mode)\
          \n  database       {}\n\
@@ -135,10 +138,12 @@ pub async fn build(overrides: &[(&str, String)]) -> Result<(App, String), DemoEr
          \n  cargo run --release -- send --url {portal}/wechat --token {token} --aes-key {key} --appid {appid} --mode safe subscribe\n",
         config.database_url
     );
-    let simulator = routes(&config, addr);
+    let sample = app::SampleApp::new();
+    let simulator = routes(&config, addr).layer(Extension(sample.clone()));
     let app = App::build_on(listener, config)
         .await?
         .with_simulator(simulator);
+    sample.register(&app.state().store, &portal).await?;
     let password = demo_admin(&app.state().store).await?;
     let banner = format!(
         "{banner}\nAdmin area: {portal}/admin   name {DEMO_ADMIN}   password {password}   (new at every start)\n"
@@ -178,6 +183,7 @@ pub fn routes(config: &Config, addr: std::net::SocketAddr) -> Router<AppState> {
     wechat.deliver_to(chat.delivery());
     consent::routes()
         .merge(chat::routes())
+        .merge(app::routes())
         .layer(Extension(chat))
         .layer(Extension(wechat.clone()))
         .nest_service(API_PATH, wechat.router())

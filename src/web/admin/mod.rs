@@ -1,11 +1,13 @@
 //! The operator's side under `/admin`: sign-in, the dashboard, followers and their conversations,
-//! messages, reply rules, the custom menu, QR codes, template messages and the outbox.
+//! messages, reply rules, the custom menu, QR codes, template messages, the outbox and the apps that
+//! sign followers in (OpenID Connect clients).
 //!
 //! Every route but the sign-in page is declared in one [`Table`], and the router built from it puts all
 //! of them behind [`require_admin`]: a route cannot be added without the guard, and the test that checks
 //! every route refuses an anonymous visitor reads the same table.
 
 pub mod auth;
+mod clients;
 mod conversation;
 mod dashboard;
 mod frame;
@@ -104,6 +106,10 @@ fn table() -> Table {
         .post("/admin/templates/{id}", templates::submit)
         .get("/admin/campaigns/{id}", templates::campaign)
         .post("/admin/campaigns/{id}/{action}", templates::change)
+        .get("/admin/clients", clients::list)
+        .post("/admin/clients", clients::create)
+        .post("/admin/clients/{client_id}/rotate", clients::rotate)
+        .post("/admin/clients/{client_id}/delete", clients::delete)
 }
 
 /// Every route that requires a signed-in admin, with its method (paths as declared, `{param}` included).

@@ -13,6 +13,7 @@ use wxportal::oidc::clients::{NewClient, Registered};
 use crate::helpers::{Browser, PUBLIC_URL, TestApp};
 use crate::mock::MockWeChat;
 
+mod demo;
 mod errors;
 mod flow;
 mod sessions;
