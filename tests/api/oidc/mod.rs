@@ -14,6 +14,7 @@ use crate::helpers::{Browser, PUBLIC_URL, TestApp};
 use crate::mock::MockWeChat;
 
 mod demo;
+mod manage;
 mod errors;
 mod flow;
 mod sessions;
