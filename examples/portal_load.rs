@@ -9,6 +9,13 @@
 //! - `admin:PATH`: the admin area is signed in to once (password in `WXPORTAL_ADMIN_PASSWORD`,
 //!   admin `admin`), shared by every connection, then loads `PATH` (e.g. `/admin/users?q=…`) over and over.
 //! - `get:PATH`: `GET PATH` over and over, expecting 200 (e.g. `/jssdk/config?url=…`).
+//! - `oidc-signin`: each connection signs in to the portal once; then whole OpenID Connect sign-ins of an
+//!   app, as the one-tap case inside WeChat: `/oidc/authorize` (PKCE) → the code → `/oidc/token` →
+//!   `/oidc/userinfo`. One sign-in = three requests. The app is `BENCH_CLIENT_ID` / `BENCH_CLIENT_SECRET`,
+//!   registered with the redirect URI `http://127.0.0.1/cb`.
+//! - `oidc-token`: each connection signs in once, then exchanges its refresh token over and over (each
+//!   exchange rotates it): the token endpoint alone.
+//! - `oidc-userinfo`: each connection signs in once, then reads `/oidc/userinfo` over and over.
 //!
 //! Prints one line: scenario, operations/s, p50 and p99 latency per operation, errors.
 
@@ -151,6 +158,81 @@ impl Phone {
         }
     }
 
+    /// One OpenID Connect sign-in of the bench app for a follower signed in to the portal: the tokens.
+    async fn oidc(&mut self, app: &(String, String)) -> Result<serde_json::Value, String> {
+        use base64::Engine;
+        let verifier = format!(
+            "{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        );
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(<sha2::Sha256 as sha2::Digest>::digest(verifier.as_bytes()));
+        let authorize = format!(
+            "/oidc/authorize?response_type=code&client_id={}&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&scope=openid%20profile&state=s&nonce=n&code_challenge={challenge}&code_challenge_method=S256",
+            app.0
+        );
+        let (status, back) = self.send(self.http.get(self.url(&authorize))).await?;
+        let back = back.ok_or(format!("authorize {status} did not redirect"))?;
+        let code = reqwest::Url::parse(&back)
+            .map_err(|e| e.to_string())?
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .ok_or(format!("no code in {back}"))?;
+        let tokens = self
+            .token(
+                app,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", "http://127.0.0.1/cb"),
+                    ("code_verifier", &verifier),
+                ],
+            )
+            .await?;
+        self.userinfo(tokens["access_token"].as_str().unwrap_or_default())
+            .await?;
+        Ok(tokens)
+    }
+
+    async fn token(
+        &self,
+        app: &(String, String),
+        form: &[(&str, &str)],
+    ) -> Result<serde_json::Value, String> {
+        let response = self
+            .http
+            .post(self.url("/oidc/token"))
+            .basic_auth(&app.0, Some(&app.1))
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("token {status}: {body}"));
+        }
+        Ok(body)
+    }
+
+    async fn userinfo(&self, access_token: &str) -> Result<(), String> {
+        let response = self
+            .http
+            .get(self.url("/oidc/userinfo"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        response.bytes().await.map_err(|e| e.to_string())?;
+        if status != 200 {
+            return Err(format!("userinfo {status}"));
+        }
+        Ok(())
+    }
+
     async fn me(&mut self) -> Result<(), String> {
         match self.send(self.http.get(self.url("/me"))).await? {
             (200, _) => Ok(()),
@@ -198,13 +280,26 @@ async fn main() {
                 cookies: admin.cookies.clone(),
             };
             let scenario = scenario.clone();
+            let app = (
+                std::env::var("BENCH_CLIENT_ID").unwrap_or_default(),
+                std::env::var("BENCH_CLIENT_SECRET").unwrap_or_default(),
+            );
             tokio::spawn(async move {
                 let (mut latencies, mut errors) = (Vec::new(), 0u64);
                 let admin_path = scenario.strip_prefix("admin:").map(str::to_owned);
                 let get_path = scenario.strip_prefix("get:").map(str::to_owned);
                 let ready = match scenario.as_str() {
-                    "me" => phone.flow(i % 4).await,
+                    "me" | "oidc-signin" => phone.flow(i % 4).await,
                     _ => Ok(()),
+                };
+                // The tokens of one sign-in, for the scenarios that reuse them.
+                let mut tokens = serde_json::Value::Null;
+                let ready = match (ready, scenario.as_str()) {
+                    (Ok(()), "oidc-token" | "oidc-userinfo") => match phone.flow(i % 4).await {
+                        Ok(()) => phone.oidc(&app).await.map(|t| tokens = t),
+                        Err(e) => Err(e),
+                    },
+                    (ready, _) => ready,
                 };
                 if let Err(e) = ready {
                     eprintln!("error: {e}");
@@ -224,6 +319,25 @@ async fn main() {
                         }
                         "flow" => phone.flow((i + n) % 4).await,
                         "me" => phone.me().await,
+                        "oidc-signin" => phone.oidc(&app).await.map(|_| ()),
+                        "oidc-token" => {
+                            let refresh = tokens["refresh_token"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned();
+                            phone
+                                .token(
+                                    &app,
+                                    &[("grant_type", "refresh_token"), ("refresh_token", &refresh)],
+                                )
+                                .await
+                                .map(|t| tokens = t)
+                        }
+                        "oidc-userinfo" => {
+                            phone
+                                .userinfo(tokens["access_token"].as_str().unwrap_or_default())
+                                .await
+                        }
                         _ => phone
                             .send(phone.http.get(phone.url("/healthz")))
                             .await

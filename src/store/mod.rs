@@ -419,13 +419,21 @@ impl Store {
             if self.is_closed() {
                 return;
             }
-            if let Err(e) = self.delete_expired_sessions().await {
+            // A failure because a command closed the store meanwhile (it runs this first pass at once)
+            // is not worth a warning.
+            if let Err(e) = self.delete_expired_sessions().await
+                && !self.is_closed()
+            {
                 tracing::warn!(error = %e, "deleting expired sessions failed");
             }
-            if let Err(e) = self.delete_old_oauth_states().await {
+            if let Err(e) = self.delete_old_oauth_states().await
+                && !self.is_closed()
+            {
                 tracing::warn!(error = %e, "deleting old authorization states failed");
             }
-            if let Err(e) = self.delete_spent_oidc().await {
+            if let Err(e) = self.delete_spent_oidc().await
+                && !self.is_closed()
+            {
                 tracing::warn!(error = %e, "deleting spent sign-in codes and tokens failed");
             }
         }

@@ -621,3 +621,46 @@ async fn an_operator_answers_sends_a_template_and_prints_a_code_that_the_chat_sc
     assert!(errors.is_empty(), "console errors: {errors:?}");
     client.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_signs_in_to_the_sample_app_with_wechat_in_a_phone_browser() {
+    let Some((_driver, client, _profile)) = phone_browser().await else {
+        return;
+    };
+    let (base, _dir, _banner) = spawn_demo().await;
+
+    // The account's other app: one button.
+    client.goto(&format!("{base}/_sim/app")).await.unwrap();
+    assert_fits_the_phone(&client, "the sample app").await;
+    screenshot(&client, "oidc-1-app").await;
+    click(&client, "#rp-login").await;
+
+    // Not signed in to the portal yet: WeChat's (simulated) consent, then the app's consent page.
+    wait_for(&client, "#consent").await;
+    click(&client, "#allow").await;
+    wait_for(&client, "#app-name").await;
+    assert!(text_of(&client, "#app-name").await.contains("示例应用"));
+    assert_fits_the_phone(&client, "the app's consent page").await;
+    screenshot(&client, "oidc-2-consent").await;
+    click(&client, "#allow").await;
+
+    // Back in the app, with the verified ID token and the userinfo claims.
+    wait_for(&client, "#rp-name").await;
+    assert_eq!(client.current_url().await.unwrap().path(), "/_sim/app");
+    assert_eq!(text_of(&client, "#rp-name").await, "小明");
+    assert!(text_of(&client, "#rp-claims").await.contains("\"nonce\""));
+    assert_fits_the_phone(&client, "the signed-in app").await;
+    screenshot(&client, "oidc-3-signed-in").await;
+
+    // Out of the app and the portal; signing in again asks WeChat again but not for consent.
+    click(&client, "#rp-logout").await;
+    wait_for(&client, "#rp-login").await;
+    click(&client, "#rp-login").await;
+    wait_for(&client, "#consent").await;
+    click(&client, "#allow").await;
+    wait_for(&client, "#rp-name").await;
+
+    let errors = console_errors(&client).await;
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    client.close().await.unwrap();
+}

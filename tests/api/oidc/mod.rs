@@ -14,9 +14,9 @@ use crate::helpers::{Browser, PUBLIC_URL, TestApp};
 use crate::mock::MockWeChat;
 
 mod demo;
-mod manage;
 mod errors;
 mod flow;
+mod manage;
 mod sessions;
 
 /// Where the test app receives its codes (never fetched: the test reads the redirect).
