@@ -76,11 +76,11 @@ async fn an_unknown_client_or_unregistered_redirect_uri_is_a_page_never_a_redire
         authorize_url("wxc_nobody", ""),
         authorize_url(&s.registered.client_id, "").replace(
             &urlencoding::encode(REDIRECT).into_owned(),
-            &urlencoding::encode("https://evil.example/cb").into_owned(),
+            &urlencoding::encode("https://evil.example/cb"),
         ),
         authorize_url(&s.registered.client_id, "").replace(
             &urlencoding::encode(REDIRECT).into_owned(),
-            &urlencoding::encode(&format!("{REDIRECT}/")).into_owned(),
+            &urlencoding::encode(&format!("{REDIRECT}/")),
         ),
         format!(
             "{PUBLIC_URL}/oidc/authorize?client_id={}",

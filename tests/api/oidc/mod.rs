@@ -153,8 +153,8 @@ pub(super) async fn follow(
             return Err(page);
         };
         if location.starts_with('/') {
-            if location.starts_with("/auth/login") {
-                let state = browser.start_login(&location["/auth/login".len()..]).await;
+            if let Some(query) = location.strip_prefix("/auth/login") {
+                let state = browser.start_login(query).await;
                 let scope = if location.contains("snsapi_base") {
                     "snsapi_base"
                 } else {
