@@ -586,7 +586,7 @@ impl Store {
     /// Deletes what can no longer be used: codes a day after expiry, grants a day after they expired or
     /// were revoked (with their tokens), tokens past expiry, and keys a day after they were retired
     /// (longer than any ID token they signed lives).
-    pub(crate) async fn delete_spent_oidc(&self) -> Result<u64, StoreError> {
+    pub async fn delete_spent_oidc(&self) -> Result<u64, StoreError> {
         let now = unix_now();
         let day_ago = now - 86_400;
         let _turn = self.write_turn().await;
