@@ -229,41 +229,28 @@ async fn callback(
     let code = query.code.ok_or_else(|| failed("no code"))?;
     let provider = format!("http://{}", app.local_addr);
     let redirect_uri = format!("{}/_sim/app/callback", app.oidc.issuer);
-    let call_failed = |e: reqwest::Error| failed(&format!("the provider did not answer: {e}"));
-    let tokens: Value = app
-        .http
-        .post(format!("{provider}/oidc/token"))
-        .basic_auth(CLIENT_ID, Some(&sample.secret))
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(
-            serde_urlencoded::to_string([
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &redirect_uri),
-                ("code_verifier", &flow.verifier),
-            ])
-            .unwrap_or_default(),
-        )
-        .send()
-        .await
-        .map_err(call_failed)?
-        .json()
-        .await
-        .map_err(call_failed)?;
+    let tokens = json_of(
+        app.http
+            .post(format!("{provider}/oidc/token"))
+            .basic_auth(CLIENT_ID, Some(&sample.secret))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(
+                serde_urlencoded::to_string([
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", &redirect_uri),
+                    ("code_verifier", &flow.verifier),
+                ])
+                .unwrap_or_default(),
+            ),
+    )
+    .await?;
     let (Some(id_token), Some(access_token)) =
         (tokens["id_token"].as_str(), tokens["access_token"].as_str())
     else {
         return Err(failed(&format!("the token endpoint refused: {tokens}")));
     };
-    let jwks: Value = app
-        .http
-        .get(format!("{provider}/oidc/jwks"))
-        .send()
-        .await
-        .map_err(call_failed)?
-        .json()
-        .await
-        .map_err(call_failed)?;
+    let jwks = json_of(app.http.get(format!("{provider}/oidc/jwks"))).await?;
     let claims = verify(id_token, &jwks).map_err(|e| failed(&format!("the ID token: {e}")))?;
     let fresh = claims["exp"].as_i64().is_some_and(|exp| exp > unix_now());
     if claims["iss"] != app.oidc.issuer.as_str()
@@ -273,16 +260,12 @@ async fn callback(
     {
         return Err(failed("the ID token is not for this sign-in"));
     }
-    let userinfo: Value = app
-        .http
-        .get(format!("{provider}/oidc/userinfo"))
-        .bearer_auth(access_token)
-        .send()
-        .await
-        .map_err(call_failed)?
-        .json()
-        .await
-        .map_err(call_failed)?;
+    let userinfo = json_of(
+        app.http
+            .get(format!("{provider}/oidc/userinfo"))
+            .bearer_auth(access_token),
+    )
+    .await?;
     put(
         &app,
         &cookies,
@@ -294,6 +277,18 @@ async fn callback(
         },
     );
     Ok(found("/_sim/app"))
+}
+
+/// The JSON a call to the provider answers.
+async fn json_of(request: reqwest::RequestBuilder) -> Result<Value, AppError> {
+    let call_failed = |e: reqwest::Error| failed(&format!("the provider did not answer: {e}"));
+    request
+        .send()
+        .await
+        .map_err(call_failed)?
+        .json()
+        .await
+        .map_err(call_failed)
 }
 
 /// Signs out of the app, then of the portal through the provider's logout.

@@ -4,7 +4,7 @@
 //! Codes and tokens are stored as SHA-256 hashes: the database never holds one that could be replayed.
 //! Every single-use rule is one conditional `UPDATE`, so it holds across every instance on a database.
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, on_pool, per_backend};
 use crate::time::unix_now;
 
 /// What an app's `sub` claim is.
@@ -184,50 +184,49 @@ const TOKEN_GRANT: &str =
 impl Store {
     /// Registers an app; false when its id is taken.
     pub async fn create_client(&self, client: &Client) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let inserted = on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO oidc_clients (client_id, name, secret_hash, redirect_uris,
-                 post_logout_redirect_uris, consent, subject, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
-        )
-        .bind(&client.client_id)
-        .bind(&client.name)
-        .bind(&client.secret_hash)
-        .bind(serde_json::to_string(&client.redirect_uris).unwrap_or_default())
-        .bind(serde_json::to_string(&client.post_logout_redirect_uris).unwrap_or_default())
-        .bind(client.consent)
-        .bind(client.subject)
-        .bind(client.created_at)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(inserted == 1)
+        Ok(self.insert_client(client, "ON CONFLICT DO NOTHING").await? == 1)
     }
 
     /// Registers an app or replaces its settings and secret (the demo's sample app, at each start).
     pub async fn put_client(&self, client: &Client) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        on_pool!(self, |pool| sqlx::query(
-            "INSERT INTO oidc_clients (client_id, name, secret_hash, redirect_uris,
-                 post_logout_redirect_uris, consent, subject, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (client_id) DO UPDATE SET name = excluded.name,
+        self.insert_client(
+            client,
+            "ON CONFLICT (client_id) DO UPDATE SET name = excluded.name,
                  secret_hash = excluded.secret_hash, redirect_uris = excluded.redirect_uris,
                  post_logout_redirect_uris = excluded.post_logout_redirect_uris,
                  consent = excluded.consent, subject = excluded.subject",
         )
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_client(
+        &self,
+        client: &Client,
+        on_conflict: &'static str,
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "INSERT INTO oidc_clients (client_id, name, secret_hash, redirect_uris,
+                 post_logout_redirect_uris, consent, subject, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) {on_conflict}"
+        );
+        let uris = |uris: &[String]| serde_json::to_string(uris).unwrap_or_default();
+        let _turn = self.write_turn().await;
+        // Only the two literal conflict clauses above are ever appended.
+        Ok(on_pool!(self, |pool| sqlx::query(sqlx::AssertSqlSafe(
+            sql.clone()
+        ))
         .bind(&client.client_id)
         .bind(&client.name)
         .bind(&client.secret_hash)
-        .bind(serde_json::to_string(&client.redirect_uris).unwrap_or_default())
-        .bind(serde_json::to_string(&client.post_logout_redirect_uris).unwrap_or_default())
+        .bind(uris(&client.redirect_uris))
+        .bind(uris(&client.post_logout_redirect_uris))
         .bind(client.consent)
         .bind(client.subject)
         .bind(client.created_at)
         .execute(pool)
         .await?
-        .rows_affected());
-        Ok(())
+        .rows_affected()))
     }
 
     /// One app by its client id.
@@ -378,7 +377,7 @@ impl Store {
     ) -> Result<Redeemed, StoreError> {
         let now = unix_now();
         let _turn = self.write_turn().await;
-        let redeemed = on_pool!(self, |pool| {
+        let redeemed = on_pool!(self, |pool, sql| {
             let mut tx = pool.begin().await?;
             let won = sqlx::query(
                 "UPDATE oidc_codes SET redeemed_at = $1, grant_id = $2
@@ -405,19 +404,7 @@ impl Store {
                 .bind(grant.expires_at)
                 .execute(&mut *tx)
                 .await?;
-                for (kind, token) in [(TokenKind::Access, access), (TokenKind::Refresh, refresh)] {
-                    sqlx::query(
-                        "INSERT INTO oidc_tokens (token_hash, grant_id, kind, created_at, expires_at)
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(token.hash)
-                    .bind(&grant.id)
-                    .bind(kind)
-                    .bind(now)
-                    .bind(token.expires_at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                sql::insert_tokens(&mut tx, &grant.id, access, refresh, now).await?;
                 tx.commit().await?;
                 Redeemed::Issued
             } else {
@@ -429,13 +416,7 @@ impl Store {
                 .await?;
                 let earlier = earlier.flatten();
                 if let Some(id) = &earlier {
-                    sqlx::query(
-                        "UPDATE oidc_grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-                    )
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                    sql::revoke(&mut tx, id, now).await?;
                 }
                 tx.commit().await?;
                 Redeemed::Refused(earlier)
@@ -469,7 +450,7 @@ impl Store {
     ) -> Result<Rotated, StoreError> {
         let now = unix_now();
         let _turn = self.write_turn().await;
-        Ok(on_pool!(self, |pool| {
+        Ok(on_pool!(self, |pool, sql| {
             let mut tx = pool.begin().await?;
             let won = sqlx::query(
                 "UPDATE oidc_tokens SET used_at = $1
@@ -483,27 +464,9 @@ impl Store {
             .rows_affected()
                 == 1;
             if won {
-                for (kind, token) in [(TokenKind::Access, access), (TokenKind::Refresh, refresh)] {
-                    sqlx::query(
-                        "INSERT INTO oidc_tokens (token_hash, grant_id, kind, created_at, expires_at)
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(token.hash)
-                    .bind(grant_id)
-                    .bind(kind)
-                    .bind(now)
-                    .bind(token.expires_at)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                sql::insert_tokens(&mut tx, grant_id, access, refresh, now).await?;
             } else {
-                sqlx::query(
-                    "UPDATE oidc_grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-                )
-                .bind(now)
-                .bind(grant_id)
-                .execute(&mut *tx)
-                .await?;
+                sql::revoke(&mut tx, grant_id, now).await?;
             }
             tx.commit().await?;
             if won {
@@ -517,14 +480,10 @@ impl Store {
     /// Revokes a grant and so every token it holds.
     pub async fn revoke_grant(&self, grant_id: &str) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        on_pool!(self, |pool| sqlx::query(
-            "UPDATE oidc_grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL"
-        )
-        .bind(unix_now())
-        .bind(grant_id)
-        .execute(pool)
-        .await?
-        .rows_affected());
+        on_pool!(self, |pool, sql| {
+            let mut conn = pool.acquire().await?;
+            sql::revoke(&mut conn, grant_id, unix_now()).await?;
+        });
         Ok(())
     }
 
@@ -607,5 +566,45 @@ impl Store {
                 .rows_affected());
         }
         Ok(deleted)
+    }
+}
+
+per_backend! {
+    /// A grant's new access and refresh tokens.
+    pub(in crate::store) async fn insert_tokens(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        grant_id: &str,
+        access: NewToken<'_>,
+        refresh: NewToken<'_>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        for (kind, token) in [(TokenKind::Access, access), (TokenKind::Refresh, refresh)] {
+            sqlx::query(
+                "INSERT INTO oidc_tokens (token_hash, grant_id, kind, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(token.hash)
+            .bind(grant_id)
+            .bind(kind)
+            .bind(now)
+            .bind(token.expires_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Revokes a grant (and so every token it holds).
+    pub(in crate::store) async fn revoke(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        grant_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE oidc_grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(grant_id)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 }

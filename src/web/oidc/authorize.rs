@@ -13,7 +13,7 @@ use axum::Form;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use base64::Engine;
@@ -549,11 +549,7 @@ fn consent_page(
             .to_owned(),
         profile: wants_profile(&request.scope),
     })?;
-    if let Ok(csp) = HeaderValue::from_str(&crate::web::content_security_policy(&origin)) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, csp);
-    }
+    super::allow_forms_to(&mut response, &origin);
     Ok(response)
 }
 

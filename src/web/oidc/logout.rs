@@ -8,7 +8,7 @@ use askama::Template;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use tower_sessions::Session;
@@ -151,11 +151,7 @@ async fn logout_get(
         app_name: request.client.as_ref().map(|c| c.name.as_str()),
         fields: request.fields,
     })?;
-    if let Ok(csp) = HeaderValue::from_str(&crate::web::content_security_policy(&origin)) {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, csp);
-    }
+    super::allow_forms_to(&mut response, &origin);
     Ok(response)
 }
 

@@ -152,6 +152,16 @@ impl IntoResponse for JsonError {
     }
 }
 
+/// Lets a page's forms lead to `origin` (an app's redirect after the form's answer: browsers check
+/// `form-action` on redirects too).
+pub(crate) fn allow_forms_to(response: &mut Response, origin: &str) {
+    if let Ok(csp) = HeaderValue::from_str(&crate::web::content_security_policy(origin)) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+}
+
 /// Token responses are never cached (RFC 6749 §5.1).
 pub(crate) fn no_store() -> [(header::HeaderName, &'static str); 2] {
     [
