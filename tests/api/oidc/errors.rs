@@ -286,16 +286,12 @@ async fn client_authentication_fails_with_invalid_client() {
     // No authentication at all for a confidential client; both methods at once.
     let mut form = exchange(&code, VERIFIER);
     form.push(("client_id", &s.registered.client_id));
-    let (status, body, _) = token(
-        &s,
-        &Registered {
-            client_secret: None,
-            ..s.registered.clone()
-        },
-        None,
-        &form,
-    )
-    .await;
+    // The same client sending no Basic header: only what the form says.
+    let in_form = Registered {
+        client_secret: None,
+        ..s.registered.clone()
+    };
+    let (status, body, _) = token(&s, &in_form, None, &form).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("invalid_client"))
@@ -308,16 +304,7 @@ async fn client_authentication_fails_with_invalid_client() {
         (400, Some("invalid_request"))
     );
     // client_secret_post works.
-    let (status, body, _) = token(
-        &s,
-        &Registered {
-            client_secret: None,
-            ..s.registered.clone()
-        },
-        None,
-        &form,
-    )
-    .await;
+    let (status, body, _) = token(&s, &in_form, None, &form).await;
     assert_eq!(status, 200, "{body}");
 }
 

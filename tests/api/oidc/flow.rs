@@ -87,13 +87,9 @@ async fn an_app_signs_a_follower_in_and_reads_the_profile_through_its_oidc_libra
         "profile asks for snsapi_userinfo"
     );
 
-    let call = |r| s.http.call(r);
-    let info: Userinfo =
-        s.rp.user_info(tokens.access_token().clone(), None)
-            .unwrap()
-            .request_async(&call)
-            .await
-            .expect("userinfo answers");
+    let info = userinfo(&s, tokens.access_token())
+        .await
+        .expect("userinfo answers");
     assert_eq!(info.subject().as_str(), sub);
     let name = info
         .name()
@@ -137,13 +133,7 @@ async fn without_profile_the_portal_signs_in_silently_and_gives_only_the_subject
         (1, 0),
         "snsapi_base only"
     );
-    let call = |r| s.http.call(r);
-    let info: Userinfo =
-        s.rp.user_info(tokens.access_token().clone(), None)
-            .unwrap()
-            .request_async(&call)
-            .await
-            .unwrap();
+    let info = userinfo(&s, tokens.access_token()).await.unwrap();
     assert!(info.name().is_none() && info.picture().is_none());
 
     // Asking for the profile later takes one snsapi_userinfo round trip.
@@ -172,11 +162,7 @@ async fn refresh_tokens_rotate_and_a_replayed_one_revokes_the_sign_in() {
         .claims(&s.rp.id_token_verifier(), |_: Option<&Nonce>| Ok(()))
         .unwrap();
     assert_eq!(renewed_claims.subject(), claims.subject());
-    let info: Result<Userinfo, _> =
-        s.rp.user_info(renewed.access_token().clone(), None)
-            .unwrap()
-            .request_async(&call)
-            .await;
+    let info = userinfo(&s, renewed.access_token()).await;
     assert!(info.is_ok());
 
     // The first token again: a replay. Everything of this sign-in stops working.
@@ -192,11 +178,7 @@ async fn refresh_tokens_rotate_and_a_replayed_one_revokes_the_sign_in() {
             .request_async(&call)
             .await;
     assert!(after.is_err(), "the newer refresh token is revoked too");
-    let info: Result<Userinfo, _> =
-        s.rp.user_info(renewed.access_token().clone(), None)
-            .unwrap()
-            .request_async(&call)
-            .await;
+    let info = userinfo(&s, renewed.access_token()).await;
     assert!(info.is_err(), "and so is its access token");
 }
 
@@ -223,11 +205,7 @@ async fn revoking_the_refresh_token_ends_the_sign_in_for_that_app() {
         .await
         .unwrap();
     assert_eq!(revoked.status(), 200);
-    let info: Result<Userinfo, _> =
-        s.rp.user_info(tokens.access_token().clone(), None)
-            .unwrap()
-            .request_async(&call)
-            .await;
+    let info = userinfo(&s, tokens.access_token()).await;
     assert!(info.is_err());
     let refresh =
         s.rp.exchange_refresh_token(tokens.refresh_token().unwrap())
@@ -423,4 +401,17 @@ fn kid(jwt: &str) -> String {
     )
     .unwrap();
     header["kid"].as_str().unwrap().to_owned()
+}
+
+/// The app reads userinfo with an access token.
+async fn userinfo(
+    s: &Setup,
+    access_token: &openidconnect::AccessToken,
+) -> Result<Userinfo, String> {
+    let call = |r| s.http.call(r);
+    s.rp.user_info(access_token.clone(), None)
+        .unwrap()
+        .request_async(&call)
+        .await
+        .map_err(|e| format!("{e:?}"))
 }
