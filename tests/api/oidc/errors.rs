@@ -467,3 +467,41 @@ async fn discovery_names_the_issuer_and_every_endpoint() {
     );
     assert!(key.get("d").is_none(), "no private part published");
 }
+
+#[tokio::test]
+async fn spent_codes_grants_and_tokens_are_deleted_and_live_ones_kept() {
+    let s = setup(false, false).await;
+    let browser = Browser::new(&s.app);
+    let old = code(&s, &browser, "oTidy").await;
+    let (status, _, _) = token(&s, &s.registered, None, &exchange(&old, VERIFIER)).await;
+    assert_eq!(status, 200);
+    let live = code(&s, &browser, "oTidy").await;
+    let (status, kept, _) = token(&s, &s.registered, None, &exchange(&live, VERIFIER)).await;
+    assert_eq!(status, 200);
+    // The first sign-in's code and grant expired two days ago.
+    let mut db = s.app.raw_db().await;
+    let old_hash = wxportal::oidc::hash(&old);
+    db.execute(&format!(
+        "UPDATE oidc_codes SET expires_at = 1 WHERE code_hash = '{old_hash}'"
+    ))
+    .await;
+    db.execute(&format!(
+        "UPDATE oidc_grants SET expires_at = 1 WHERE id = (SELECT grant_id FROM oidc_codes WHERE code_hash = '{old_hash}')"
+    ))
+    .await;
+    let deleted = s.app.store.delete_spent_oidc().await.unwrap();
+    assert!(deleted >= 2, "{deleted}");
+    assert_eq!(
+        (
+            count(&s.app, "oidc_codes").await,
+            count(&s.app, "oidc_grants").await,
+            count(&s.app, "oidc_tokens").await
+        ),
+        (1, 1, 2),
+        "the live sign-in keeps its code, grant and two tokens"
+    );
+    assert_eq!(
+        userinfo_status(&s, kept["access_token"].as_str().unwrap()).await,
+        200
+    );
+}
