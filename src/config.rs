@@ -141,7 +141,7 @@ impl fmt::Display for Rate {
 /// far above what a follower or an operator does by hand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// `GET /auth/login` (`WXPORTAL_LIMIT_AUTH_LOGIN`, default `30/1m`).
+    /// `GET /auth/login` and an app's `/oidc/authorize` (`WXPORTAL_LIMIT_AUTH_LOGIN`, default `30/1m`).
     pub auth_login: Option<Rate>,
     /// `GET /auth/callback` (`WXPORTAL_LIMIT_AUTH_CALLBACK`, default `30/1m`).
     pub auth_callback: Option<Rate>,

@@ -72,7 +72,7 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .merge(portal::router())
         .merge(portal::oauth::router(&state))
         .merge(admin::router(&state))
-        .merge(oidc::pages());
+        .merge(oidc::pages(&state));
     if let Some(extra) = extra {
         pages = pages.merge(extra);
     }

@@ -30,6 +30,7 @@ use crate::oidc::{
 use crate::store::Client;
 use crate::time::unix_now;
 use crate::web::error::{AppError, ErrorPage};
+use crate::web::limits;
 use crate::web::portal::oauth::{Follower, SCOPE_BASE, SCOPE_USERINFO, found, login_path};
 use crate::web::sessions::Csrf;
 use crate::web::state::AppState;
@@ -45,11 +46,22 @@ const MAX_NONCE: usize = 255;
 /// `max_age` beyond ten years is a mistake.
 const MAX_MAX_AGE: i64 = 10 * 365 * 86_400;
 
-pub(super) fn router() -> Router<AppState> {
+/// Starting a sign-in for an app is limited per client as starting one for the portal is
+/// (`WXPORTAL_LIMIT_AUTH_LOGIN`): each code it issues is a row.
+pub(super) fn router(app: &AppState) -> Router<AppState> {
+    let limited = || {
+        axum::middleware::from_fn_with_state(
+            (std::sync::Arc::clone(&app.limits), limits::Route::AuthLogin),
+            limits::limit,
+        )
+    };
     Router::new()
-        .route("/oidc/authorize", get(authorize).post(authorize_post))
-        .route("/oidc/resume", get(resume))
-        .route("/oidc/consent", post(consent))
+        .route(
+            "/oidc/authorize",
+            get(authorize).post(authorize_post).route_layer(limited()),
+        )
+        .route("/oidc/resume", get(resume).route_layer(limited()))
+        .route("/oidc/consent", post(consent).route_layer(limited()))
 }
 
 /// An authorization request that passed its checks.

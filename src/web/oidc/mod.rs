@@ -25,8 +25,8 @@ use crate::web::error::AppError;
 use crate::web::state::AppState;
 
 /// The pages a follower's browser visits: under the session layer.
-pub fn pages() -> Router<AppState> {
-    authorize::router().merge(logout::router())
+pub fn pages(app: &AppState) -> Router<AppState> {
+    authorize::router(app).merge(logout::router())
 }
 
 /// What apps call from their servers or, for discovery, keys, tokens and userinfo, from a browser:

@@ -505,3 +505,22 @@ async fn spent_codes_grants_and_tokens_are_deleted_and_live_ones_kept() {
         200
     );
 }
+
+#[tokio::test]
+async fn starting_sign_ins_is_limited_per_client() {
+    let mock = MockWeChat::start().await;
+    let app = TestApp::spawn(&[
+        ("WXPORTAL_APPSECRET", crate::mock::APPSECRET),
+        ("WXPORTAL_WECHAT_API_URL", &mock.base),
+        ("WXPORTAL_LIMIT_AUTH_LOGIN", "2/1m"),
+    ])
+    .await;
+    let registered = register(&app, false, false).await;
+    let browser = Browser::new(&app);
+    let url = local(&authorize_url(&registered.client_id, ""));
+    for _ in 0..2 {
+        assert_eq!(browser.get(&url).await.status, 302);
+    }
+    let refused = browser.get(&url).await;
+    assert_eq!(refused.status, 429);
+}
