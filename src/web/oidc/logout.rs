@@ -29,8 +29,8 @@ pub(super) fn router() -> Router<AppState> {
 /// What a logout request asks, checked.
 struct LogoutRequest {
     client: Option<Client>,
-    /// The hint was a valid ID token of ours for `client`.
-    hinted: bool,
+    /// The `sub` of the hint, a valid ID token of ours for `client`.
+    hinted: Option<String>,
     /// Where to go afterwards: registered for `client`.
     redirect: Option<String>,
     /// The fields to carry through the confirmation form.
@@ -43,7 +43,7 @@ fn refused(zh: &str, en: &str) -> AppError {
 
 async fn parse(app: &AppState, params: &Params) -> Result<LogoutRequest, AppError> {
     let mut client_id = params.get("client_id").map(str::to_owned);
-    let mut hinted = false;
+    let mut hinted = None;
     if let Some(hint) = params.get("id_token_hint") {
         let jwks = app.oidc.keyring.jwks().await.map_err(|e| {
             tracing::error!(error = %e, "reading the signing keys failed");
@@ -67,7 +67,7 @@ async fn parse(app: &AppState, params: &Params) -> Result<LogoutRequest, AppErro
             ));
         }
         client_id = aud;
-        hinted = true;
+        hinted = claims["sub"].as_str().map(str::to_owned);
     }
     let client = match &client_id {
         Some(id) => Some(app.store.client(id).await?.ok_or_else(|| {
@@ -135,8 +135,18 @@ async fn logout_get(
     let params = Params::parse(query.unwrap_or_default().as_bytes())
         .map_err(|e| refused("退出链接的格式不正确。", &e.description))?;
     let request = parse(&app, &params).await?;
-    let signed_in = Follower::current(&session).await?.is_some();
-    if request.hinted || !signed_in {
+    // Signed out at once when nobody is signed in, or when the hint names the follower who is;
+    // otherwise (no hint, or another follower's token) the follower confirms.
+    let follower = Follower::current(&session).await?;
+    let hint_is_theirs = match (&follower, &request.hinted, &request.client) {
+        (Some(f), Some(sub), Some(client)) => {
+            app.oidc
+                .subject(&client.client_id, client.subject, &f.openid)
+                == *sub
+        }
+        _ => false,
+    };
+    if follower.is_none() || hint_is_theirs {
         return sign_out(&app, &session, &csrf, request).await;
     }
     let origin = request

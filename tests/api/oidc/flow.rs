@@ -326,10 +326,32 @@ async fn logout_with_the_id_token_ends_the_portal_session_and_returns_to_the_app
     sign_in(&s, &browser, "oLeaving", &[], &[]).await;
     assert_eq!(s.mock.calls(EXCHANGE), 2);
 
-    // Without a hint the follower confirms first; an unregistered place to go is never followed.
+    // Without a hint, or with another follower's, the follower confirms first; an unregistered place
+    // to go is never followed.
     let page = browser.get("/oidc/logout").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("id=\"logout-confirm\""));
+    let someone_else = Browser::new(&s.app);
+    let (theirs, _) = sign_in(&s, &someone_else, "oSomeoneElse", &[], &[]).await;
+    let page = browser
+        .get(&format!(
+            "/oidc/logout?id_token_hint={}",
+            theirs.id_token().unwrap()
+        ))
+        .await;
+    assert!(page.body.contains("id=\"logout-confirm\""), "{page:?}");
+    let confirmed = browser
+        .post_form(
+            "/oidc/logout",
+            &[
+                ("csrf", &page.csrf()),
+                ("post_logout_redirect_uri", LOGOUT_REDIRECT),
+                ("id_token_hint", &theirs.id_token().unwrap().to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.location.as_deref(), Some(LOGOUT_REDIRECT));
+    assert_ne!(browser.get("/me").await.status, 200);
     let bad = browser
         .get(&format!(
             "/oidc/logout?id_token_hint={hint}&post_logout_redirect_uri={}",
