@@ -466,6 +466,19 @@ async fn discovery_names_the_issuer_and_every_endpoint() {
         (Some("EC"), Some("ES256"))
     );
     assert!(key.get("d").is_none(), "no private part published");
+    // A single-page app may call the token endpoint from the browser: the preflight is answered.
+    let preflight = s
+        .app
+        .client
+        .request(reqwest::Method::OPTIONS, s.app.url("/oidc/token"))
+        .header("origin", "https://spa.example.com")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
 }
 
 #[tokio::test]
