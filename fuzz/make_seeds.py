@@ -21,6 +21,9 @@ for i, r in enumerate(fixtures["requests"]):
 for i, r in enumerate(fixtures["replies"]):
     write("reply_judge", f"{i:03}-{r['type']}", r["encrypted"] or r["plaintext"])
     write("reply_judge", f"{i:03}-{r['type']}-plain", r["plaintext"])
+write("id_token", "jwt", "eyJhbGciOiJFUzI1NiIsImtpZCI6ImsifQ.eyJzdWIiOiJhIn0.c2ln")
+write("id_token", "pkce", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk\nE9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+write("id_token", "uri", "https://shop.example.com/cb?x=1")
 write("oauth_state", "state", "02" + "00" * 41 + "\n/me?tab=1")
 menu = {"button": [{"type": "click", "name": "今日歌曲", "key": "V1001_TODAY_MUSIC"},
                    {"name": "菜单", "sub_button": [{"type": "view", "name": "搜索", "url": "http://www.soso.com/"},

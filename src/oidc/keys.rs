@@ -80,7 +80,8 @@ impl SigningKey {
         }
     }
 
-    fn from_row(row: &KeyRow) -> Result<Self, KeyError> {
+    /// The key pair a stored row holds.
+    pub fn from_row(row: &KeyRow) -> Result<Self, KeyError> {
         let unreadable = || KeyError::Unreadable(row.kid.clone());
         let pkcs8 = STANDARD
             .decode(&row.private_key)
