@@ -627,7 +627,7 @@ async fn a_follower_signs_in_to_the_sample_app_with_wechat_in_a_phone_browser() 
     let Some((_driver, client, _profile)) = phone_browser().await else {
         return;
     };
-    let (base, _dir, _banner) = spawn_demo().await;
+    let (base, _dir, banner) = spawn_demo().await;
 
     // The account's other app: one button.
     client.goto(&format!("{base}/_sim/app")).await.unwrap();
@@ -659,6 +659,43 @@ async fn a_follower_signs_in_to_the_sample_app_with_wechat_in_a_phone_browser() 
     wait_for(&client, "#consent").await;
     click(&client, "#allow").await;
     wait_for(&client, "#rp-name").await;
+
+    // An operator registers another app and sees its secret once.
+    client.goto(&format!("{base}/admin/clients")).await.unwrap();
+    wait_for(&client, "#login-form").await;
+    let field = |id: &'static str| client.find(Locator::Id(id));
+    field("name")
+        .await
+        .unwrap()
+        .send_keys("admin")
+        .await
+        .unwrap();
+    field("password")
+        .await
+        .unwrap()
+        .send_keys(&demo_password(&banner))
+        .await
+        .unwrap();
+    click(&client, "#sign-in").await;
+    wait_for(&client, "#new-client").await;
+    assert!(text_of(&client, "#clients").await.contains("demo-app"));
+    field("client-name")
+        .await
+        .unwrap()
+        .send_keys("积分商城")
+        .await
+        .unwrap();
+    field("client-redirects")
+        .await
+        .unwrap()
+        .send_keys("https://shop.example.com/callback")
+        .await
+        .unwrap();
+    click(&client, "#create-client").await;
+    wait_for(&client, "#shown-secret").await;
+    assert_eq!(text_of(&client, "#shown-secret").await.len(), 43);
+    assert_fits_the_phone(&client, "the apps page").await;
+    screenshot(&client, "oidc-4-admin-apps").await;
 
     let errors = console_errors(&client).await;
     assert!(errors.is_empty(), "console errors: {errors:?}");
