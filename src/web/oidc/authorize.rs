@@ -60,7 +60,7 @@ pub(super) fn router(app: &AppState) -> Router<AppState> {
             "/oidc/authorize",
             get(authorize).post(authorize_post).route_layer(limited()),
         )
-        .route("/oidc/resume", get(resume).route_layer(limited()))
+        .route(super::RESUME, get(resume).route_layer(limited()))
         .route("/oidc/consent", post(consent).route_layer(limited()))
 }
 
@@ -466,7 +466,7 @@ async fn proceed(
             } else {
                 SCOPE_BASE
             };
-            return Ok(found(&login_path(wechat_scope, "/oidc/resume")));
+            return Ok(found(&login_path(wechat_scope, super::RESUME)));
         }
     };
     let remembered = if client.consent {

@@ -24,6 +24,9 @@ use crate::oidc::{CLAIMS, ErrorCode, OidcError, ProviderError, SCOPES};
 use crate::web::error::AppError;
 use crate::web::state::AppState;
 
+/// Where the portal sends a follower back after signing them in for an app.
+pub(crate) const RESUME: &str = "/oidc/resume";
+
 /// The pages a follower's browser visits: under the session layer.
 pub fn pages(app: &AppState) -> Router<AppState> {
     authorize::router(app).merge(logout::router())

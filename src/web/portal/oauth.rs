@@ -263,6 +263,10 @@ async fn callback(
         // The follower pressed "refuse" (§6.2): the state is spent, nothing else is stored.
         app.store.consume_oauth_state(&row).await?;
         tracing::info!("the follower refused authorization");
+        if verified.next == crate::web::oidc::RESUME {
+            // Signing in to an app: the app hears `access_denied` from the provider.
+            return Ok(found(&verified.next));
+        }
         return Err(ErrorPage::new(
             StatusCode::FORBIDDEN,
             "未完成授权",

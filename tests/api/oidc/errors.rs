@@ -194,6 +194,28 @@ async fn a_tampered_wechat_state_mid_sign_in_issues_nothing() {
 }
 
 #[tokio::test]
+async fn a_follower_refusing_wechat_sends_access_denied_back_to_the_app() {
+    let s = setup(false, false).await;
+    let browser = Browser::new(&s.app);
+    let page = browser
+        .get(&local(&authorize_url(&s.registered.client_id, "")))
+        .await;
+    let login = page.location.unwrap();
+    let state = browser
+        .start_login(login.strip_prefix("/auth/login").unwrap())
+        .await;
+    // WeChat's "refuse": the callback with a state and no code.
+    let refused = browser.callback("", &state).await;
+    assert_eq!(refused.location.as_deref(), Some("/oidc/resume"));
+    let back = browser.get("/oidc/resume").await.location.unwrap();
+    let back = reqwest::Url::parse(&back).unwrap();
+    assert!(back.as_str().starts_with(REDIRECT));
+    assert_eq!(param(&back, "error").as_deref(), Some("access_denied"));
+    assert_eq!(param(&back, "state").as_deref(), Some("st4te"));
+    assert_eq!(count(&s.app, "oidc_codes").await, 0);
+}
+
+#[tokio::test]
 async fn pkce_must_answer_the_challenge() {
     let s = setup(false, false).await;
     let browser = Browser::new(&s.app);
