@@ -559,3 +559,28 @@ async fn starting_sign_ins_is_limited_per_client() {
     let refused = browser.get(&url).await;
     assert_eq!(refused.status, 429);
 }
+
+#[tokio::test]
+async fn a_posted_authorization_request_goes_on_as_the_same_get() {
+    let s = setup(false, false).await;
+    let browser = Browser::new(&s.app);
+    let form = [
+        ("response_type", "code"),
+        ("client_id", s.registered.client_id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("state", "posted"),
+    ];
+    let posted = browser.post_form("/oidc/authorize", &form).await;
+    assert_eq!(posted.status, 303);
+    let get = posted.location.unwrap();
+    assert!(
+        get.starts_with("/oidc/authorize?") && get.contains("state=posted"),
+        "{get}"
+    );
+    let back = follow(&browser, &s.mock, "oPoster", &format!("{PUBLIC_URL}{get}"))
+        .await
+        .unwrap();
+    assert_eq!(param(&back, "state").as_deref(), Some("posted"));
+    assert!(param(&back, "code").is_some());
+}
