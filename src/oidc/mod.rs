@@ -10,8 +10,6 @@
 pub mod clients;
 pub mod keys;
 
-use std::sync::Arc;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
@@ -542,9 +540,6 @@ pub fn claims_of(sub: String, user: Option<&User>, scope: &str) -> Value {
     }
     Value::Object(claims)
 }
-
-/// The provider as the application shares it.
-pub type SharedProvider = Arc<Provider>;
 
 #[cfg(test)]
 mod tests {

@@ -38,7 +38,7 @@ pub struct AppState {
     /// The counters `/metrics` shows.
     pub metrics: Arc<super::metrics::Metrics>,
     /// The OpenID Connect provider the account's apps sign in through.
-    pub oidc: crate::oidc::SharedProvider,
+    pub oidc: Arc<crate::oidc::Provider>,
     /// The address this server listens on (the simulator's chat posts to its own webhook there).
     pub local_addr: SocketAddr,
 }

@@ -444,16 +444,7 @@ async fn userinfo_wants_a_live_bearer_token() {
 #[tokio::test]
 async fn discovery_names_the_issuer_and_every_endpoint() {
     let s = setup(false, false).await;
-    let doc: Value = s
-        .app
-        .client
-        .get(s.app.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(&s.app, "/.well-known/openid-configuration").await;
     assert_eq!(doc["issuer"], PUBLIC_URL);
     assert_eq!(
         doc["code_challenge_methods_supported"],
@@ -472,16 +463,7 @@ async fn discovery_names_the_issuer_and_every_endpoint() {
             "{endpoint}"
         );
     }
-    let jwks: Value = s
-        .app
-        .client
-        .get(s.app.url("/oidc/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = get_json(&s.app, "/oidc/jwks").await;
     let key = &jwks["keys"][0];
     assert_eq!(
         (key["kty"].as_str(), key["alg"].as_str()),

@@ -368,16 +368,7 @@ async fn a_rotated_key_signs_new_tokens_and_the_old_one_stays_published() {
     let (before, _) = sign_in(&s, &browser, "oRotation", &[], &[]).await;
     let old_kid = kid(&before.id_token().unwrap().to_string());
     let new = wxportal::oidc::keys::rotate(&s.app.store).await.unwrap();
-    let jwks: serde_json::Value = s
-        .app
-        .client
-        .get(s.app.url("/oidc/jwks"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = get_json(&s.app, "/oidc/jwks").await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()

@@ -180,6 +180,18 @@ pub(super) fn param(url: &reqwest::Url, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// `GET path` on the server, as JSON.
+pub(super) async fn get_json(app: &TestApp, path: &str) -> serde_json::Value {
+    app.client
+        .get(app.url(path))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The server's rows of a table, for "nothing stored" checks.
 pub(super) async fn count(app: &TestApp, table: &str) -> i64 {
     app.rows(table).await
