@@ -323,6 +323,39 @@ impl Browser {
         fields: &[(&str, &str)],
         image: Option<(&str, Vec<u8>)>,
     ) -> Page {
+        self.send(self.multipart(path, fields, image)).await
+    }
+
+    /// Posts a body the server refuses before reading it all: its answer, or `None` when the server
+    /// closed the connection while the body was still being sent (the client then never reads the
+    /// answer; which of the two happens is a race).
+    pub async fn post_multipart_refused(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        image: Option<(&str, Vec<u8>)>,
+    ) -> Option<Page> {
+        match self
+            .prepare(self.multipart(path, fields, image))
+            .send()
+            .await
+        {
+            Ok(response) => Some(Page {
+                status: response.status().as_u16(),
+                location: None,
+                body: response.text().await.unwrap_or_default(),
+            }),
+            Err(e) if e.is_request() => None,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn multipart(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        image: Option<(&str, Vec<u8>)>,
+    ) -> reqwest::RequestBuilder {
         let mut form = reqwest::multipart::Form::new();
         for (name, value) in fields {
             form = form.text(name.to_string(), value.to_string());
@@ -333,11 +366,9 @@ impl Browser {
                 reqwest::multipart::Part::bytes(bytes).file_name(filename.to_owned()),
             );
         }
-        let request = self
-            .client
+        self.client
             .post(format!("{}{path}", self.base))
-            .multipart(form);
-        self.send(request).await
+            .multipart(form)
     }
 
     /// A GET whose answer is not text: status, content type and bytes.
