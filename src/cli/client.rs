@@ -47,7 +47,7 @@ pub enum OidcAction {
     RotateKey,
 }
 
-async fn open() -> Result<Store, CliError> {
+pub(super) async fn open() -> Result<Store, CliError> {
     let url = Config::database_url_from_env()?;
     Ok(Store::connect(&url, SqliteSync::Full).await?)
 }

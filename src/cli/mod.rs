@@ -9,6 +9,7 @@ pub mod qr;
 pub mod send;
 pub mod serve;
 pub mod template;
+pub mod token;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,7 @@ use menu::MenuAction;
 use qr::QrAction;
 use send::SendArgs;
 use template::TemplateAction;
+use token::TokenAction;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -104,6 +106,11 @@ pub enum Command {
         #[command(subcommand)]
         action: OidcAction,
     },
+    /// The HTTP API's tokens, each limited to its scopes (JSON).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
 }
 
 /// Why a command failed: printed on standard error, and the exit code is 1.
@@ -148,6 +155,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Qr { action } => report(qr::run(action).await),
         Command::Client { action } => report(client::run(action).await),
         Command::Oidc { action } => report(client::run_oidc(action).await),
+        Command::Token { action } => report(token::run(action).await),
         Command::Template { action } => report(template::run(action).await),
         Command::Admin { action } => report(admin::run(action).await),
         Command::Copy { from, to, force } => report(copy::run(&from, &to, force).await),

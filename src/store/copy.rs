@@ -363,6 +363,20 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "api_tokens",
+        key: &["id"],
+        identity: false,
+        columns: &[
+            ("id", Text),
+            ("name", Text),
+            ("token_hash", Text),
+            ("scopes", Text),
+            ("created_at", Int),
+            ("last_used_at", Int),
+            ("revoked_at", Int),
+        ],
+    },
+    Table {
         name: "sessions",
         key: &["id"],
         identity: false,
@@ -388,6 +402,7 @@ const DATA_TABLES: &[&str] = &[
     "oidc_codes",
     "oidc_tokens",
     "oidc_consents",
+    "api_tokens",
 ];
 
 /// Rows read and written at a time.

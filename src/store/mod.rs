@@ -9,6 +9,7 @@
 //! answered only after its commit. On PostgreSQL concurrent transactions commit together on their own.
 
 mod admins;
+mod api_tokens;
 mod campaigns;
 mod copy;
 mod credentials;
@@ -38,6 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::SqliteSync;
 
 pub use admins::{Admin, LoginAttempts};
+pub use api_tokens::ApiToken;
 pub use campaigns::{Audience, Campaign, CampaignState, NewCampaign, Progress, Template};
 pub use copy::{Cell, TableCount, copy};
 pub use credentials::CredentialRow;

@@ -234,3 +234,12 @@ impl IntoResponse for JsonError {
         response
     }
 }
+
+/// Sets `WWW-Authenticate` (RFC 6750 §3, RFC 7617) when there is a challenge to give.
+pub(crate) fn set_challenge(response: &mut Response, challenge: Option<String>) {
+    if let Some(value) = challenge.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+}

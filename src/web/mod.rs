@@ -3,6 +3,8 @@
 
 /// The operator's area under `/admin`.
 pub mod admin;
+/// The HTTP API under `/api/v1`, for the account's own systems.
+pub mod api;
 /// The one error type and its HTTP responses.
 pub mod error;
 /// `/jssdk/config`: the JS-SDK signature for our own pages.
@@ -86,6 +88,7 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
         .merge(webhook::router(&state.config))
         .merge(jssdk::router(&state))
         .merge(oidc::api())
+        .merge(api::router())
         .merge(pages);
     // Under https, browsers are told to never try plain http again.
     let hsts = state.config.is_https().then(|| {

@@ -590,3 +590,21 @@ pub async fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
     }
     check()
 }
+
+/// Runs the binary with only `WXPORTAL_DATABASE_URL` set: (succeeded, standard output — the JSON — or,
+/// on failure, standard error).
+pub fn wxportal_cli(args: &[&str], db: &str) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wxportal"))
+        .args(args)
+        .env_clear()
+        .env("WXPORTAL_DATABASE_URL", db)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let text = if out.status.success() {
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    } else {
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    (out.status.success(), text)
+}

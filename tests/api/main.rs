@@ -9,6 +9,7 @@ mod db;
 mod fixtures;
 mod hardening;
 mod helpers;
+mod http_api;
 mod metrics;
 mod mock;
 mod oidc;

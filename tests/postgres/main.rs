@@ -18,6 +18,8 @@ mod fixtures;
 mod hardening;
 #[path = "../api/helpers.rs"]
 mod helpers;
+#[path = "../api/http_api.rs"]
+mod http_api;
 #[path = "../api/instances.rs"]
 mod instances;
 #[path = "../api/metrics.rs"]

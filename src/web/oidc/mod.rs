@@ -146,11 +146,7 @@ impl IntoResponse for JsonError {
             )),
             _ => None,
         };
-        if let Some(value) = challenge.and_then(|v| HeaderValue::from_str(&v).ok()) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, value);
-        }
+        crate::web::error::set_challenge(&mut response, challenge);
         response
     }
 }

@@ -76,7 +76,7 @@ pub(crate) fn click(from: &str, key: &str) -> Push {
 }
 
 /// The OpenID of seeded follower `i`: 28 characters, as WeChat's are.
-pub(super) fn openid(i: usize) -> String {
+pub(crate) fn openid(i: usize) -> String {
     format!("oSeed{i:023}")
 }
 
@@ -85,7 +85,7 @@ pub(super) fn unionid(i: usize) -> String {
 }
 
 /// Inserts `n` followers straight into the database: [`openid`]`(i)`, nickname from `nickname(i)`.
-pub(super) async fn seed_users(app: &TestApp, n: usize, nickname: impl Fn(usize) -> String) {
+pub(crate) async fn seed_users(app: &TestApp, n: usize, nickname: impl Fn(usize) -> String) {
     let mut db = app.raw_db().await;
     let rows: Vec<String> = (0..n)
         .map(|i| {

@@ -1,34 +1,15 @@
 //! Apps registered from the command line and the admin area; the secret shown once, stored hashed.
 
-use std::process::Command;
-
 use serde_json::Value;
 
 use super::*;
 use crate::admin::{signed_in, with_admin};
 
-fn wxportal(args: &[&str], db: &str) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wxportal"))
-        .args(args)
-        .env_clear()
-        .env("WXPORTAL_DATABASE_URL", db)
-        .current_dir(std::env::temp_dir())
-        .output()
-        .unwrap();
-    // Standard output is the JSON; what went wrong is on standard error.
-    let text = if out.status.success() {
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    } else {
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    };
-    (out.status.success(), text)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cli_registers_lists_rotates_and_deletes_apps_and_rotates_the_key() {
     let (app, _mock) = provider().await;
     let db = app.db.url.clone();
-    let (ok, out) = wxportal(
+    let (ok, out) = wxportal_cli(
         &[
             "client",
             "create",
@@ -61,9 +42,9 @@ async fn the_cli_registers_lists_rotates_and_deletes_apps_and_rotates_the_key() 
             .contains(&secret)
     );
 
-    let (ok, out) = wxportal(&["client", "list"], &db);
+    let (ok, out) = wxportal_cli(&["client", "list"], &db);
     assert!(ok && out.contains(&id) && !out.contains(&secret), "{out}");
-    let (ok, out) = wxportal(&["client", "rotate-secret", &id], &db);
+    let (ok, out) = wxportal_cli(&["client", "rotate-secret", &id], &db);
     let rotated: Value = serde_json::from_str(&out).unwrap();
     assert!(ok && rotated["client_secret"].as_str().unwrap() != secret);
 
@@ -90,10 +71,10 @@ async fn the_cli_registers_lists_rotates_and_deletes_apps_and_rotates_the_key() 
             "https://shop.example.com/cb",
         ],
     ] {
-        let (ok, out) = wxportal(&bad, &db);
+        let (ok, out) = wxportal_cli(&bad, &db);
         assert!(!ok, "{bad:?}: {out}");
     }
-    let (ok, out) = wxportal(
+    let (ok, out) = wxportal_cli(
         &[
             "client",
             "create",
@@ -115,15 +96,15 @@ async fn the_cli_registers_lists_rotates_and_deletes_apps_and_rotates_the_key() 
     );
 
     let before = app.store.signing_keys().await.unwrap();
-    let (ok, out) = wxportal(&["oidc", "rotate-key"], &db);
+    let (ok, out) = wxportal_cli(&["oidc", "rotate-key"], &db);
     assert!(ok, "{out}");
     let keys = app.store.signing_keys().await.unwrap();
     assert_eq!(keys.len(), before.len() + 1);
     assert_eq!(keys.iter().filter(|k| k.retired_at.is_none()).count(), 1);
 
-    let (ok, _) = wxportal(&["client", "delete", &id], &db);
+    let (ok, _) = wxportal_cli(&["client", "delete", &id], &db);
     assert!(ok);
-    let (ok, out) = wxportal(&["client", "delete", &id], &db);
+    let (ok, out) = wxportal_cli(&["client", "delete", &id], &db);
     assert!(!ok && out.contains("no client"), "{out}");
 }
 

@@ -10,7 +10,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use wxportal::oidc::clients::{NewClient, Registered};
 
-use crate::helpers::{Browser, PUBLIC_URL, TestApp};
+use crate::helpers::{Browser, PUBLIC_URL, TestApp, wxportal_cli};
 use crate::mock::MockWeChat;
 
 mod demo;

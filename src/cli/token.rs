@@ -1,0 +1,93 @@
+//! `wxportal token`: the HTTP API's tokens (docs/api.md). Output is JSON; these need only
+//! `WXPORTAL_DATABASE_URL`.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::CliError;
+use super::client::open;
+use crate::web::api::{SCOPES, TOKEN_PREFIX};
+
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make a token and print it (it is shown this once; only its hash is kept).
+    Create {
+        /// What the token is for, such as the system that will hold it.
+        name: String,
+        /// What it may do, comma-separated: followers:read, messages:read.
+        #[arg(long, value_name = "SCOPES", value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+    },
+    /// List the tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by its id; it stops working at once on every instance.
+    Revoke { id: String },
+}
+
+/// Runs a `token` subcommand; the JSON to print.
+pub async fn run(action: TokenAction) -> Result<String, CliError> {
+    if let TokenAction::Create { name, scopes } = &action {
+        check(name, scopes)?;
+    }
+    let store = open().await?;
+    let result = match action {
+        TokenAction::Create { name, mut scopes } => {
+            scopes.sort();
+            scopes.dedup();
+            let id = hex::encode(rand::random::<[u8; 8]>());
+            let token = format!("{TOKEN_PREFIX}{}", crate::oidc::random_token());
+            store
+                .create_api_token(&id, name.trim(), &crate::oidc::hash(&token), &scopes)
+                .await
+                .map(|()| {
+                    json!({"id": id, "name": name.trim(), "scopes": scopes, "token": token})
+                        .to_string()
+                })
+                .map_err(CliError::from)
+        }
+        TokenAction::List => store
+            .api_tokens()
+            .await
+            .map(|all| {
+                let listed: Vec<_> = all
+                    .iter()
+                    .map(|t| {
+                        json!({
+                            "id": t.id,
+                            "name": t.name,
+                            "scopes": t.scopes,
+                            "created_at": t.created_at,
+                            "last_used_at": t.last_used_at,
+                            "revoked_at": t.revoked_at,
+                        })
+                    })
+                    .collect();
+                json!(listed).to_string()
+            })
+            .map_err(CliError::from),
+        TokenAction::Revoke { id } => match store.revoke_api_token(&id).await {
+            Ok(true) => Ok(json!({"revoked": id}).to_string()),
+            Ok(false) => Err(CliError::Refused(format!("no live token {id:?}"))),
+            Err(e) => Err(e.into()),
+        },
+    };
+    store.close().await;
+    result
+}
+
+/// A name and known scopes, or the sentence saying what is wrong.
+fn check(name: &str, scopes: &[String]) -> Result<(), CliError> {
+    if name.trim().is_empty() || name.chars().count() > 100 {
+        return Err(CliError::Refused(
+            "a token's name is 1 to 100 characters".into(),
+        ));
+    }
+    let known: Vec<&str> = SCOPES.iter().map(|(s, _)| *s).collect();
+    if let Some(unknown) = scopes.iter().find(|s| !known.contains(&s.as_str())) {
+        return Err(CliError::Refused(format!(
+            "unknown scope {unknown:?}; the scopes are {}",
+            known.join(", ")
+        )));
+    }
+    Ok(())
+}
