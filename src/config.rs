@@ -152,6 +152,8 @@ pub struct Limits {
     pub admin_login: Option<Rate>,
     /// `GET /jssdk/config` (`WXPORTAL_LIMIT_JSSDK`, default `120/1m`).
     pub jssdk: Option<Rate>,
+    /// Requests to `/api/v1` per API token (`WXPORTAL_LIMIT_API`, default `600/1m`), per instance.
+    pub api: Option<Rate>,
 }
 
 /// SQLite's durability level for the messages a reply depends on.
@@ -379,6 +381,7 @@ impl Config {
             code_exchange: rate("WXPORTAL_LIMIT_CODE_EXCHANGE", "10/10m"),
             admin_login: rate("WXPORTAL_LIMIT_ADMIN_LOGIN", "10/1m"),
             jssdk: rate("WXPORTAL_LIMIT_JSSDK", "120/1m"),
+            api: rate("WXPORTAL_LIMIT_API", "600/1m"),
         };
 
         let max_connections = match var("WXPORTAL_MAX_CONNECTIONS").map(|v| v.parse::<usize>()) {
@@ -597,6 +600,7 @@ impl Config {
             ),
             ("WXPORTAL_LIMIT_ADMIN_LOGIN", limit(self.limits.admin_login)),
             ("WXPORTAL_LIMIT_JSSDK", limit(self.limits.jssdk)),
+            ("WXPORTAL_LIMIT_API", limit(self.limits.api)),
         ]);
         lines
             .iter()

@@ -6,7 +6,7 @@ use image::{ImageFormat, Luma};
 use qrcode::QrCode as Matrix;
 use qrcode::render::svg;
 
-use crate::store::{NewQrCode, QrCode, Store, StoreError};
+use crate::store::{NewQrCode, Once, QrCode, Store, StoreError};
 use crate::time::unix_now;
 use crate::upstream::ApiError;
 use crate::upstream::account::Account;
@@ -43,6 +43,7 @@ pub async fn create(
     name: &str,
     expires_in: Option<i64>,
     created_by: &str,
+    once: Option<&Once>,
 ) -> Result<QrCode, QrError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
@@ -67,20 +68,41 @@ pub async fn create(
     let ticket = account.create_qr(&scene, expires_in).await?;
     let expires_at = expires_in.map(|asked| unix_now() + ticket.expire_seconds.unwrap_or(asked));
     let id = store
-        .add_qr_code(&NewQrCode {
-            name: name.to_owned(),
-            scene,
-            permanent: expires_in.is_none(),
-            ticket: ticket.ticket,
-            url: ticket.url,
-            expires_at,
-            created_by: created_by.to_owned(),
-        })
+        .add_qr_code(
+            &NewQrCode {
+                name: name.to_owned(),
+                scene,
+                permanent: expires_in.is_none(),
+                ticket: ticket.ticket,
+                url: ticket.url,
+                expires_at,
+                created_by: created_by.to_owned(),
+            },
+            once,
+        )
         .await?;
     tracing::info!(code = id, created_by, "QR code created");
     store.qr_code(id).await?.ok_or(QrError::Invalid(
         "the code vanished as it was stored".into(),
     ))
+}
+
+/// A code as the CLI and the HTTP API show it.
+pub fn to_json(code: &QrCode) -> serde_json::Value {
+    serde_json::json!({
+        "id": code.id,
+        "name": code.name,
+        "scene": code.scene,
+        "ticket": code.ticket,
+        "url": code.url,
+        "permanent": code.permanent,
+        "expires_at": code.expires_at,
+        "created_at": code.created_at,
+        "created_by": code.created_by,
+        "scans": code.scans,
+        "new_followers": code.new_followers,
+        "unfollowed": code.unfollowed,
+    })
 }
 
 fn matrix(url: &str) -> Matrix {

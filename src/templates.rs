@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::store::{Audience, NewCampaign, Store, StoreError, Template};
+use crate::store::{Audience, NewCampaign, Once, Store, StoreError, Template};
 use crate::time::unix_now;
 use crate::upstream::ApiError;
 use crate::upstream::account::Account;
@@ -202,6 +202,7 @@ pub async fn send(
     audience: &Audience,
     audience_words: &str,
     created_by: &str,
+    once: Option<&Once>,
 ) -> Result<(i64, i64), TemplateError> {
     let campaign = NewCampaign {
         template_id: body["template_id"].as_str().unwrap_or_default().to_owned(),
@@ -210,7 +211,7 @@ pub async fn send(
         rate,
         created_by: created_by.to_owned(),
     };
-    let (id, total) = store.create_campaign(&campaign, audience).await?;
+    let (id, total) = store.create_campaign(&campaign, audience, once).await?;
     tracing::info!(campaign = id, total, created_by, "template campaign queued");
     Ok((id, total))
 }

@@ -1,11 +1,9 @@
 //! `wxportal qr`: QR codes with a scene from a script; output is JSON.
 
 use clap::Subcommand;
-use serde_json::json;
 
 use super::CliError;
 use crate::qr::{self, QrError};
-use crate::store::QrCode;
 
 #[derive(Debug, Subcommand)]
 pub enum QrAction {
@@ -21,43 +19,25 @@ pub enum QrAction {
     List,
 }
 
-fn to_json(code: &QrCode) -> serde_json::Value {
-    json!({
-        "id": code.id,
-        "name": code.name,
-        "scene": code.scene,
-        "ticket": code.ticket,
-        "url": code.url,
-        "permanent": code.permanent,
-        "expires_at": code.expires_at,
-        "created_at": code.created_at,
-        "created_by": code.created_by,
-        "scans": code.scans,
-        "new_followers": code.new_followers,
-        "unfollowed": code.unfollowed,
-    })
-}
-
 /// Runs a `qr` subcommand; the JSON to print.
 pub async fn run(action: QrAction) -> Result<String, CliError> {
     let (_, store, account) = super::account_context().await?;
-    let result =
-        match action {
-            QrAction::Create { name, expires_in } => {
-                match qr::create(&store, &account, &name, expires_in, "cli").await {
-                    Ok(code) => Ok(to_json(&code).to_string()),
-                    Err(QrError::Invalid(why)) => Err(CliError::Refused(why)),
-                    Err(QrError::WeChat(source)) => Err(CliError::WeChat {
-                        what: "creating the QR code",
-                        source,
-                    }),
-                    Err(QrError::Store(e)) => Err(e.into()),
-                }
+    let result = match action {
+        QrAction::Create { name, expires_in } => {
+            match qr::create(&store, &account, &name, expires_in, "cli", None).await {
+                Ok(code) => Ok(qr::to_json(&code).to_string()),
+                Err(QrError::Invalid(why)) => Err(CliError::Refused(why)),
+                Err(QrError::WeChat(source)) => Err(CliError::WeChat {
+                    what: "creating the QR code",
+                    source,
+                }),
+                Err(QrError::Store(e)) => Err(e.into()),
             }
-            QrAction::List => store.qr_codes().await.map_err(CliError::from).map(|codes| {
-                serde_json::Value::Array(codes.iter().map(to_json).collect()).to_string()
-            }),
-        };
+        }
+        QrAction::List => store.qr_codes().await.map_err(CliError::from).map(|codes| {
+            serde_json::Value::Array(codes.iter().map(qr::to_json).collect()).to_string()
+        }),
+    };
     store.close().await;
     result
 }

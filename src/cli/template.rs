@@ -169,6 +169,7 @@ async fn send(
         &Audience::One(to.to_owned()),
         &format!("粉丝 · follower {to}"),
         "cli",
+        None,
     )
     .await
     .map_err(refused)?;

@@ -14,7 +14,8 @@ pub enum TokenAction {
     Create {
         /// What the token is for, such as the system that will hold it.
         name: String,
-        /// What it may do, comma-separated: followers:read, messages:read.
+        /// What it may do, comma-separated: followers:read, messages:read, messages:send,
+        /// templates:send, qr:write.
         #[arg(long, value_name = "SCOPES", value_delimiter = ',', required = true)]
         scopes: Vec<String>,
     },

@@ -6,7 +6,7 @@ use sqlx::{FromRow, QueryBuilder};
 
 use super::jobs::NEVER;
 use super::users::{postgres, sqlite};
-use super::{Job, Store, StoreError, UserQuery, on_pool};
+use super::{Job, Once, RecordOnce, Store, StoreError, UserQuery, on_pool};
 use crate::time::unix_now;
 
 /// One of the account's templates.
@@ -145,6 +145,7 @@ impl Store {
         &self,
         campaign: &NewCampaign,
         audience: &Audience,
+        once: Option<&Once>,
     ) -> Result<(i64, i64), StoreError> {
         let _turn = self.write_turn().await;
         let now = unix_now();
@@ -193,6 +194,7 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            tx.record_once(once, id).await?;
             tx.commit().await?;
             (id, total)
         }))

@@ -320,6 +320,18 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "api_idempotency",
+        key: &["token_id", "key"],
+        identity: false,
+        columns: &[
+            ("token_id", Text),
+            ("key", Text),
+            ("request_hash", Text),
+            ("resource_id", Int),
+            ("created_at", Int),
+        ],
+    },
+    Table {
         name: "oidc_codes",
         key: &["code_hash"],
         identity: false,
@@ -403,6 +415,7 @@ const DATA_TABLES: &[&str] = &[
     "oidc_tokens",
     "oidc_consents",
     "api_tokens",
+    "api_idempotency",
 ];
 
 /// Rows read and written at a time.

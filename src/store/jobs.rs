@@ -5,7 +5,7 @@ use sqlx::{FromRow, QueryBuilder};
 use tokio::sync::oneshot;
 
 use super::messages::WriteJob;
-use super::{Db, Store, StoreError, on_pool, per_backend};
+use super::{Db, Once, RecordOnce, Store, StoreError, on_pool, per_backend};
 use crate::time::unix_now;
 
 /// The kinds of work the outbox does.
@@ -296,26 +296,43 @@ impl Store {
         .await?))
     }
 
-    /// Queues an operator's customer-service message to `openid`; returns the job's id.
+    pub(crate) async fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
+        Ok(on_pool!(self, |pool| sqlx::query_as(
+            "SELECT * FROM outbox WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?))
+    }
+
+    /// Queues an operator's (or an API client's) customer-service message to `openid`; returns the
+    /// job's id. With `once`, the idempotency key is recorded in the same commit.
     pub(crate) async fn queue_custom(
         &self,
         openid: &str,
         payload: &str,
         author: &str,
+        once: Option<&Once>,
     ) -> Result<i64, StoreError> {
         let _turn = self.write_turn().await;
         let now = unix_now();
-        Ok(on_pool!(self, |pool| sqlx::query_scalar(
-            "INSERT INTO outbox (kind, openid, due_at, created_at, payload, author)
-             VALUES ('custom', $1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(openid)
-        .bind(now)
-        .bind(now)
-        .bind(payload)
-        .bind(author)
-        .fetch_one(pool)
-        .await?))
+        Ok(on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO outbox (kind, openid, due_at, created_at, payload, author)
+                 VALUES ('custom', $1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(openid)
+            .bind(now)
+            .bind(now)
+            .bind(payload)
+            .bind(author)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.record_once(once, id).await?;
+            tx.commit().await?;
+            id
+        }))
     }
 
     /// The newest `limit` messages sent to `openid` through the outbox (late replies and operators'

@@ -13,6 +13,7 @@ mod api_tokens;
 mod campaigns;
 mod copy;
 mod credentials;
+mod idempotency;
 mod jobs;
 mod media;
 mod messages;
@@ -43,6 +44,8 @@ pub use api_tokens::ApiToken;
 pub use campaigns::{Audience, Campaign, CampaignState, NewCampaign, Progress, Template};
 pub use copy::{Cell, TableCount, copy};
 pub use credentials::CredentialRow;
+pub(crate) use idempotency::RecordOnce;
+pub use idempotency::{Made, Once};
 pub(crate) use jobs::Attempt;
 pub use jobs::{Job, JobKind, JobState, OutboxCounts};
 pub use media::Media;
@@ -202,6 +205,9 @@ pub enum StoreError {
     Writer(std::sync::Arc<sqlx::Error>),
     #[error("the database writer has stopped")]
     WriterGone,
+    /// An idempotency key was recorded by another request while this one ran (nothing was written).
+    #[error("the idempotency key was used by another request at the same time")]
+    KeyTaken,
     /// `PostgreSQL 12` and older lack what the schema uses.
     #[error("{0}")]
     Unsupported(String),
@@ -437,6 +443,11 @@ impl Store {
                 && !self.is_closed()
             {
                 tracing::warn!(error = %e, "deleting spent sign-in codes and tokens failed");
+            }
+            if let Err(e) = self.delete_old_idempotency_keys().await
+                && !self.is_closed()
+            {
+                tracing::warn!(error = %e, "deleting old idempotency keys failed");
             }
         }
     }

@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{Store, StoreError, on_pool};
+use super::{Once, RecordOnce, Store, StoreError, on_pool};
 use crate::time::unix_now;
 
 /// A code to create: WeChat's answer to `qrcode/create` with the name and scene it was asked for.
@@ -61,23 +61,31 @@ macro_rules! with_counts {
 
 impl Store {
     /// Stores a created code; returns its id.
-    pub(crate) async fn add_qr_code(&self, code: &NewQrCode) -> Result<i64, StoreError> {
+    pub(crate) async fn add_qr_code(
+        &self,
+        code: &NewQrCode,
+        once: Option<&Once>,
+    ) -> Result<i64, StoreError> {
         let _turn = self.write_turn().await;
         Ok(on_pool!(self, |pool| {
-            sqlx::query_scalar(
-            "INSERT INTO qr_codes (name, scene, permanent, ticket, url, expires_at, created_at, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(&code.name)
-        .bind(&code.scene)
-        .bind(code.permanent)
-        .bind(&code.ticket)
-        .bind(&code.url)
-        .bind(code.expires_at)
-        .bind(unix_now())
-        .bind(&code.created_by)
-        .fetch_one(pool)
-        .await?
+            let mut tx = pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO qr_codes (name, scene, permanent, ticket, url, expires_at, created_at, created_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+            )
+            .bind(&code.name)
+            .bind(&code.scene)
+            .bind(code.permanent)
+            .bind(&code.ticket)
+            .bind(&code.url)
+            .bind(code.expires_at)
+            .bind(unix_now())
+            .bind(&code.created_by)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.record_once(once, id).await?;
+            tx.commit().await?;
+            id
         }))
     }
 

@@ -105,6 +105,8 @@ pub struct Limits {
     pub code_exchange: Keyed,
     pub admin_login: Keyed,
     pub jssdk: Keyed,
+    /// Per API token, not per address.
+    pub api: Keyed,
     /// The proxy header that names the client, if one is trusted ([`client_key`]).
     pub client_ip_header: Option<HeaderName>,
 }
@@ -118,6 +120,7 @@ impl Limits {
             code_exchange: Keyed::new(rates.code_exchange),
             admin_login: Keyed::new(rates.admin_login),
             jssdk: Keyed::new(rates.jssdk),
+            api: Keyed::new(rates.api),
             client_ip_header: config.client_ip_header.clone(),
         }
     }
@@ -138,6 +141,7 @@ impl Limits {
                 &self.code_exchange,
                 &self.admin_login,
                 &self.jssdk,
+                &self.api,
             ] {
                 keyed.tidy();
             }

@@ -18,7 +18,7 @@ mod fixtures;
 mod hardening;
 #[path = "../api/helpers.rs"]
 mod helpers;
-#[path = "../api/http_api.rs"]
+#[path = "../api/http_api/mod.rs"]
 mod http_api;
 #[path = "../api/instances.rs"]
 mod instances;

@@ -169,7 +169,7 @@ impl Entry {
 }
 
 /// Whether the window is open at `now`, and the sentence that says so.
-fn window(last_interaction: Option<i64>, now: i64) -> (bool, String) {
+pub(crate) fn window(last_interaction: Option<i64>, now: i64) -> (bool, String) {
     match last_interaction {
         None => (
             false,
@@ -292,9 +292,13 @@ pub(crate) fn upload_refused(e: MediaError, back: &str) -> AppError {
 }
 
 /// The customer-service message the form asks for, or why it cannot be sent.
-fn message_of(openid: &str, form: &AnswerForm) -> Result<Value, (&'static str, String)> {
-    let text = form.text.trim();
-    let media_id = form.media_id.trim();
+pub(crate) fn message_of(
+    openid: &str,
+    text: &str,
+    media_id: &str,
+) -> Result<Value, (&'static str, String)> {
+    let text = text.trim();
+    let media_id = media_id.trim();
     match (text.is_empty(), media_id.is_empty()) {
         (true, true) => Err((
             "请输入回复内容或图片 media_id。",
@@ -367,12 +371,12 @@ pub async fn answer(
                 .map_err(|e| upload_refused(e, &back))?;
             json!({"touser": openid, "msgtype": "image", "image": {"media_id": media.media_id}})
         }
-        None => message_of(&openid, &form)
+        None => message_of(&openid, &form.text, &form.media_id)
             .map_err(|(zh, en)| refused(StatusCode::BAD_REQUEST, zh, &en, &back))?,
     };
     let job = app
         .store
-        .queue_custom(&openid, &message.to_string(), &frame.nav.admin)
+        .queue_custom(&openid, &message.to_string(), &frame.nav.admin, None)
         .await?;
     app.outbox.wake();
     tracing::info!(job, admin = %frame.nav.admin, "operator answer queued");
@@ -383,29 +387,21 @@ pub async fn answer(
 mod tests {
     use super::*;
 
-    fn form(text: &str, media_id: &str) -> AnswerForm {
-        AnswerForm {
-            text: text.into(),
-            media_id: media_id.into(),
-            message: None,
-        }
-    }
-
     #[test]
     fn the_form_becomes_a_customer_service_message_or_a_reason() {
         assert_eq!(
-            message_of("o1", &form("  你好 <b>  ", "")).unwrap(),
+            message_of("o1", "  你好 <b>  ", "").unwrap(),
             json!({"touser": "o1", "msgtype": "text", "text": {"content": "你好 <b>"}})
         );
         assert_eq!(
-            message_of("o1", &form("", "M-1_a")).unwrap(),
+            message_of("o1", "", "M-1_a").unwrap(),
             json!({"touser": "o1", "msgtype": "image", "image": {"media_id": "M-1_a"}})
         );
-        assert!(message_of("o1", &form(" ", "")).is_err());
-        assert!(message_of("o1", &form("a", "M")).is_err());
-        assert!(message_of("o1", &form("", "a/b")).is_err());
-        assert!(message_of("o1", &form(&"长".repeat(MAX_TEXT_CHARS), "")).is_ok());
-        assert!(message_of("o1", &form(&"长".repeat(MAX_TEXT_CHARS + 1), "")).is_err());
+        assert!(message_of("o1", " ", "").is_err());
+        assert!(message_of("o1", "a", "M").is_err());
+        assert!(message_of("o1", "", "a/b").is_err());
+        assert!(message_of("o1", &"长".repeat(MAX_TEXT_CHARS), "").is_ok());
+        assert!(message_of("o1", &"长".repeat(MAX_TEXT_CHARS + 1), "").is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 pub mod auth;
 mod clients;
-mod conversation;
+pub(crate) mod conversation;
 mod dashboard;
 mod frame;
 mod menu;

@@ -114,6 +114,7 @@ pub async fn create(
         &form.name,
         expires_in,
         &frame.nav.admin,
+        None,
     )
     .await;
     match created {

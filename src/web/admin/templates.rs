@@ -284,6 +284,7 @@ pub async fn submit(
         &audience,
         &words,
         &frame.nav.admin,
+        None,
     )
     .await
     .map_err(|e| match e {

@@ -9,8 +9,11 @@ use wxportal::wechat::MessageMode;
 use crate::admin::{openid, seed_users};
 use crate::helpers::*;
 
+mod openapi;
+mod write;
+
 /// Makes a token with `scopes` through the CLI; (id, token).
-fn token(app: &TestApp, scopes: &str) -> (String, String) {
+pub(crate) fn token(app: &TestApp, scopes: &str) -> (String, String) {
     let (ok, out) = wxportal_cli(&["token", "create", "crm", "--scopes", scopes], &app.db.url);
     assert!(ok, "{out}");
     let made: Value = serde_json::from_str(&out).unwrap();
@@ -20,25 +23,82 @@ fn token(app: &TestApp, scopes: &str) -> (String, String) {
     )
 }
 
-/// GET `path` with `token` (if any): status, the `WWW-Authenticate` header, the JSON body.
-async fn get(app: &TestApp, path: &str, token: Option<&str>) -> (u16, String, Value) {
-    let mut request = app.client.get(app.url(path));
+/// What the API answered: status, headers, the JSON body.
+pub(crate) struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub json: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// `method path` with `token` (if any), a raw JSON `body` (if any) and more `headers`.
+pub(crate) async fn call(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut request = app.client.request(method, app.url(path));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+    }
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
-    let challenge = response
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    let body = response.text().await.unwrap();
-    let json = serde_json::from_str(&body).unwrap_or_else(|_| panic!("not JSON: {body}"));
-    (status, challenge, json)
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    Reply {
+        status,
+        headers,
+        json,
+    }
 }
 
-fn code(body: &Value) -> &str {
+/// GET `path` with `token` (if any): status, the `WWW-Authenticate` header, the JSON body.
+async fn get(app: &TestApp, path: &str, token: Option<&str>) -> (u16, String, Value) {
+    let reply = call(app, reqwest::Method::GET, path, token, None, &[]).await;
+    (reply.status, reply.header("www-authenticate"), reply.json)
+}
+
+/// POST `body` to `path` with `token`, and an `Idempotency-Key` if one is given.
+pub(crate) async fn post(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+    key: Option<&str>,
+) -> Reply {
+    let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+    call(
+        app,
+        reqwest::Method::POST,
+        path,
+        token,
+        Some(body),
+        &headers,
+    )
+    .await
+}
+
+pub(crate) fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }
 
