@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::CliError;
 use super::client::open;
-use crate::web::api::{SCOPES, TOKEN_PREFIX};
+use crate::web::api::tokens::{self, TokenError};
 
 #[derive(Debug, Subcommand)]
 pub enum TokenAction {
@@ -27,25 +27,19 @@ pub enum TokenAction {
 
 /// Runs a `token` subcommand; the JSON to print.
 pub async fn run(action: TokenAction) -> Result<String, CliError> {
+    // Refused before the database is opened.
     if let TokenAction::Create { name, scopes } = &action {
-        check(name, scopes)?;
+        tokens::check(name, scopes).map_err(refused)?;
     }
     let store = open().await?;
     let result = match action {
-        TokenAction::Create { name, mut scopes } => {
-            scopes.sort();
-            scopes.dedup();
-            let id = hex::encode(rand::random::<[u8; 8]>());
-            let token = format!("{TOKEN_PREFIX}{}", crate::oidc::random_token());
-            store
-                .create_api_token(&id, name.trim(), &crate::oidc::hash(&token), &scopes)
-                .await
-                .map(|()| {
-                    json!({"id": id, "name": name.trim(), "scopes": scopes, "token": token})
-                        .to_string()
-                })
-                .map_err(CliError::from)
-        }
+        TokenAction::Create { name, scopes } => tokens::issue(&store, &name, &scopes)
+            .await
+            .map(|t| {
+                json!({"id": t.id, "name": t.name, "scopes": t.scopes, "token": t.token})
+                    .to_string()
+            })
+            .map_err(refused),
         TokenAction::List => store
             .api_tokens()
             .await
@@ -76,19 +70,9 @@ pub async fn run(action: TokenAction) -> Result<String, CliError> {
     result
 }
 
-/// A name and known scopes, or the sentence saying what is wrong.
-fn check(name: &str, scopes: &[String]) -> Result<(), CliError> {
-    if name.trim().is_empty() || name.chars().count() > 100 {
-        return Err(CliError::Refused(
-            "a token's name is 1 to 100 characters".into(),
-        ));
+fn refused(e: TokenError) -> CliError {
+    match e {
+        TokenError::Invalid(why) => CliError::Refused(why),
+        TokenError::Store(e) => e.into(),
     }
-    let known: Vec<&str> = SCOPES.iter().map(|(s, _)| *s).collect();
-    if let Some(unknown) = scopes.iter().find(|s| !known.contains(&s.as_str())) {
-        return Err(CliError::Refused(format!(
-            "unknown scope {unknown:?}; the scopes are {}",
-            known.join(", ")
-        )));
-    }
-    Ok(())
 }

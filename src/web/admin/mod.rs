@@ -17,6 +17,7 @@ mod outbox;
 mod qr;
 mod rules;
 mod templates;
+mod tokens;
 mod upload;
 mod users;
 
@@ -110,6 +111,9 @@ fn table() -> Table {
         .post("/admin/clients", clients::create)
         .post("/admin/clients/{client_id}/rotate", clients::rotate)
         .post("/admin/clients/{client_id}/delete", clients::delete)
+        .get("/admin/tokens", tokens::list)
+        .post("/admin/tokens", tokens::create)
+        .post("/admin/tokens/{id}/revoke", tokens::revoke)
 }
 
 /// Every route that requires a signed-in admin, with its method (paths as declared, `{param}` included).

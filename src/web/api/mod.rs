@@ -7,6 +7,7 @@
 //! may match on them; the messages are for people and may change.
 
 mod read;
+pub mod tokens;
 mod write;
 
 use axum::extract::FromRequestParts;

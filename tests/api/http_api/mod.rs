@@ -363,3 +363,53 @@ async fn pagination_walks_100000_followers_each_once_and_search_narrows_them() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_area_makes_shows_once_and_revokes_tokens() {
+    let app = crate::admin::with_admin(&[]).await;
+    let (browser, csrf) = crate::admin::signed_in(&app).await;
+    let made = browser
+        .post_form(
+            "/admin/tokens",
+            &[
+                ("csrf", csrf.as_str()),
+                ("name", "订单系统"),
+                ("scope", "followers:read"),
+                ("scope", "templates:send"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status, 200, "{}", made.body);
+    let token = made
+        .body
+        .split("id=\"shown-token\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert!(token.starts_with("wxp_"));
+    let (status, _, _) = get(&app, "/api/v1/followers", Some(&token)).await;
+    assert_eq!(status, 200);
+    let listed = browser.get("/admin/tokens").await;
+    assert!(!listed.body.contains(&token), "shown once only");
+    assert!(listed.body.contains("followers:read templates:send"));
+    let bad = browser
+        .post_form(
+            "/admin/tokens",
+            &[("csrf", csrf.as_str()), ("name", "x"), ("scope", "root")],
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(app.rows("api_tokens").await, 1);
+    let id = app.raw_db().await.text("SELECT id FROM api_tokens").await;
+    let revoked = browser
+        .post_form(
+            &format!("/admin/tokens/{id}/revoke"),
+            &[("csrf", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(revoked.status, 303);
+    let (status, _, _) = get(&app, "/api/v1/followers", Some(&token)).await;
+    assert_eq!(status, 401);
+    app.stop().await;
+}
