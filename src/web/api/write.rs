@@ -66,10 +66,15 @@ fn answer_json(job: &Job) -> Value {
     })
 }
 
-async fn answer_response(app: &AppState, id: i64, replayed: bool) -> Result<Response, ApiError> {
+async fn answer_response(
+    app: &AppState,
+    id: i64,
+    status: StatusCode,
+    replayed: bool,
+) -> Result<Response, ApiError> {
     match app.store.job(id).await? {
         Some(job) if job.kind == JobKind::Custom => {
-            Ok(created(StatusCode::ACCEPTED, replayed, answer_json(&job)))
+            Ok(created(status, replayed, answer_json(&job)))
         }
         _ => Err(ApiError::new(ErrorCode::NotFound, "no such answer")),
     }
@@ -87,7 +92,9 @@ pub(super) async fn answer(
     caller.require("messages:send")?;
     let route = format!("POST /api/v1/followers/{openid}/answers");
     let once = match Idempotency::of(&app, &caller, &headers, &route, &bytes).await? {
-        Idempotency::Made(id) => return answer_response(&app, id, true).await,
+        Idempotency::Made(id) => {
+            return answer_response(&app, id, StatusCode::ACCEPTED, true).await;
+        }
         Idempotency::Fresh(once) => once,
     };
     let asked: AnswerBody = body(&bytes)?;
@@ -117,7 +124,7 @@ pub(super) async fn answer(
         app.outbox.wake();
         tracing::info!(job, token = caller.0.id, "API answer queued");
     }
-    answer_response(&app, job, replayed).await
+    answer_response(&app, job, StatusCode::ACCEPTED, replayed).await
 }
 
 /// `GET /api/v1/answers/{id}`: where an answer is (queued, sending, done, failed).
@@ -127,9 +134,7 @@ pub(super) async fn answer_status(
     Path(job): Path<String>,
 ) -> Result<Response, ApiError> {
     caller.require("messages:send")?;
-    let mut response = answer_response(&app, id(&job, "answer")?, false).await?;
-    *response.status_mut() = StatusCode::OK;
-    Ok(response)
+    answer_response(&app, id(&job, "answer")?, StatusCode::OK, false).await
 }
 
 /// A field's value: `"text"`, or `{"value": "text", "color": "#RRGGBB"}`.
