@@ -80,6 +80,14 @@ impl App {
             config.template_rate,
         ));
         tokio::spawn(Arc::clone(&outbox).run());
+        let subscriptions = crate::events::Subscriptions::load(store.clone()).await?;
+        tokio::spawn(Arc::clone(&subscriptions).watch());
+        let deliverer = Arc::new(crate::events::Deliverer::new(
+            store.clone(),
+            http.clone(),
+            config.events_timeout,
+        ));
+        tokio::spawn(Arc::clone(&deliverer).run());
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
             addr: config.bind,
             source,
@@ -95,6 +103,8 @@ impl App {
             replies,
             account,
             outbox,
+            subscriptions,
+            deliverer,
             sns: Arc::new(SnsClient::new(
                 upstream,
                 &config.appid,

@@ -88,6 +88,8 @@ pub struct Config {
     /// Template messages sent per second by a campaign, across every instance
     /// (`WXPORTAL_TEMPLATE_RATE`, default 20).
     pub template_rate: i64,
+    /// How long an event endpoint has to answer (`WXPORTAL_EVENTS_TIMEOUT`, seconds, default 10).
+    pub events_timeout: std::time::Duration,
 }
 
 /// A request rate: at most `count` at once, refilled evenly over `per` (`30/1m`: a burst of 30, then one
@@ -432,11 +434,21 @@ impl Config {
             }
         };
 
+        let events_timeout = match var("WXPORTAL_EVENTS_TIMEOUT").map(|v| v.parse::<u64>()) {
+            None => 10,
+            Some(Ok(n)) if (1..=60).contains(&n) => n,
+            Some(_) => {
+                problems.push("WXPORTAL_EVENTS_TIMEOUT must be a number of seconds, 1 to 60.".into());
+                10
+            }
+        };
+
         if !problems.is_empty() {
             return Err(ConfigError(problems));
         }
         Ok(Self {
             template_rate,
+            events_timeout: std::time::Duration::from_secs(events_timeout),
             metrics,
             retention,
             limits,
@@ -579,6 +591,10 @@ impl Config {
             (
                 "WXPORTAL_TEMPLATE_RATE",
                 format!("{} messages/s", self.template_rate),
+            ),
+            (
+                "WXPORTAL_EVENTS_TIMEOUT",
+                format!("{} s", self.events_timeout.as_secs()),
             ),
             (
                 "WXPORTAL_METRICS",

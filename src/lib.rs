@@ -7,7 +7,8 @@
 //! cli, demo                 commands; the demo's stand-in for WeChat
 //! app                       wiring: opens the store, starts the workers, serves `web`
 //! web                       everything that speaks HTTP to browsers and to WeChat's server
-//! outbox, replies, oidc     background delivery; what the account answers; the OIDC provider
+//! outbox, events, replies,  background delivery to WeChat and to the account's endpoints; what the
+//!   oidc                      account answers; the OIDC provider
 //! upstream                  the outbound client of WeChat's HTTP API, with the shared access_token
 //! store                     all SQL
 //! config, wechat, time,    settings; the protocol, free of HTTP; clocks; password hashes
@@ -22,6 +23,8 @@ pub mod cli;
 pub mod config;
 /// `wxportal demo`: its set-up and its stand-in for WeChat's servers and a follower's phone.
 pub mod demo;
+/// Event webhooks out: what happens on the account, signed and delivered to the account's systems.
+pub mod events;
 /// Images uploaded as permanent material, with thumbnails.
 pub mod media;
 /// wxportal as an OpenID Connect provider for the account's own apps.

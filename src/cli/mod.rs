@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod client;
 pub mod copy;
+pub mod endpoint;
 pub mod menu;
 pub mod qr;
 pub mod send;
@@ -27,6 +28,7 @@ use menu::MenuAction;
 use qr::QrAction;
 use send::SendArgs;
 use template::TemplateAction;
+use endpoint::EndpointAction;
 use token::TokenAction;
 
 #[derive(Debug, Parser)]
@@ -111,6 +113,11 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Where events (messages, follows, sign-ins …) are posted, signed (JSON).
+    Endpoint {
+        #[command(subcommand)]
+        action: EndpointAction,
+    },
 }
 
 /// Why a command failed: printed on standard error, and the exit code is 1.
@@ -156,6 +163,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Client { action } => report(client::run(action).await),
         Command::Oidc { action } => report(client::run_oidc(action).await),
         Command::Token { action } => report(token::run(action).await),
+        Command::Endpoint { action } => report(endpoint::run(action).await),
         Command::Template { action } => report(template::run(action).await),
         Command::Admin { action } => report(admin::run(action).await),
         Command::Copy { from, to, force } => report(copy::run(&from, &to, force).await),

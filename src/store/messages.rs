@@ -8,8 +8,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use sqlx::{Connection, QueryBuilder, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::endpoints::QueueEvent;
 use super::jobs::Attempt;
-use super::{Db, JobKind, Scan, Store, StoreError, on_pool, per_backend};
+use super::{Db, JobKind, NewEvent, Scan, Store, StoreError, on_pool, per_backend};
 
 /// The most messages committed in one transaction (13 bound values each, well under SQLite's limit).
 const MAX_BATCH: usize = 256;
@@ -42,6 +43,10 @@ pub struct NewMessage {
     /// TEMPLATESENDJOBFINISH's (msgid, status): set on the template send it names, in the same commit.
     #[sqlx(skip)]
     pub template_finished: Option<(String, String)>,
+    /// The event to tell the account's endpoints of, queued in the same commit if this try is the first
+    /// (its `data.message_id` is filled in then).
+    #[sqlx(skip)]
+    pub tell: Option<NewEvent>,
 }
 
 /// What happened to a message handed to [`Store::record_message`].
@@ -275,7 +280,7 @@ async fn commit_batch(
     // jobs or attempts the one multi-row statement below is atomic on its own and needs no transaction
     // around it.
     let messages: Vec<&NewMessage> = messages.iter().map(|(m, _)| &**m).collect();
-    if attempts.is_empty() && messages.iter().all(|m| m.jobs.is_empty()) {
+    if attempts.is_empty() && messages.iter().all(|m| m.jobs.is_empty() && m.tell.is_none()) {
         return sqlite::insert_batch(conn, &messages).await;
     }
     let mut tx = conn.begin().await?;
@@ -365,6 +370,11 @@ pub(super) async fn insert_batch(
                 .bind(msgid)
                 .execute(&mut *conn)
                 .await?;
+        }
+        if let Some(event) = &m.tell {
+            let mut event = event.clone();
+            event.data["message_id"] = id.into();
+            conn.queue_event(&event, m.received_at).await?;
         }
         for kind in &m.jobs {
             sqlx::query(

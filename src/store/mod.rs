@@ -13,6 +13,7 @@ mod api_tokens;
 mod campaigns;
 mod copy;
 mod credentials;
+mod endpoints;
 mod idempotency;
 mod jobs;
 mod media;
@@ -44,6 +45,10 @@ pub use api_tokens::ApiToken;
 pub use campaigns::{Audience, Campaign, CampaignState, NewCampaign, Progress, Template};
 pub use copy::{Cell, TableCount, copy};
 pub use credentials::CredentialRow;
+pub(crate) use endpoints::QueueEvent;
+pub use endpoints::{
+    Delivery, DeliveryAttempt, DeliveryState, Endpoint, EndpointSummary, EventType, NewEvent,
+};
 pub(crate) use idempotency::RecordOnce;
 pub use idempotency::{Made, Once};
 pub(crate) use jobs::Attempt;

@@ -2,7 +2,7 @@
 
 use sqlx::QueryBuilder;
 
-use super::{Dialect, Store, StoreError, on_pool, per_backend};
+use super::{Dialect, QueueEvent, Store, StoreError, on_pool, per_backend};
 use crate::time::unix_now;
 
 /// A follower as stored.
@@ -79,7 +79,7 @@ impl Store {
 
     /// Stores a completed authorization and marks its state done, in one transaction: the follower's
     /// row is created or updated (one row per openid, however many authorize at once), the profile
-    /// replaced when one was fetched, and never half of it.
+    /// replaced when one was fetched, the sign-in's event queued for the endpoints, and never half of it.
     pub(crate) async fn save_authorization(
         &self,
         nonce: &str,
@@ -87,12 +87,16 @@ impl Store {
         unionid: Option<&str>,
         tokens: &Tokens,
         profile: Option<&Profile>,
+        tell: Option<&super::NewEvent>,
     ) -> Result<(), StoreError> {
         let now = unix_now();
         let _turn = self.write_turn().await;
         on_pool!(self, |pool, sql| {
             let mut tx = pool.begin().await?;
             sql::upsert_profile(&mut tx, openid, unionid, tokens, profile, now).await?;
+            if let Some(event) = tell {
+                tx.queue_event(event, now).await?;
+            }
             sqlx::query(
                     "UPDATE oauth_states SET outcome = 'done', openid = $1, finished_at = $2 WHERE nonce = $3",
                 )

@@ -27,6 +27,10 @@ pub struct AppState {
     pub account: Account,
     /// Work for WeChat's API that must not be lost.
     pub outbox: Arc<Outbox>,
+    /// Which event types the account's endpoints want, cached.
+    pub subscriptions: Arc<crate::events::Subscriptions>,
+    /// Delivers queued events to the account's endpoints.
+    pub deliverer: Arc<crate::events::Deliverer>,
     /// The session-cookie and OAuth-state keys.
     pub keys: Keys,
     /// Set by `wxportal demo`: the WeChat simulator is mounted and pages carry its banner.

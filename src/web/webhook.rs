@@ -318,6 +318,8 @@ async fn process(
         }
         _ => None,
     };
+    let tell = state.subscriptions.filter(crate::events::of_inbound(msg));
+    let tells = tell.is_some();
     let queues_work = !jobs.is_empty();
     let recorded = state
         .store
@@ -338,10 +340,14 @@ async fn process(
             jobs,
             scan,
             template_finished,
+            tell,
         })
         .await?;
     if queues_work {
         state.outbox.wake();
+    }
+    if tells {
+        state.deliverer.wake();
     }
     state.metrics.message(match recorded {
         Recorded::Inserted => MessageOutcome::Stored,

@@ -100,6 +100,8 @@ struct DashboardTemplate {
     chart_height: i64,
     /// What the pruner keeps, in words.
     kept: String,
+    /// Event endpoints switched off (after failing for a day, or by an operator).
+    endpoints_off: Vec<crate::store::Endpoint>,
 }
 
 fn bars(per_day: &[(i64, i64)]) -> (Vec<Bar>, i64) {
@@ -145,6 +147,7 @@ pub async fn show(State(app): State<AppState>, frame: Frame) -> Result<Response,
         chart_width: CHART_WIDTH,
         chart_height: CHART_HEIGHT,
         kept: kept(app.config.retention),
+        endpoints_off: app.store.failed_endpoints().await?,
     })
 }
 

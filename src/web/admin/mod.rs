@@ -17,6 +17,7 @@ mod outbox;
 mod qr;
 mod rules;
 mod templates;
+mod endpoints;
 mod tokens;
 mod upload;
 mod users;
@@ -114,6 +115,12 @@ fn table() -> Table {
         .get("/admin/tokens", tokens::list)
         .post("/admin/tokens", tokens::create)
         .post("/admin/tokens/{id}/revoke", tokens::revoke)
+        .get("/admin/endpoints", endpoints::list)
+        .post("/admin/endpoints", endpoints::create)
+        .get("/admin/endpoints/{id}", endpoints::detail)
+        .post("/admin/endpoints/{id}/rotate", endpoints::rotate)
+        .post("/admin/endpoints/{id}/deliveries/{delivery}/resend", endpoints::resend)
+        .post("/admin/endpoints/{id}/{action}", endpoints::change)
 }
 
 /// Every route that requires a signed-in admin, with its method (paths as declared, `{param}` included).

@@ -365,6 +365,14 @@ async fn exchange(
     } else {
         None
     };
+    let tell = app
+        .subscriptions
+        .filter(Some(crate::events::oauth_signin(
+            &grant.openid,
+            grant.unionid.as_deref(),
+            &grant.scope,
+            profile.as_ref(),
+        )));
     app.store
         .save_authorization(
             &row.nonce,
@@ -372,8 +380,12 @@ async fn exchange(
             grant.unionid.as_deref(),
             &tokens_of(&grant),
             profile.as_ref(),
+            tell.as_ref(),
         )
         .await?;
+    if tell.is_some() {
+        app.deliverer.wake();
+    }
     sign_in(
         app,
         visit,
