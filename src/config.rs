@@ -438,7 +438,8 @@ impl Config {
             None => 10,
             Some(Ok(n)) if (1..=60).contains(&n) => n,
             Some(_) => {
-                problems.push("WXPORTAL_EVENTS_TIMEOUT must be a number of seconds, 1 to 60.".into());
+                problems
+                    .push("WXPORTAL_EVENTS_TIMEOUT must be a number of seconds, 1 to 60.".into());
                 10
             }
         };

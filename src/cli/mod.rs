@@ -24,11 +24,11 @@ use crate::store::{Store, StoreError};
 use crate::upstream::ApiError;
 use admin::AdminAction;
 use client::{ClientAction, OidcAction};
+use endpoint::EndpointAction;
 use menu::MenuAction;
 use qr::QrAction;
 use send::SendArgs;
 use template::TemplateAction;
-use endpoint::EndpointAction;
 use token::TokenAction;
 
 #[derive(Debug, Parser)]

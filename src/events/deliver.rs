@@ -158,7 +158,12 @@ impl Deliverer {
                         response: answer,
                     }
                 } else {
-                    self.failed(&delivery, Some(status.as_u16()), format!("HTTP {status}"), Some(answer))
+                    self.failed(
+                        &delivery,
+                        Some(status.as_u16()),
+                        format!("HTTP {status}"),
+                        Some(answer),
+                    )
                 }
             }
             Err(e) => {
@@ -186,7 +191,9 @@ impl Deliverer {
                 attempt = delivery.attempts,
                 "event delivered"
             ),
-            DeliveryAttempt::Failed { error, retry_at, .. } => tracing::info!(
+            DeliveryAttempt::Failed {
+                error, retry_at, ..
+            } => tracing::info!(
                 delivery = delivery.id,
                 event = delivery.uid,
                 endpoint = endpoint.id,
@@ -204,7 +211,9 @@ impl Deliverer {
             ),
             Ok(false) => {}
             // The claim lapses and the delivery is attempted again.
-            Err(e) => tracing::error!(delivery = delivery.id, error = %e, "recording a delivery failed"),
+            Err(e) => {
+                tracing::error!(delivery = delivery.id, error = %e, "recording a delivery failed")
+            }
         }
     }
 

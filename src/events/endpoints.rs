@@ -118,7 +118,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(types, [EventType::Message, EventType::Subscribe]);
-        assert_eq!(check("http://127.0.0.1:9/x", &names(&["*"])).unwrap().len(), 7);
+        assert_eq!(
+            check("http://127.0.0.1:9/x", &names(&["*"])).unwrap().len(),
+            7
+        );
     }
 
     #[test]
@@ -133,7 +136,10 @@ mod tests {
             ("https://example.com/", ""),
         ] {
             assert!(
-                matches!(check(url, &names(&[events])), Err(EndpointError::Invalid(_))),
+                matches!(
+                    check(url, &names(&[events])),
+                    Err(EndpointError::Invalid(_))
+                ),
                 "{url} {events}"
             );
         }

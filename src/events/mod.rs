@@ -90,7 +90,9 @@ pub fn of_inbound(msg: &Inbound) -> Option<NewEvent> {
             (EventType::Subscribe, json!({ "scene": scene }))
         }
         MessageKind::Event(Event::Unsubscribe) => (EventType::Unsubscribe, json!({})),
-        MessageKind::Event(Event::Scan { scene, .. }) => (EventType::Scan, json!({ "scene": scene })),
+        MessageKind::Event(Event::Scan { scene, .. }) => {
+            (EventType::Scan, json!({ "scene": scene }))
+        }
         MessageKind::Event(Event::Click { key }) => (EventType::Click, json!({ "key": key })),
         MessageKind::Event(Event::TemplateSendJobFinish { msg_id, status }) => (
             EventType::TemplateFinish,

@@ -59,7 +59,11 @@ pub fn verify(secret: &str, id: &str, timestamp: i64, body: &[u8], header: &str)
     header.split(' ').any(|sig| {
         sig.strip_prefix("v1,")
             .and_then(|b64| STANDARD.decode(b64).ok())
-            .is_some_and(|bytes| mac(secret, id, timestamp, body).verify_slice(&bytes).is_ok())
+            .is_some_and(|bytes| {
+                mac(secret, id, timestamp, body)
+                    .verify_slice(&bytes)
+                    .is_ok()
+            })
     })
 }
 

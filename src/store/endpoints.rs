@@ -354,7 +354,8 @@ impl Store {
         reason: Option<&str>,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let changed = on_pool!(self, |pool| sqlx::query(
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
             "UPDATE endpoints SET enabled = $1, disabled_reason = $2, failing_since = NULL WHERE id = $3"
         )
         .bind(enabled)
@@ -362,7 +363,8 @@ impl Store {
         .bind(id)
         .execute(pool)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(changed == 1)
     }
 
@@ -374,7 +376,8 @@ impl Store {
         previous_until: i64,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
-        let changed = on_pool!(self, |pool| sqlx::query(
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
             "UPDATE endpoints SET previous_secret = secret, previous_until = $1, secret = $2 WHERE id = $3"
         )
         .bind(previous_until)
@@ -382,7 +385,8 @@ impl Store {
         .bind(id)
         .execute(pool)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(changed == 1)
     }
 
@@ -551,9 +555,7 @@ impl Store {
                         "UPDATE endpoints SET enabled = FALSE, disabled_reason = $1
                          WHERE id = $2 AND enabled AND failing_since <= $3",
                     )
-                    .bind(format!(
-                        "every attempt failed for a day; the last: {error}"
-                    ))
+                    .bind(format!("every attempt failed for a day; the last: {error}"))
                     .bind(endpoint_id)
                     .bind(now - DISABLE_AFTER_SECS)
                     .execute(&mut *tx)
@@ -597,7 +599,8 @@ impl Store {
     pub async fn resend_delivery(&self, endpoint_id: i64, id: i64) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let now = unix_now();
-        let changed = on_pool!(self, |pool| sqlx::query(
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
             "UPDATE deliveries SET state = 'queued', due_at = $1, give_up_at = $2, finished_at = NULL
              WHERE id = $3 AND endpoint_id = $4 AND state IN ('done', 'failed')"
         )
@@ -607,7 +610,8 @@ impl Store {
         .bind(endpoint_id)
         .execute(pool)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(changed == 1)
     }
 

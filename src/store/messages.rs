@@ -280,7 +280,11 @@ async fn commit_batch(
     // jobs or attempts the one multi-row statement below is atomic on its own and needs no transaction
     // around it.
     let messages: Vec<&NewMessage> = messages.iter().map(|(m, _)| &**m).collect();
-    if attempts.is_empty() && messages.iter().all(|m| m.jobs.is_empty() && m.tell.is_none()) {
+    if attempts.is_empty()
+        && messages
+            .iter()
+            .all(|m| m.jobs.is_empty() && m.tell.is_none())
+    {
         return sqlite::insert_batch(conn, &messages).await;
     }
     let mut tx = conn.begin().await?;

@@ -1,4 +1,4 @@
-//! Retention: old messages and finished outbox jobs are deleted in small batches, each its own short
+//! Retention: old messages, finished outbox jobs and event deliveries are deleted in small batches, each its own short
 //! write, so the pruner never holds the write lock long. Expired sessions and spent authorization states
 //! are deleted by the hourly clean-up (see [`Store::connect`]).
 
@@ -12,7 +12,7 @@ use crate::time::unix_now;
 pub struct Retention {
     /// Messages (with their replies) received within this many days; `None` keeps every message.
     pub messages_days: Option<u32>,
-    /// Finished outbox jobs (sent or given up) within this many days.
+    /// Finished outbox jobs and event deliveries (sent or given up) within this many days.
     pub jobs_days: u32,
 }
 
@@ -40,11 +40,24 @@ const OLD_JOBS: &str = "DELETE FROM outbox WHERE id IN (
     SELECT id FROM outbox WHERE state IN ('done', 'failed') AND finished_at < $1
     ORDER BY id LIMIT $2)";
 
+/// Event deliveries done or given up before `$1`.
+const OLD_DELIVERIES: &str = "DELETE FROM deliveries WHERE id IN (
+    SELECT id FROM deliveries WHERE state IN ('done', 'failed') AND finished_at < $1
+    ORDER BY id LIMIT $2)";
+
+/// Events from before `$1` that no delivery needs any more.
+const OLD_EVENTS: &str = "DELETE FROM events WHERE id IN (
+    SELECT id FROM events WHERE created_at < $1
+      AND NOT EXISTS (SELECT 1 FROM deliveries WHERE deliveries.event_id = events.id)
+    ORDER BY id LIMIT $2)";
+
 /// What one pass deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {
     pub messages: u64,
     pub jobs: u64,
+    /// Finished event deliveries, and the events none of them needs any more.
+    pub deliveries: u64,
 }
 
 impl Store {
@@ -55,11 +68,21 @@ impl Store {
         let jobs = self
             .delete_in_batches(OLD_JOBS, days(retention.jobs_days))
             .await?;
+        let deliveries = self
+            .delete_in_batches(OLD_DELIVERIES, days(retention.jobs_days))
+            .await?
+            + self
+                .delete_in_batches(OLD_EVENTS, days(retention.jobs_days))
+                .await?;
         let messages = match retention.messages_days {
             Some(n) => self.delete_in_batches(OLD_MESSAGES, days(n)).await?,
             None => 0,
         };
-        Ok(Pruned { messages, jobs })
+        Ok(Pruned {
+            messages,
+            jobs,
+            deliveries,
+        })
     }
 
     async fn delete_in_batches(&self, sql: &'static str, before: i64) -> Result<u64, StoreError> {
@@ -95,6 +118,7 @@ impl Store {
                 Ok(pruned) if pruned != Pruned::default() => tracing::info!(
                     messages = pruned.messages,
                     jobs = pruned.jobs,
+                    deliveries = pruned.deliveries,
                     "old rows deleted"
                 ),
                 Ok(_) => {}

@@ -565,6 +565,26 @@ impl Drop for ServerProcess {
     }
 }
 
+/// Posts `push` to the instance at `base` (plaintext mode) as WeChat does: status and body, or `None`
+/// when the instance could not be reached.
+pub async fn post_to(client: &reqwest::Client, base: &str, push: &Push) -> Option<(u16, String)> {
+    let signed = push.sign(
+        TOKEN,
+        MessageMode::Plain,
+        None,
+        &unix_now().to_string(),
+        &wxportal::cli::send::nonce(),
+    );
+    let response = client
+        .post(signed.url(&format!("{base}/wechat")))
+        .header("content-type", "text/xml")
+        .body(signed.body.clone())
+        .send()
+        .await
+        .ok()?;
+    Some((response.status().as_u16(), response.text().await.ok()?))
+}
+
 /// The operator `ops` in `db` (through a store of the test's own, closed by the caller) and a client
 /// that follows no redirect, to sign in with.
 pub async fn with_operator(db: &TestDb) -> (Store, reqwest::Client) {

@@ -7,8 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wxportal::time::unix_now;
-use wxportal::wechat::MessageMode;
 use wxportal::wechat::push::Push;
 
 use crate::account::add_rule;
@@ -32,26 +30,6 @@ async fn three(db: &TestDb, mock: &MockWeChat) -> Vec<ServerProcess> {
         ServerProcess::start(db, &vars)
     );
     vec![a, b, c]
-}
-
-/// Posts `push` to the instance at `base` (plaintext mode) as WeChat does: status and body, or `None`
-/// when the instance could not be reached.
-async fn post_to(client: &reqwest::Client, base: &str, push: &Push) -> Option<(u16, String)> {
-    let signed = push.sign(
-        TOKEN,
-        MessageMode::Plain,
-        None,
-        &unix_now().to_string(),
-        &wxportal::cli::send::nonce(),
-    );
-    let response = client
-        .post(signed.url(&format!("{base}/wechat")))
-        .header("content-type", "text/xml")
-        .body(signed.body.clone())
-        .send()
-        .await
-        .ok()?;
-    Some((response.status().as_u16(), response.text().await.ok()?))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,6 +6,7 @@ mod admin;
 mod browser;
 mod cli;
 mod db;
+mod events;
 mod fixtures;
 mod hardening;
 mod helpers;

@@ -57,6 +57,20 @@ async fn old_messages_and_finished_jobs_are_deleted_and_the_rest_kept() {
         now - 2 * 86_400
     ))
     .await;
+    // Event deliveries: one done 40 days ago (it goes, and its event with it), one of 40 days ago still
+    // queued and one done 2 days ago (both stay, with their events).
+    raw.execute(&format!(
+        "INSERT INTO endpoints (id, url, events, secret, created_at) VALUES (1, 'http://127.0.0.1:9/', 'message', 'whsec_x', {old});
+         INSERT INTO events (id, uid, type, payload, created_at) VALUES
+             (1, 'evt_old', 'message', '{{}}', {old}), (2, 'evt_queued', 'message', '{{}}', {old}),
+             (3, 'evt_recent', 'message', '{{}}', {recent});
+         INSERT INTO deliveries (event_id, endpoint_id, state, due_at, give_up_at, created_at, finished_at) VALUES
+             (1, 1, 'done', {old}, {old}, {old}, {old}), (2, 1, 'queued', {future}, {future}, {old}, NULL),
+             (3, 1, 'done', {recent}, {recent}, {recent}, {recent});",
+        recent = now - 2 * 86_400,
+        future = now + 86_400,
+    ))
+    .await;
 
     let app = TestApp::spawn_in(
         db.clone(),
@@ -94,6 +108,14 @@ async fn old_messages_and_finished_jobs_are_deleted_and_the_rest_kept() {
         "oOld3",
         "only the finished job of 2 days ago is kept"
     );
+    assert_eq!(
+        raw.number("SELECT count(*) FROM events WHERE uid IN ('evt_queued', 'evt_recent')")
+            .await
+            + raw.number("SELECT count(*) FROM events").await,
+        4,
+        "a finished delivery goes after the days kept, and its event with it"
+    );
+    assert_eq!(raw.number("SELECT count(*) FROM deliveries").await, 2);
     // The followers stay: only their old messages went.
     assert!(raw.number("SELECT count(*) FROM users").await >= 53);
 

@@ -12,6 +12,8 @@ mod cli;
 mod copy;
 #[path = "../api/db.rs"]
 mod db;
+#[path = "../api/events/mod.rs"]
+mod events;
 #[path = "../api/fixtures.rs"]
 mod fixtures;
 #[path = "../api/hardening/mod.rs"]

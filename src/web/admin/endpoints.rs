@@ -39,7 +39,11 @@ struct ListTemplate {
     shown: Option<Shown>,
 }
 
-async fn list_page(app: &AppState, frame: Frame, shown: Option<Shown>) -> Result<Response, AppError> {
+async fn list_page(
+    app: &AppState,
+    frame: Frame,
+    shown: Option<Shown>,
+) -> Result<Response, AppError> {
     render(&ListTemplate {
         layout: frame.layout,
         nav: frame.nav,
@@ -234,11 +238,14 @@ pub async fn change(
     app.subscriptions.reload().await?;
     app.deliverer.wake();
     tracing::info!(admin = %frame.nav.admin, endpoint = id, action, "event endpoint changed");
-    Ok(see_other(if action == "delete" {
-        "/admin/endpoints".to_owned()
-    } else {
-        format!("/admin/endpoints/{id}")
-    }.as_str()))
+    Ok(see_other(
+        if action == "delete" {
+            "/admin/endpoints".to_owned()
+        } else {
+            format!("/admin/endpoints/{id}")
+        }
+        .as_str(),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

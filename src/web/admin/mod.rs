@@ -10,6 +10,7 @@ pub mod auth;
 mod clients;
 pub(crate) mod conversation;
 mod dashboard;
+mod endpoints;
 mod frame;
 mod menu;
 mod messages;
@@ -17,7 +18,6 @@ mod outbox;
 mod qr;
 mod rules;
 mod templates;
-mod endpoints;
 mod tokens;
 mod upload;
 mod users;
@@ -119,7 +119,10 @@ fn table() -> Table {
         .post("/admin/endpoints", endpoints::create)
         .get("/admin/endpoints/{id}", endpoints::detail)
         .post("/admin/endpoints/{id}/rotate", endpoints::rotate)
-        .post("/admin/endpoints/{id}/deliveries/{delivery}/resend", endpoints::resend)
+        .post(
+            "/admin/endpoints/{id}/deliveries/{delivery}/resend",
+            endpoints::resend,
+        )
         .post("/admin/endpoints/{id}/{action}", endpoints::change)
 }
 

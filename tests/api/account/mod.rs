@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 use wxportal::time::unix_now;
-use wxportal::wechat::MessageMode;
 
 use crate::admin::{reply_to, signed_in, unescape, with_admin};
 use crate::helpers::*;

@@ -153,21 +153,8 @@ async fn queued_replies_survive_kill_9_and_only_a_cut_off_send_repeats() {
             &format!("慢 {i}"),
             &format!("77{i}"),
         );
-        let signed = push.sign(
-            TOKEN,
-            MessageMode::Plain,
-            None,
-            &unix_now().to_string(),
-            &wxportal::cli::send::nonce(),
-        );
-        let response = client
-            .post(format!("{}/wechat", server.base))
-            .query(&signed.query)
-            .body(signed.body.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.text().await.unwrap(), "success");
+        let (status, body) = post_to(&client, &server.base, &push).await.unwrap();
+        assert_eq!((status, body.as_str()), (200, "success"));
     }
     assert!(eventually(5, || mock.sent().len() == 8).await);
     let cut_off: Vec<Value> = mock.sent().iter().map(|m| m["touser"].clone()).collect();

@@ -26,7 +26,7 @@ pub(crate) async fn portal() -> (TestApp, MockWeChat) {
 }
 
 /// Login → consent (the mock's code) → callback: the callback's answer.
-pub(super) async fn authorize(
+pub(crate) async fn authorize(
     browser: &Browser,
     mock: &MockWeChat,
     openid: &str,

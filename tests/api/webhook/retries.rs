@@ -77,6 +77,7 @@ async fn the_store_keeps_the_first_of_two_writes_racing_for_one_message() {
         jobs: Vec::new(),
         scan: None,
         template_finished: None,
+        tell: None,
     };
     let (a, b) = tokio::join!(
         app.store.record_message(message("first")),
@@ -134,6 +135,7 @@ async fn under_a_steady_stream_of_messages_the_write_ahead_log_starts_over() {
                         jobs: Vec::new(),
                         scan: None,
                         template_finished: None,
+                        tell: None,
                     };
                     app.store.record_message(message).await.unwrap();
                     stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
