@@ -73,10 +73,12 @@ impl App {
         let upstream = Upstream::new(http.clone(), &config.wechat_api_url);
         let account = account(&config, &store, upstream.clone());
         tokio::spawn(Arc::clone(&account.credentials).keep_fresh());
+        let bots = Arc::new(crate::bot::Bots::load(&store, http.clone()).await?);
         let outbox = Arc::new(Outbox::new(
             store.clone(),
             account.clone(),
             Arc::clone(&replies),
+            Arc::clone(&bots),
             config.template_rate,
         ));
         tokio::spawn(Arc::clone(&outbox).run());
@@ -105,6 +107,7 @@ impl App {
             outbox,
             subscriptions,
             deliverer,
+            bots,
             sns: Arc::new(SnsClient::new(
                 upstream,
                 &config.appid,

@@ -17,6 +17,8 @@
 
 /// Wiring: the bound server, its workers and its state.
 pub mod app;
+/// The account's bot: a reply rule that asks a URL for its answer, within a budget.
+pub mod bot;
 /// The command line: serve, check, demo, send, admin, menu.
 pub mod cli;
 /// Settings from the environment, validated at once.

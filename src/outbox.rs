@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
 
+use crate::bot::{self, Bots};
 use crate::replies::Replies;
 use crate::store::{Attempt, FollowerInfo, Job, JobKind, Store};
 use crate::time::unix_now;
@@ -109,6 +110,7 @@ pub struct Outbox {
     store: Store,
     account: Account,
     replies: Arc<Replies>,
+    bots: Arc<Bots>,
     owner: String,
     wake: Notify,
     /// Template messages sent per second by this process, at most: a campaign's jobs are due at its
@@ -123,7 +125,13 @@ fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Outbox {
-    pub fn new(store: Store, account: Account, replies: Arc<Replies>, template_rate: i64) -> Self {
+    pub fn new(
+        store: Store,
+        account: Account,
+        replies: Arc<Replies>,
+        bots: Arc<Bots>,
+        template_rate: i64,
+    ) -> Self {
         let per_second =
             std::num::NonZeroU32::new(template_rate.clamp(1, i64::from(u32::MAX)) as u32)
                 .unwrap_or(std::num::NonZeroU32::MIN);
@@ -136,6 +144,7 @@ impl Outbox {
             store,
             account,
             replies,
+            bots,
             owner: crate::store::owner_id(),
             wake: Notify::new(),
             bodies: std::sync::Mutex::default(),
@@ -355,8 +364,16 @@ impl Outbox {
         }
     }
 
-    /// Answers the job's message with the rule that matches it now, as a customer-service message.
+    /// Answers the job's message, as a customer-service message: with the bot's answer handed over by
+    /// the webhook, or else with the rule that matches it now (asking its bot, if it has one).
     async fn reply(&self, job: &Job) -> Result<Sent, Failure> {
+        self.window_open(&job.openid).await?;
+        if let Some(payload) = job.payload.as_deref() {
+            let message: serde_json::Value = serde_json::from_str(payload).map_err(|e| {
+                Failure::permanent(format!("the stored answer is unreadable: {e}"))
+            })?;
+            return self.send(&message).await;
+        }
         let message = match job.message_id {
             Some(id) => self.store.message(id).await?,
             None => None,
@@ -372,13 +389,39 @@ impl Outbox {
             // The rule was switched off or deleted since: nothing to say any more.
             return Ok(Sent::default());
         };
-        let Some(custom) = custom_message(&job.openid, &answer.reply) else {
+        let reply = match &answer.bot {
+            None => answer.reply,
+            Some(rule) => {
+                let id = bot::question_id(&message.message.dedup_key);
+                match self.bots.ask(rule, &inbound, &id, bot::TIMEOUT).await {
+                    Ok(Some(reply)) => reply,
+                    Ok(None) => return Ok(Sent::default()),
+                    Err(e) => {
+                        tracing::warn!(job = job.id, error = %e, "the bot failed; sending the rule's fallback");
+                        answer.reply
+                    }
+                }
+            }
+        };
+        let Some(custom) = custom_message(&job.openid, &reply) else {
             return Err(Failure::permanent(format!(
                 "a {} reply cannot be sent as a customer-service message",
-                answer.reply.msg_type()
+                reply.msg_type()
             )));
         };
         self.send(&custom).await
+    }
+
+    /// Customer-service messages reach only a follower who interacted in the last 48 hours
+    /// (docs/wechat.md §9): past that the job is given up without a call WeChat would refuse (45015).
+    async fn window_open(&self, openid: &str) -> Result<(), Failure> {
+        let last = self.store.last_interaction(openid).await?;
+        if last.is_none_or(|at| unix_now() - at > 48 * 3600) {
+            return Err(Failure::permanent(
+                "the follower's 48-hour window for customer-service messages has closed".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Sends a customer-service message; what was sent is kept whatever the outcome.

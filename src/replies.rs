@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use crate::bot::BotRule;
 use crate::store::{MatchMode, ReplyRule, RuleKind, Store, StoreError};
 use crate::wechat::{Event, Inbound, MessageKind, Reply};
 
@@ -30,10 +31,12 @@ struct RuleSet {
 }
 
 /// A rule's reply, and whether it is slow: delivered after the 5-second window, through the outbox.
+/// With a bot, the answer is the bot's and `reply` the fallback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub reply: Reply,
     pub slow: bool,
+    pub bot: Option<BotRule>,
 }
 
 /// The account's replies: the rule cache and where to reload it from.
@@ -78,6 +81,10 @@ impl Replies {
             let reply = Answer {
                 reply,
                 slow: row.slow,
+                bot: row.bot_url.clone().map(|url| BotRule {
+                    url,
+                    budget: Duration::from_millis(row.bot_budget_ms.clamp(0, 4000) as u64),
+                }),
             };
             if let Some(key) = &row.click_key {
                 set.clicks.insert(key.clone(), reply.clone());

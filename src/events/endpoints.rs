@@ -27,26 +27,30 @@ pub enum EndpointError {
     Store(#[from] StoreError),
 }
 
+/// A URL wxportal may post to (an event endpoint, a bot): http or https with a host, no user name or
+/// password (they would be stored and shown), no fragment; or the sentence saying what is wrong.
+pub fn check_url(url: &str) -> Result<(), String> {
+    if url.len() > MAX_URL {
+        return Err(format!("a URL to post to is at most {MAX_URL} bytes"));
+    }
+    match reqwest::Url::parse(url) {
+        Ok(u) if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() => {
+            Err(format!("{url:?} is not an http:// or https:// URL"))
+        }
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+            Err("a URL to post to may not carry a user name or password".into())
+        }
+        Ok(u) if u.fragment().is_some() => Err("a URL to post to may not have a #fragment".into()),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{url:?} is not a URL: {e}")),
+    }
+}
+
 /// An http(s) URL and known event types (comma-separated names, or `*` for all), or the sentence
 /// saying what is wrong.
 pub fn check(url: &str, events: &[String]) -> Result<Vec<EventType>, EndpointError> {
     let invalid = |s: String| Err(EndpointError::Invalid(s));
-    if url.len() > MAX_URL {
-        return invalid(format!("an endpoint URL is at most {MAX_URL} bytes"));
-    }
-    match reqwest::Url::parse(url) {
-        Ok(u) if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() => {
-            return invalid(format!("{url:?} is not an http:// or https:// URL"));
-        }
-        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
-            return invalid("an endpoint URL may not carry a user name or password".into());
-        }
-        Ok(u) if u.fragment().is_some() => {
-            return invalid("an endpoint URL may not have a #fragment".into());
-        }
-        Ok(_) => {}
-        Err(e) => return invalid(format!("{url:?} is not a URL: {e}")),
-    }
+    check_url(url).map_err(EndpointError::Invalid)?;
     let mut types = Vec::new();
     for name in events.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
         if name == "*" {

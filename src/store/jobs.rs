@@ -335,6 +335,66 @@ impl Store {
         }))
     }
 
+    /// The bot answered the message with key `dedup_key` in time: its late-reply job is done without a
+    /// send, and `reply_xml` becomes the message's stored reply (what a retry of it is answered). False,
+    /// and nothing changed, if the job was no longer waiting.
+    pub(crate) async fn settle_in_time(
+        &self,
+        dedup_key: &str,
+        reply_xml: &str,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let now = unix_now();
+        Ok(on_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let settled = sqlx::query(
+                "UPDATE outbox SET state = 'done', finished_at = $1, sent = 'passive reply'
+                 WHERE kind = 'reply' AND state = 'queued'
+                   AND message_id = (SELECT id FROM messages WHERE dedup_key = $2)",
+            )
+            .bind(now)
+            .bind(dedup_key)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if settled {
+                sqlx::query("UPDATE messages SET reply_xml = $1 WHERE dedup_key = $2")
+                    .bind(reply_xml)
+                    .bind(dedup_key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            settled
+        }))
+    }
+
+    /// A late answer for the message with key `dedup_key`: its late-reply job sends `payload` (a
+    /// customer-service message) now. False if the job was no longer waiting.
+    pub(crate) async fn hand_late_answer(
+        &self,
+        dedup_key: &str,
+        payload: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
+        let now = unix_now();
+        let handed = on_pool!(self, |pool| sqlx::query(
+            "UPDATE outbox SET payload = $1, due_at = $2,
+                 state = CASE WHEN $1 IS NULL THEN 'done' ELSE 'queued' END,
+                 finished_at = CASE WHEN $1 IS NULL THEN $2 ELSE NULL END
+             WHERE kind = 'reply' AND state = 'queued'
+               AND message_id = (SELECT id FROM messages WHERE dedup_key = $3)"
+        )
+        .bind(payload)
+        .bind(now)
+        .bind(dedup_key)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(handed == 1)
+    }
+
     /// The newest `limit` messages sent to `openid` through the outbox (late replies and operators'
     /// answers), newest first.
     pub(crate) async fn messages_sent_to(

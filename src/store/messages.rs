@@ -34,9 +34,9 @@ pub struct NewMessage {
     pub encrypted: bool,
     /// The signature of the query it came with (lowercase hex): accepted with this message only.
     pub signature: Option<String>,
-    /// Outbox jobs queued in the same commit, if this try is the first.
+    /// Outbox jobs queued in the same commit, if this try is the first: each kind and when it is due.
     #[sqlx(skip)]
-    pub jobs: Vec<JobKind>,
+    pub jobs: Vec<(JobKind, i64)>,
     /// A subscribe or a scan of a code with a scene, recorded in the same commit.
     #[sqlx(skip)]
     pub scan: Option<Scan>,
@@ -380,14 +380,14 @@ pub(super) async fn insert_batch(
             event.data["message_id"] = id.into();
             conn.queue_event(&event, m.received_at).await?;
         }
-        for kind in &m.jobs {
+        for (kind, due_at) in &m.jobs {
             sqlx::query(
                 "INSERT INTO outbox (kind, openid, message_id, due_at, created_at) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(kind)
             .bind(&m.openid)
             .bind(id)
-            .bind(m.received_at)
+            .bind(due_at)
             .bind(m.received_at)
             .execute(&mut *conn)
             .await?;

@@ -69,6 +69,10 @@ pub struct ReplyRule {
     pub slow: bool,
     /// The scene of the QR code whose scans it answers.
     pub qr_scene: Option<String>,
+    /// The bot asked for the answer; `reply` is then the fallback.
+    pub bot_url: Option<String>,
+    /// How long the passive reply waits for the bot.
+    pub bot_budget_ms: i64,
 }
 
 /// What an edit sets on a rule.
@@ -81,6 +85,8 @@ pub struct RuleEdit {
     pub enabled: bool,
     pub slow: bool,
     pub qr_scene: Option<String>,
+    pub bot_url: Option<String>,
+    pub bot_budget_ms: i64,
 }
 
 /// Which way a keyword rule moves in the order.
@@ -129,9 +135,9 @@ impl Store {
             let mut tx = pool.begin().await?;
             let id = sqlx::query_scalar(
                     "INSERT INTO reply_rules (kind, position, match_mode, keyword, click_key, reply, enabled, slow,
-                 updated_at, qr_scene)
+                 updated_at, qr_scene, bot_url, bot_budget_ms)
              VALUES ('keyword', (SELECT coalesce(max(position), 0) + 1 FROM reply_rules WHERE kind = 'keyword'),
-                     $1, $2, $3, $4, $5, $6, $7, $8)
+                     $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              RETURNING id",
                 )
                 .bind(edit.match_mode)
@@ -142,6 +148,8 @@ impl Store {
                 .bind(edit.slow)
                 .bind(unix_now())
                 .bind(&edit.qr_scene)
+                .bind(&edit.bot_url)
+                .bind(edit.bot_budget_ms)
                 .fetch_one(&mut *tx)
                 .await?;
             sqlx::query(BUMP_REVISION).execute(&mut *tx).await?;
@@ -158,7 +166,8 @@ impl Store {
             let mut tx = pool.begin().await?;
             let done = sqlx::query(
                     "UPDATE reply_rules SET match_mode = $1, keyword = $2, click_key = $3, reply = $4, enabled = $5,
-                         slow = $6, updated_at = $7, qr_scene = $9 WHERE id = $8",
+                         slow = $6, updated_at = $7, qr_scene = $9, bot_url = $10, bot_budget_ms = $11
+                     WHERE id = $8",
                 )
                 .bind(edit.match_mode)
                 .bind(&edit.keyword)
@@ -169,6 +178,8 @@ impl Store {
                 .bind(unix_now())
                 .bind(id)
                 .bind(&edit.qr_scene)
+                .bind(&edit.bot_url)
+                .bind(edit.bot_budget_ms)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(BUMP_REVISION).execute(&mut *tx).await?;

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use crate::config::Config;
+use crate::bot::{self, BotRule};
 use crate::replies::Answer;
 use crate::store::{JobKind, NewMessage, Recorded, Scan};
 use crate::time::unix_now;
@@ -23,7 +24,7 @@ use crate::web::error::AppError;
 use crate::web::state::AppState;
 use crate::wechat::MessageMode;
 use crate::wechat::reply::encrypted_envelope;
-use crate::wechat::{Event, Inbound, MessageCrypto, MessageKind, XmlFields, signature};
+use crate::wechat::{Event, Inbound, MessageCrypto, MessageKind, Reply, XmlFields, signature};
 
 /// WeChat's messages are a few kilobytes; anything far larger is not from WeChat.
 pub(crate) const MAX_BODY: usize = 64 * 1024;
@@ -280,9 +281,21 @@ async fn process(
     // this is the first try. A retry (even after a restart, or on another instance) gets the stored reply.
     let now = unix_now();
     let mut jobs = Vec::new();
+    let mut ask = None;
     let reply_xml = match tokio::time::timeout(REPLY_DEADLINE, state.replies.reply_to(msg)).await {
         Ok(Some(Answer { slow: true, .. })) => {
-            jobs.push(JobKind::Reply);
+            jobs.push((JobKind::Reply, now));
+            String::new()
+        }
+        // The bot is asked once the message is stored; should this process stop before the answer is
+        // settled, the late-reply job asks it again once it is due.
+        Ok(Some(Answer {
+            bot: Some(bot),
+            reply,
+            ..
+        })) => {
+            jobs.push((JobKind::Reply, now + BOT_HANDOFF_SECS));
+            ask = Some((bot, reply));
             String::new()
         }
         Ok(Some(answer)) => answer.reply.to_xml(&msg.from, &msg.to, now),
@@ -292,14 +305,14 @@ async fn process(
                 msg_type = msg.msg_type(),
                 "reply logic missed its deadline; answering success and replying through the outbox"
             );
-            jobs.push(JobKind::Reply);
+            jobs.push((JobKind::Reply, now));
             String::new()
         }
     };
     if matches!(msg.kind, MessageKind::Event(Event::Subscribe { .. }))
         && state.account.credentials.configured()
     {
-        jobs.push(JobKind::UserInfo);
+        jobs.push((JobKind::UserInfo, now));
     }
     let scan = match &msg.kind {
         MessageKind::Event(Event::Subscribe { scene, .. }) => Some(Scan {
@@ -355,6 +368,10 @@ async fn process(
         Recorded::Replayed => MessageOutcome::Replayed,
     });
     Ok(match recorded {
+        Recorded::Inserted if ask.is_some() => {
+            let (bot, fallback) = ask.expect("checked");
+            ask_bot(state, msg, key, bot, fallback).await
+        }
         Recorded::Inserted => {
             tracing::debug!(
                 msg_type = msg.msg_type(),
@@ -378,4 +395,109 @@ async fn process(
             reply_xml
         }
     })
+}
+
+/// When a bot-rule's late-reply job becomes due: after the budget, the bot's whole timeout and a margin,
+/// so it only runs when the process that asked stopped before settling the answer.
+const BOT_HANDOFF_SECS: i64 = bot::TIMEOUT.as_secs() as i64 + 10;
+
+/// Asks the rule's bot about the message just stored (its first try) and waits for the budget: the
+/// answer (or the fallback, if the bot failed) as the passive reply XML, stored as the message's reply.
+/// Past the budget: empty (`success`), and the bot's answer goes out as a customer-service message
+/// when it arrives.
+async fn ask_bot(
+    state: &AppState,
+    msg: &Inbound,
+    key: &str,
+    rule: BotRule,
+    fallback: Reply,
+) -> String {
+    let (tx, mut rx) = tokio::sync::oneshot::channel();
+    let budget = rule.budget;
+    let late = Late {
+        store: state.store.clone(),
+        outbox: Arc::clone(&state.outbox),
+        key: key.to_owned(),
+        openid: msg.from.clone(),
+        fallback: fallback.clone(),
+    };
+    {
+        let bots = Arc::clone(&state.bots);
+        let msg = msg.clone();
+        let id = bot::question_id(key);
+        let late = late.clone();
+        tokio::spawn(async move {
+            let answer = bots.ask(&rule, &msg, &id, bot::TIMEOUT).await;
+            if let Err(answer) = tx.send(answer) {
+                // The budget has passed: the webhook answered `success`.
+                late.hand(answer).await;
+            }
+        });
+    }
+    let answer = match tokio::time::timeout(budget, &mut rx).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(_)) => return String::new(),
+        Err(_) => {
+            // Closed first, so that an answer arriving from now on is handed late by the task; one that
+            // arrived in between is handed late from here.
+            rx.close();
+            if let Ok(answer) = rx.try_recv() {
+                tokio::spawn(late.hand(answer));
+            }
+            tracing::info!(
+                budget_ms = budget.as_millis() as u64,
+                "the bot did not answer within its budget; answering success, its answer goes out later"
+            );
+            return String::new();
+        }
+    };
+    let reply = match answer {
+        Ok(reply) => reply,
+        Err(e) => {
+            tracing::warn!(error = %e, "the bot failed; answering with the rule's fallback");
+            Some(fallback)
+        }
+    };
+    let xml = reply.map_or_else(String::new, |r| r.to_xml(&msg.from, &msg.to, unix_now()));
+    match state.store.settle_in_time(key, &xml).await {
+        Ok(true) => xml,
+        Ok(false) => String::new(),
+        Err(e) => {
+            // The late-reply job is still queued: it asks the bot again when it is due.
+            tracing::error!(error = %e, "recording the bot's answer failed; it will be asked again later");
+            String::new()
+        }
+    }
+}
+
+/// What hands a bot's late answer to the outbox.
+#[derive(Clone)]
+struct Late {
+    store: crate::store::Store,
+    outbox: Arc<crate::outbox::Outbox>,
+    key: String,
+    openid: String,
+    fallback: Reply,
+}
+
+impl Late {
+    async fn hand(self, answer: Result<Option<Reply>, bot::BotError>) {
+        let reply = match answer {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::warn!(error = %e, "the bot failed after its budget; sending the rule's fallback");
+                Some(self.fallback.clone())
+            }
+        };
+        let payload = reply
+            .as_ref()
+            .and_then(|r| crate::upstream::account::custom_message(&self.openid, r))
+            .map(|m| m.to_string());
+        match self.store.hand_late_answer(&self.key, payload.as_deref()).await {
+            Ok(_) => self.outbox.wake(),
+            Err(e) => {
+                tracing::error!(error = %e, "handing the bot's late answer failed; it will be asked again later")
+            }
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use crate::bot::{DEFAULT_BUDGET_MS, MAX_BUDGET_MS, MIN_BUDGET_MS};
 use crate::replies::GUIDE_URL;
 use crate::store::{MatchMode, ReplyRule, RuleEdit, RuleKind};
 use crate::wechat::{Article, Reply};
@@ -45,6 +46,11 @@ pub(crate) struct RuleForm {
     /// The scene of the QR code whose scans the rule answers.
     #[serde(default)]
     pub(super) qr_scene: String,
+    /// The bot to ask (the reply is then the fallback), and how long the passive reply waits for it.
+    #[serde(default)]
+    pub(super) bot_url: String,
+    #[serde(default)]
+    pub(super) bot_budget_ms: String,
 }
 
 fn web_url(url: &str) -> bool {
@@ -61,6 +67,8 @@ impl RuleForm {
             qr_scene: rule.qr_scene.clone().unwrap_or_default(),
             enabled: rule.enabled.then(|| "on".to_owned()),
             slow: rule.slow.then(|| "on".to_owned()),
+            bot_url: rule.bot_url.clone().unwrap_or_default(),
+            bot_budget_ms: rule.bot_budget_ms.to_string(),
             ..Self::default()
         };
         match serde_json::from_str::<Reply>(&rule.reply) {
@@ -118,6 +126,24 @@ impl RuleForm {
                 "菜单 KEY 最多 {MAX_CLICK_KEY} 字节且不含空格 · a CLICK key is at most {MAX_CLICK_KEY} bytes, without spaces."
             ));
         }
+        let bot_url = self.bot_url.trim();
+        if !bot_url.is_empty()
+            && let Err(why) = crate::events::endpoints::check_url(bot_url)
+        {
+            problems.push(format!("机器人地址不对 · the bot URL: {why}."));
+        }
+        let bot_budget_ms = match self.bot_budget_ms.trim() {
+            "" => DEFAULT_BUDGET_MS,
+            v => match v.parse::<i64>() {
+                Ok(ms) if (MIN_BUDGET_MS..=MAX_BUDGET_MS).contains(&ms) => ms,
+                _ => {
+                    problems.push(format!(
+                        "等待时间为 {MIN_BUDGET_MS}–{MAX_BUDGET_MS} 毫秒 · the budget is {MIN_BUDGET_MS} to {MAX_BUDGET_MS} ms."
+                    ));
+                    DEFAULT_BUDGET_MS
+                }
+            },
+        };
         let reply = match self.reply_type.as_str() {
             "text" => {
                 if self.content.trim().is_empty() {
@@ -191,6 +217,8 @@ impl RuleForm {
             reply: serde_json::to_string(&reply).expect("a reply serializes"),
             enabled: self.enabled.is_some(),
             slow: self.slow.is_some(),
+            bot_url: Some(bot_url.to_owned()).filter(|u| !u.is_empty()),
+            bot_budget_ms,
         })
     }
 }

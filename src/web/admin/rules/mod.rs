@@ -44,7 +44,7 @@ struct RuleRow {
 
 impl From<&ReplyRule> for RuleRow {
     fn from(r: &ReplyRule) -> Self {
-        let reply = match serde_json::from_str::<Reply>(&r.reply) {
+        let fallback = match serde_json::from_str::<Reply>(&r.reply) {
             Ok(Reply::Text { content }) => format!("[文本] {content}"),
             Ok(Reply::News { articles }) => format!(
                 "[图文] {}",
@@ -56,6 +56,10 @@ impl From<&ReplyRule> for RuleRow {
             Ok(Reply::Image { media_id }) => format!("[图片] {media_id}"),
             Ok(other) => format!("[{}]", other.msg_type()),
             Err(_) => "（无法读取 · unreadable）".into(),
+        };
+        let reply = match &r.bot_url {
+            Some(url) => format!("[机器人 · bot] {url} · 备用 · fallback {fallback}"),
+            None => fallback,
         };
         Self {
             id: r.id,
@@ -108,6 +112,9 @@ struct FormTemplate {
     problems: Vec<String>,
     /// The QR codes a rule can be bound to: (scene, name).
     codes: Vec<(String, String)>,
+    /// What requests to bots are signed with.
+    bot_secret: String,
+    bot_budget: (i64, i64),
 }
 
 async fn form_page(
@@ -141,6 +148,8 @@ async fn form_page(
         kind_label: kind_label(kind),
         form,
         problems,
+        bot_secret: app.bots.secret().to_owned(),
+        bot_budget: (crate::bot::MIN_BUDGET_MS, crate::bot::MAX_BUDGET_MS),
         codes,
     })?;
     Ok((status, page).into_response())
@@ -377,9 +386,15 @@ mod tests {
             updated_at: 0,
             slow: false,
             qr_scene: Some("q1".into()),
+            bot_url: Some("https://bot.example/ask".into()),
+            bot_budget_ms: 1500,
         };
         let form = RuleForm::of(&rule);
         assert_eq!(form.qr_scene, "q1");
+        assert_eq!(
+            (form.bot_url.as_str(), form.bot_budget_ms.as_str()),
+            ("https://bot.example/ask", "1500")
+        );
         assert_eq!(
             (form.reply_type.as_str(), form.title.as_str()),
             ("news", "标题")
