@@ -369,9 +369,8 @@ impl Outbox {
     async fn reply(&self, job: &Job) -> Result<Sent, Failure> {
         self.window_open(&job.openid).await?;
         if let Some(payload) = job.payload.as_deref() {
-            let message: serde_json::Value = serde_json::from_str(payload).map_err(|e| {
-                Failure::permanent(format!("the stored answer is unreadable: {e}"))
-            })?;
+            let message: serde_json::Value = serde_json::from_str(payload)
+                .map_err(|e| Failure::permanent(format!("the stored answer is unreadable: {e}")))?;
             return self.send(&message).await;
         }
         let message = match job.message_id {

@@ -15,8 +15,8 @@ use axum::{Extension, Router};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use crate::config::Config;
 use crate::bot::{self, BotRule};
+use crate::config::Config;
 use crate::replies::Answer;
 use crate::store::{JobKind, NewMessage, Recorded, Scan};
 use crate::time::unix_now;
@@ -493,7 +493,11 @@ impl Late {
             .as_ref()
             .and_then(|r| crate::upstream::account::custom_message(&self.openid, r))
             .map(|m| m.to_string());
-        match self.store.hand_late_answer(&self.key, payload.as_deref()).await {
+        match self
+            .store
+            .hand_late_answer(&self.key, payload.as_deref())
+            .await
+        {
             Ok(_) => self.outbox.wake(),
             Err(e) => {
                 tracing::error!(error = %e, "handing the bot's late answer failed; it will be asked again later")

@@ -13,6 +13,7 @@ use crate::helpers::*;
 use crate::mock::{APPSECRET, MockWeChat, Scripted};
 
 mod answers;
+mod bot;
 mod images;
 mod menu;
 mod outbox;
