@@ -27,6 +27,8 @@ pub mod config;
 pub mod demo;
 /// Event webhooks out: what happens on the account, signed and delivered to the account's systems.
 pub mod events;
+/// Followers imported from WeChat (resumable, paced) and the account's follower tags.
+pub mod followers;
 /// Images uploaded as permanent material, with thumbnails.
 pub mod media;
 /// wxportal as an OpenID Connect provider for the account's own apps.

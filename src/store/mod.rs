@@ -26,6 +26,7 @@ mod rules;
 mod sessions;
 mod settings;
 mod stats;
+mod sync;
 mod users;
 
 use std::str::FromStr;
@@ -64,6 +65,7 @@ pub use retention::{Pruned, Retention};
 pub use rules::{MatchMode, Move, ReplyRule, RuleEdit, RuleKind};
 pub use sessions::SessionRows;
 pub use stats::Stats;
+pub use sync::{FollowerTag, STALE_SECS, SyncRun, SyncState, SyncedFollower};
 pub use users::{Authorized, FollowerInfo, Profile, Tokens, User, UserCursor, UserQuery, UserSort};
 
 /// Runs `$body` with `$pool` bound to this store's pool, once typed for each backend: the same SQL text

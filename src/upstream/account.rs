@@ -25,6 +25,47 @@ pub(crate) struct UserInfoAnswer {
     pub tagid_list: Vec<i64>,
 }
 
+/// One page of `cgi-bin/user/get`: up to 10,000 OpenIDs, and where the next page starts.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct FollowerPage {
+    #[serde(default)]
+    pub total: i64,
+    #[serde(default)]
+    pub data: FollowerPageData,
+    #[serde(default)]
+    pub next_openid: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct FollowerPageData {
+    #[serde(default)]
+    pub openid: Vec<String>,
+}
+
+/// One follower as `cgi-bin/user/info/batchget` describes them.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct BatchInfo {
+    pub openid: String,
+    #[serde(default)]
+    pub subscribe: i64,
+    #[serde(flatten)]
+    pub info: UserInfoAnswer,
+}
+
+/// A follower tag as `cgi-bin/tags/get` lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct TagAnswer {
+    pub id: i64,
+    pub name: String,
+    #[serde(default)]
+    pub count: i64,
+}
+
+/// The most OpenIDs `user/info/batchget` takes at once.
+pub(crate) const BATCHGET_MAX: usize = 100;
+/// The most OpenIDs `tags/members/batchtagging` takes at once.
+pub(crate) const BATCHTAG_MAX: usize = 50;
+
 /// What `cgi-bin/qrcode/create` returns: the ticket, the URL the code encodes, and for a temporary code
 /// its lifetime.
 #[derive(Debug, Clone, Deserialize)]
@@ -172,6 +213,51 @@ impl Account {
             None,
         )
         .await
+    }
+
+    /// `GET /cgi-bin/user/get`: the followers after `next_openid` (from the start when empty).
+    pub(crate) async fn followers(&self, next_openid: &str) -> Result<FollowerPage, ApiError> {
+        let query: &[(&str, &str)] = if next_openid.is_empty() {
+            &[]
+        } else {
+            &[("next_openid", next_openid)]
+        };
+        self.call("/cgi-bin/user/get", query, None).await
+    }
+
+    /// `POST /cgi-bin/user/info/batchget` for at most [`BATCHGET_MAX`] followers.
+    pub(crate) async fn batch_info(&self, openids: &[String]) -> Result<Vec<BatchInfo>, ApiError> {
+        #[derive(Deserialize)]
+        struct List {
+            #[serde(default)]
+            user_info_list: Vec<BatchInfo>,
+        }
+        let body = json!({ "user_list": openids.iter()
+            .map(|o| json!({ "openid": o, "lang": "zh_CN" }))
+            .collect::<Vec<_>>() });
+        let list: List = self
+            .call("/cgi-bin/user/info/batchget", &[], Some(&body))
+            .await?;
+        Ok(list.user_info_list)
+    }
+
+    /// `GET /cgi-bin/tags/get`: the account's follower tags.
+    pub(crate) async fn tags(&self) -> Result<Vec<TagAnswer>, ApiError> {
+        #[derive(Deserialize)]
+        struct List {
+            #[serde(default)]
+            tags: Vec<TagAnswer>,
+        }
+        let list: List = self.call("/cgi-bin/tags/get", &[], None).await?;
+        Ok(list.tags)
+    }
+
+    /// `POST /cgi-bin/tags/members/batchtagging`: tags at most [`BATCHTAG_MAX`] followers.
+    pub(crate) async fn tag_followers(&self, tag: i64, openids: &[String]) -> Result<(), ApiError> {
+        let body = json!({ "openid_list": openids, "tagid": tag });
+        self.call::<Done>("/cgi-bin/tags/members/batchtagging", &[], Some(&body))
+            .await
+            .map(drop)
     }
 
     /// One call with the token, renewed once if WeChat refuses it.

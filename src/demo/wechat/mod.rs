@@ -7,6 +7,7 @@
 //! ignores: call counts, the tokens each call carried, scripted faults, delays and forced expiry.
 
 pub mod account;
+pub mod followers;
 pub mod material;
 pub mod sns;
 pub mod templates;
@@ -121,6 +122,7 @@ struct State {
     /// Each successful code exchange waits this long (to overlap concurrent callbacks).
     exchange_delay: Mutex<Duration>,
     account: Mutex<AccountState>,
+    roster: Mutex<followers::Roster>,
 }
 
 /// The running stand-in; cheap to clone, every clone the same WeChat.
@@ -162,6 +164,7 @@ impl FakeWeChat {
                 refresh: Mutex::default(),
                 exchange_delay: Mutex::default(),
                 account: Mutex::default(),
+                roster: Mutex::default(),
             }),
         }
     }
@@ -184,6 +187,13 @@ impl FakeWeChat {
             .route("/cgi-bin/menu/delete", get(account::menu_delete))
             .route("/cgi-bin/message/custom/send", post(account::custom_send))
             .route("/cgi-bin/user/info", get(account::user_info))
+            .route("/cgi-bin/user/get", get(followers::list))
+            .route("/cgi-bin/user/info/batchget", post(followers::batch_info))
+            .route("/cgi-bin/tags/get", get(followers::tags))
+            .route(
+                "/cgi-bin/tags/members/batchtagging",
+                post(followers::batch_tag),
+            )
             .route("/cgi-bin/qrcode/create", post(account::qr_create))
             .route(
                 "/cgi-bin/template/get_all_private_template",
