@@ -82,6 +82,14 @@ impl App {
             config.template_rate,
         ));
         tokio::spawn(Arc::clone(&outbox).run());
+        let syncer = Arc::new(crate::followers::Syncer::new(
+            store.clone(),
+            account.clone(),
+            config.sync_rate,
+        ));
+        if account.credentials.configured() {
+            tokio::spawn(Arc::clone(&syncer).nightly());
+        }
         let subscriptions = crate::events::Subscriptions::load(store.clone()).await?;
         tokio::spawn(Arc::clone(&subscriptions).watch());
         let deliverer = Arc::new(crate::events::Deliverer::new(
@@ -108,6 +116,7 @@ impl App {
             subscriptions,
             deliverer,
             bots,
+            syncer,
             sns: Arc::new(SnsClient::new(
                 upstream,
                 &config.appid,

@@ -88,6 +88,8 @@ pub struct Config {
     /// Template messages sent per second by a campaign, across every instance
     /// (`WXPORTAL_TEMPLATE_RATE`, default 20).
     pub template_rate: i64,
+    /// WeChat calls a second a follower sync makes (`WXPORTAL_SYNC_RATE`, default 10).
+    pub sync_rate: u32,
     /// How long an event endpoint has to answer (`WXPORTAL_EVENTS_TIMEOUT`, seconds, default 10).
     pub events_timeout: std::time::Duration,
 }
@@ -434,6 +436,14 @@ impl Config {
             }
         };
 
+        let sync_rate = match var("WXPORTAL_SYNC_RATE").map(|v| v.parse::<u32>()) {
+            None => 10,
+            Some(Ok(n)) if (1..=1000).contains(&n) => n,
+            Some(_) => {
+                problems.push("WXPORTAL_SYNC_RATE must be a number of calls per second, 1 to 1000.".into());
+                10
+            }
+        };
         let events_timeout = match var("WXPORTAL_EVENTS_TIMEOUT").map(|v| v.parse::<u64>()) {
             None => 10,
             Some(Ok(n)) if (1..=60).contains(&n) => n,
@@ -450,6 +460,7 @@ impl Config {
         Ok(Self {
             template_rate,
             events_timeout: std::time::Duration::from_secs(events_timeout),
+            sync_rate,
             metrics,
             retention,
             limits,
@@ -592,6 +603,10 @@ impl Config {
             (
                 "WXPORTAL_TEMPLATE_RATE",
                 format!("{} messages/s", self.template_rate),
+            ),
+            (
+                "WXPORTAL_SYNC_RATE",
+                format!("{} WeChat calls/s", self.sync_rate),
             ),
             (
                 "WXPORTAL_EVENTS_TIMEOUT",

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod client;
 pub mod copy;
 pub mod endpoint;
+pub mod followers;
 pub mod menu;
 pub mod qr;
 pub mod send;
@@ -25,6 +26,7 @@ use crate::upstream::ApiError;
 use admin::AdminAction;
 use client::{ClientAction, OidcAction};
 use endpoint::EndpointAction;
+use followers::FollowersAction;
 use menu::MenuAction;
 use qr::QrAction;
 use send::SendArgs;
@@ -113,6 +115,11 @@ pub enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Import the account's followers and their tags from WeChat (JSON).
+    Followers {
+        #[command(subcommand)]
+        action: FollowersAction,
+    },
     /// Where events (messages, follows, sign-ins …) are posted, signed (JSON).
     Endpoint {
         #[command(subcommand)]
@@ -164,6 +171,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Oidc { action } => report(client::run_oidc(action).await),
         Command::Token { action } => report(token::run(action).await),
         Command::Endpoint { action } => report(endpoint::run(action).await),
+        Command::Followers { action } => report(followers::run(action).await),
         Command::Template { action } => report(template::run(action).await),
         Command::Admin { action } => report(admin::run(action).await),
         Command::Copy { from, to, force } => report(copy::run(&from, &to, force).await),

@@ -173,6 +173,8 @@ pub struct UserQuery {
     pub search: Option<String>,
     pub subscribed: Option<bool>,
     pub authorized: Option<Authorized>,
+    /// Followers WeChat tagged with this tag id.
+    pub tag: Option<i64>,
     pub sort: UserSort,
     /// The last row of the previous page.
     pub after: Option<UserCursor>,
@@ -416,6 +418,11 @@ per_backend! {
     }
     if let Some(subscribed) = q.subscribed {
         sql.push(" AND subscribed = ").push_bind(subscribed);
+    }
+    if let Some(tag) = q.tag {
+        // `tags` is a JSON array of ids such as [128,2]: with its brackets as commas, ",128,2,".
+        sql.push(" AND replace(replace(tags, '[', ','), ']', ',') LIKE ")
+            .push_bind(format!("%,{tag},%"));
     }
     match q.authorized {
         Some(Authorized::Userinfo) => {

@@ -29,6 +29,8 @@ pub struct AppState {
     pub outbox: Arc<Outbox>,
     /// Which event types the account's endpoints want, cached.
     pub subscriptions: Arc<crate::events::Subscriptions>,
+    /// Imports followers from WeChat.
+    pub syncer: Arc<crate::followers::Syncer>,
     /// Asks the account's bots.
     pub bots: Arc<crate::bot::Bots>,
     /// Delivers queued events to the account's endpoints.

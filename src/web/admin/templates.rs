@@ -66,7 +66,7 @@ fn audience_query(params: &HashMap<String, String>) -> String {
     let mut pairs: Vec<_> = params
         .iter()
         .filter(|(k, v)| {
-            ["to", "q", "subscribed", "authorized"].contains(&k.as_str()) && !v.is_empty()
+            ["to", "q", "subscribed", "authorized", "tag"].contains(&k.as_str()) && !v.is_empty()
         })
         .collect();
     pairs.sort();
@@ -149,6 +149,7 @@ impl Compose {
             q: self.get("q").to_owned(),
             subscribed: self.get("subscribed").to_owned(),
             authorized: self.get("authorized").to_owned(),
+            tag: self.get("tag").to_owned(),
             ..ListParams::default()
         };
         let words = match params.link(None) {
@@ -173,6 +174,8 @@ struct ComposeTemplate {
     /// How many followers the audience reaches (for a preview to many).
     reach: Option<String>,
     problems: Vec<String>,
+    /// The account's follower tags, an audience filter.
+    tags: Vec<crate::store::FollowerTag>,
 }
 
 async fn compose_page(
@@ -203,6 +206,7 @@ async fn compose_page(
         StatusCode::UNPROCESSABLE_ENTITY
     };
     let page = render(&ComposeTemplate {
+        tags: app.store.follower_tags().await?,
         layout: frame.layout,
         nav: frame.nav,
         fields: filled

@@ -11,7 +11,9 @@ use serde::Deserialize;
 
 use super::conversation::{self, Conversation};
 use super::frame::{Frame, Nav, not_found, pretty_json, see_other};
-use crate::store::{Authorized, Store, User, UserCursor, UserQuery, UserSort};
+use crate::store::{
+    Authorized, FollowerTag, Store, SyncRun, SyncState, User, UserCursor, UserQuery, UserSort,
+};
 use crate::time::beijing_time;
 use crate::time::unix_now;
 use crate::web::error::AppError;
@@ -31,6 +33,9 @@ pub(crate) struct ListParams {
     pub(crate) subscribed: String,
     #[serde(default)]
     pub(crate) authorized: String,
+    /// A follower tag's id.
+    #[serde(default)]
+    pub(crate) tag: String,
     #[serde(default)]
     pub(crate) sort: String,
     #[serde(default)]
@@ -73,6 +78,7 @@ impl ListParams {
                 "never" => Some(Authorized::Never),
                 _ => None,
             },
+            tag: self.tag.parse().ok(),
             sort,
             after: self.after.split_once('.').and_then(|(at, openid)| {
                 Some(UserCursor {
@@ -90,6 +96,7 @@ impl ListParams {
             ("q", self.q.as_str()),
             ("subscribed", &self.subscribed),
             ("authorized", &self.authorized),
+            ("tag", &self.tag),
             ("sort", &self.sort),
         ];
         if let Some(after) = after {
@@ -162,6 +169,85 @@ struct ListTemplate {
     next: Option<String>,
     first: Option<String>,
     export: String,
+    /// The account's follower tags, to filter by.
+    tags: Vec<FollowerTag>,
+    /// The follower sync, in words, if one ever ran.
+    sync: Option<String>,
+    /// Whether a sync can be started (the AppSecret is set).
+    can_sync: bool,
+}
+
+/// The sync's progress in words.
+fn sync_words(run: &SyncRun) -> String {
+    let when = |t: Option<i64>| t.map(beijing_time).unwrap_or_default();
+    match run.state {
+        SyncState::Running => format!(
+            "同步中 · syncing: {} / {} (始于 · since {})",
+            run.seen,
+            run.total,
+            beijing_time(run.started_at)
+        ),
+        SyncState::Done => format!(
+            "上次同步 · last sync {}: {} 位关注中 · following, {} 位已取关 · left",
+            when(run.finished_at),
+            run.seen,
+            run.unfollowed
+        ),
+        SyncState::Failed => format!(
+            "同步中断 · sync stopped at {} / {} ({}): {} — 下次从中断处继续 · the next run resumes there",
+            run.seen,
+            run.total,
+            when(run.finished_at),
+            run.last_error.as_deref().unwrap_or_default()
+        ),
+    }
+}
+
+/// Starts a follower sync in the background (or resumes one that stopped midway).
+pub async fn sync(State(app): State<AppState>, frame: Frame) -> Result<Response, AppError> {
+    if app.account.credentials.configured() {
+        let syncer = std::sync::Arc::clone(&app.syncer);
+        tracing::info!(admin = %frame.nav.admin, "follower sync started from the admin area");
+        tokio::spawn(async move {
+            let _ = syncer.run().await;
+        });
+    }
+    Ok(see_other("/admin/users"))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct TagForm {
+    tag: i64,
+}
+
+/// Tags the follower on WeChat (`members/batchtagging`) and here.
+pub async fn tag(
+    State(app): State<AppState>,
+    frame: Frame,
+    Path(openid): Path<String>,
+    axum::Form(form): axum::Form<TagForm>,
+) -> Result<Response, AppError> {
+    if app.store.user(&openid).await?.is_none() {
+        return Err(not_found("粉丝"));
+    }
+    crate::followers::tag_followers(&app.store, &app.account, form.tag, std::slice::from_ref(&openid))
+        .await
+        .map_err(|e| match e {
+            crate::followers::SyncError::Store(e) => AppError::from(e),
+            other => crate::web::error::ErrorPage::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "未打标签 · Not tagged",
+                "微信没有接受这个标签。",
+                &other.to_string(),
+            )
+            .retry(&format!("/admin/users/{}", urlencoding::encode(&openid)))
+            .into(),
+        })?;
+    tracing::info!(admin = %frame.nav.admin, tag = form.tag, "follower tagged");
+    Ok(see_other(&format!(
+        "/admin/users/{}",
+        urlencoding::encode(&openid)
+    )))
 }
 
 pub async fn list(
@@ -202,6 +288,9 @@ pub async fn list(
             .map(|_| format!("/admin/users?{}", params.link(None))),
         export: format!("/admin/users.csv?{}", params.link(None)),
         params,
+        tags: app.store.follower_tags().await?,
+        sync: app.store.follower_sync().await?.filter(|r| r.started_at > 0).map(|r| sync_words(&r)),
+        can_sync: app.account.credentials.configured(),
     })
 }
 
@@ -326,6 +415,8 @@ struct DetailTemplate {
     userinfo: Option<String>,
     conversation: Conversation,
     history: String,
+    /// The account's follower tags, to tag the follower with.
+    tags: Vec<FollowerTag>,
 }
 
 /// A token is a credential: the page shows that there is one, not the token.
@@ -355,6 +446,7 @@ pub async fn detail(
         None => String::new(),
     };
     let conversation = conversation::load(&app, &openid, None).await?;
+    let tags = app.store.follower_tags().await?;
     let time = |t: Option<i64>| t.map(beijing_time).unwrap_or_default();
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let fields = vec![
@@ -384,7 +476,7 @@ pub async fn detail(
         ("关注时间 · subscribe_time", time(user.subscribe_time)),
         ("来源二维码 · came from QR code", came_from),
         ("备注 · remark", text(&user.remark)),
-        ("标签 · tagid_list", text(&user.tags)),
+        ("标签 · tags", tag_names(&user, &tags)),
         ("资料读取 · user/info fetched", time(user.info_fetched_at)),
         ("首次出现 · first seen", beijing_time(user.first_seen_at)),
         ("最近活跃 · last seen", beijing_time(user.last_seen_at)),
@@ -414,7 +506,25 @@ pub async fn detail(
         userinfo,
         conversation,
         history: format!("/admin/messages?openid={}", urlencoding::encode(&openid)),
+        tags,
     })
+}
+
+/// A follower's tags by name (the id where the tag is unknown here).
+fn tag_names(user: &User, tags: &[FollowerTag]) -> String {
+    let ids: Vec<i64> = user
+        .tags
+        .as_deref()
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default();
+    ids.iter()
+        .map(|id| {
+            tags.iter()
+                .find(|t| t.id == *id)
+                .map_or_else(|| id.to_string(), |t| format!("{} ({id})", t.name))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Debug, Deserialize)]

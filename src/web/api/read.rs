@@ -61,6 +61,8 @@ struct FollowerList {
     /// A whole OpenID or UnionID, or part of a nickname.
     search: Option<String>,
     subscribed: Option<bool>,
+    /// A follower tag's id.
+    tag: Option<i64>,
 }
 
 /// The opaque cursor: the last row's sort value and OpenID.
@@ -100,6 +102,7 @@ pub(super) async fn followers(
     let query = UserQuery {
         search,
         subscribed: q.subscribed,
+        tag: q.tag,
         after,
         // One more than asked: whether there is a next page.
         limit: limit + 1,

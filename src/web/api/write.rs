@@ -162,6 +162,8 @@ pub(super) struct MiniProgram {
 pub(super) struct AudienceBody {
     subscribed: Option<bool>,
     search: Option<String>,
+    /// A follower tag's id.
+    tag: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -265,13 +267,15 @@ pub(super) async fn send_template(
                 return Err(ApiError::invalid("search is at most 64 characters"));
             }
             let words = format!(
-                "API · search {:?}, subscribed {:?}",
+                "API · search {:?}, subscribed {:?}, tag {:?}",
                 search.as_deref().unwrap_or(""),
-                a.subscribed
+                a.subscribed,
+                a.tag
             );
             let query = UserQuery {
                 search,
                 subscribed: a.subscribed,
+                tag: a.tag,
                 ..UserQuery::default()
             };
             (Audience::Matching(query), words)
