@@ -440,7 +440,9 @@ impl Config {
             None => 10,
             Some(Ok(n)) if (1..=1000).contains(&n) => n,
             Some(_) => {
-                problems.push("WXPORTAL_SYNC_RATE must be a number of calls per second, 1 to 1000.".into());
+                problems.push(
+                    "WXPORTAL_SYNC_RATE must be a number of calls per second, 1 to 1000.".into(),
+                );
                 10
             }
         };

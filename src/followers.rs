@@ -72,7 +72,11 @@ impl Syncer {
             return Err(SyncError::Busy);
         };
         let resumed = !run.cursor.is_empty() || run.seen > 0;
-        tracing::info!(resumed, cursor_set = !run.cursor.is_empty(), "follower sync started");
+        tracing::info!(
+            resumed,
+            cursor_set = !run.cursor.is_empty(),
+            "follower sync started"
+        );
         match self.walk(run.started_at, run.cursor, resumed).await {
             Ok(report) => {
                 tracing::info!(
@@ -160,11 +164,7 @@ impl Syncer {
             .store
             .finish_follower_sync(&self.owner, started_at)
             .await?;
-        let seen = self
-            .store
-            .follower_sync()
-            .await?
-            .map_or(0, |run| run.seen);
+        let seen = self.store.follower_sync().await?.map_or(0, |run| run.seen);
         Ok(SyncReport {
             resumed,
             total,

@@ -143,7 +143,11 @@ impl Store {
                         .push_bind(&f.remark)
                         .push_bind(&f.tags)
                         .push_bind(now)
-                        .push_bind(if f.subscribed { Some(run_started) } else { None })
+                        .push_bind(if f.subscribed {
+                            Some(run_started)
+                        } else {
+                            None
+                        })
                         .push_bind(f.subscribe_time.unwrap_or(now))
                         .push_bind(f.subscribe_time.unwrap_or(now));
                 });
@@ -227,7 +231,8 @@ impl Store {
         error: &str,
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
-        on_pool!(self, |pool| sqlx::query(
+        on_pool!(self, |pool| {
+            sqlx::query(
             "UPDATE follower_sync SET state = 'failed', last_error = $1, finished_at = $2, owner = NULL
              WHERE id = 1 AND owner = $3"
         )
@@ -236,12 +241,16 @@ impl Store {
         .bind(owner)
         .execute(pool)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(())
     }
 
     /// Replaces the account's follower tags with WeChat's list.
-    pub(crate) async fn replace_follower_tags(&self, tags: &[FollowerTag]) -> Result<(), StoreError> {
+    pub(crate) async fn replace_follower_tags(
+        &self,
+        tags: &[FollowerTag],
+    ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let now = unix_now();
         on_pool!(self, |pool| {

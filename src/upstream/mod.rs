@@ -37,8 +37,9 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The pauses before retrying a `-1` (system busy): three tries in all.
 const BUSY_BACKOFF: [Duration; 2] = [Duration::from_millis(250), Duration::from_millis(750)];
-/// WeChat's answers are small; a larger body is not from WeChat.
-const MAX_ANSWER: usize = 256 * 1024;
+/// WeChat's answers are small but for `user/get`'s page of 10,000 OpenIDs (about 320 KB); a larger
+/// body is not from WeChat.
+const MAX_ANSWER: usize = 1024 * 1024;
 
 /// The one outbound HTTP client: timeouts on every call, redirects off.
 pub(crate) fn http_client() -> reqwest::Client {

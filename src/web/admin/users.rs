@@ -230,19 +230,24 @@ pub async fn tag(
     if app.store.user(&openid).await?.is_none() {
         return Err(not_found("粉丝"));
     }
-    crate::followers::tag_followers(&app.store, &app.account, form.tag, std::slice::from_ref(&openid))
-        .await
-        .map_err(|e| match e {
-            crate::followers::SyncError::Store(e) => AppError::from(e),
-            other => crate::web::error::ErrorPage::new(
-                axum::http::StatusCode::BAD_GATEWAY,
-                "未打标签 · Not tagged",
-                "微信没有接受这个标签。",
-                &other.to_string(),
-            )
-            .retry(&format!("/admin/users/{}", urlencoding::encode(&openid)))
-            .into(),
-        })?;
+    crate::followers::tag_followers(
+        &app.store,
+        &app.account,
+        form.tag,
+        std::slice::from_ref(&openid),
+    )
+    .await
+    .map_err(|e| match e {
+        crate::followers::SyncError::Store(e) => AppError::from(e),
+        other => crate::web::error::ErrorPage::new(
+            axum::http::StatusCode::BAD_GATEWAY,
+            "未打标签 · Not tagged",
+            "微信没有接受这个标签。",
+            &other.to_string(),
+        )
+        .retry(format!("/admin/users/{}", urlencoding::encode(&openid)))
+        .into(),
+    })?;
     tracing::info!(admin = %frame.nav.admin, tag = form.tag, "follower tagged");
     Ok(see_other(&format!(
         "/admin/users/{}",
@@ -289,7 +294,12 @@ pub async fn list(
         export: format!("/admin/users.csv?{}", params.link(None)),
         params,
         tags: app.store.follower_tags().await?,
-        sync: app.store.follower_sync().await?.filter(|r| r.started_at > 0).map(|r| sync_words(&r)),
+        sync: app
+            .store
+            .follower_sync()
+            .await?
+            .filter(|r| r.started_at > 0)
+            .map(|r| sync_words(&r)),
         can_sync: app.account.credentials.configured(),
     })
 }

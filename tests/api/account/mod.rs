@@ -18,6 +18,7 @@ mod images;
 mod menu;
 mod outbox;
 mod qr;
+mod sync;
 mod templates;
 mod token;
 
