@@ -1,7 +1,8 @@
 //! A closed-loop HTTP/1.1 load generator for the benchmark script (bench/run.sh).
 //!
 //! `cargo run --release --example loadgen -- SCENARIO URL [CONNECTIONS] [SECONDS]` where SCENARIO is
-//! `healthz`, `plain` or `safe`. Every webhook request is a unique, correctly signed text message (safe:
+//! `healthz`, `plain`, `safe`, or `get` (a GET of the URL's path, with `Authorization: Bearer
+//! $LOADGEN_BEARER` when set: the HTTP API). Every webhook request is a unique, correctly signed text message (safe:
 //! encrypted with a fresh ciphertext and msg_signature), so the server stores each one.
 //! With `LOADGEN_RATE=N` the connections send N requests/s in all, evenly, instead of as fast as answers
 //! come. Prints one line: scenario, requests/s, p50 and p99 latency, errors. Reads WXPORTAL_TOKEN,
@@ -25,6 +26,7 @@ enum Scenario {
     Healthz,
     Plain,
     Safe,
+    Get,
 }
 
 struct Target {
@@ -38,6 +40,8 @@ struct Target {
     /// Signed (and encrypted) requests built before the clock starts, so the generator spends the same
     /// effort per request in every scenario: `(uri, body)`.
     prepared: Vec<(String, Bytes)>,
+    /// `get`: the bearer token sent, if any.
+    bearer: Option<String>,
 }
 
 impl Target {
@@ -48,6 +52,15 @@ impl Target {
                 .header("host", &self.host)
                 .body(Full::new(Bytes::new()))
                 .unwrap();
+        }
+        if self.scenario == Scenario::Get {
+            let mut request = Request::builder()
+                .uri(&self.path)
+                .header("host", &self.host);
+            if let Some(token) = &self.bearer {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            return request.body(Full::new(Bytes::new())).unwrap();
         }
         let n = self.counter.fetch_add(1, Ordering::Relaxed) as usize;
         // Past the prepared pool, requests repeat: still valid, answered as retries.
@@ -141,7 +154,8 @@ async fn main() {
         Some("healthz") => Scenario::Healthz,
         Some("plain") => Scenario::Plain,
         Some("safe") => Scenario::Safe,
-        _ => panic!("usage: loadgen healthz|plain|safe URL [CONNECTIONS] [SECONDS]"),
+        Some("get") => Scenario::Get,
+        _ => panic!("usage: loadgen healthz|plain|safe|get URL [CONNECTIONS] [SECONDS]"),
     };
     let url = args.get(2).expect("URL").trim_start_matches("http://");
     let (host, path) = url
@@ -166,8 +180,9 @@ async fn main() {
         counter: AtomicU64::new(0),
         run_id: (unix_now() % 100_000) as u64 * 10 + scenario as u64,
         prepared: Vec::new(),
+        bearer: std::env::var("LOADGEN_BEARER").ok(),
     };
-    if scenario != Scenario::Healthz {
+    if matches!(scenario, Scenario::Plain | Scenario::Safe) {
         // Enough unique messages for 50,000 requests/s.
         let pool = seconds * 50_000;
         target.prepared = (0..pool).map(|n| target.prepare(n)).collect();
@@ -199,10 +214,12 @@ async fn main() {
             .unwrap_or(0) as f64
             / 1000.0
     };
+    let get = format!("GET {}", target.path.split('?').next().unwrap_or_default());
     let name = match scenario {
         Scenario::Healthz => "GET /healthz",
         Scenario::Plain => "POST /wechat plaintext",
         Scenario::Safe => "POST /wechat safe mode",
+        Scenario::Get => get.as_str(),
     };
     println!(
         "{name:<24} {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   requests {:>8}   errors {errors}",

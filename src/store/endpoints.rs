@@ -6,7 +6,10 @@
 
 use sqlx::{FromRow, QueryBuilder};
 
-use super::{Store, StoreError, on_pool, per_backend};
+use tokio::sync::oneshot;
+
+use super::messages::{Outcome, WriteJob};
+use super::{Db, Store, StoreError, on_pool, per_backend};
 use crate::time::unix_now;
 
 /// What an endpoint can be told of.
@@ -250,6 +253,84 @@ pub(crate) async fn queue_event(
     insert.build().execute(&mut *conn).await?;
     Ok(())
 }
+
+/// Records an attempt inside the caller's transaction (see [`Store::record_delivery`]).
+pub(in crate::store) async fn record_delivery(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    endpoint_id: i64,
+    attempt: &DeliveryAttempt,
+) -> Result<bool, sqlx::Error> {
+    let now = unix_now();
+    Ok(match attempt {
+        DeliveryAttempt::Delivered {
+            id,
+            status,
+            response,
+        } => {
+            sqlx::query::<Db>(
+                "UPDATE deliveries SET state = 'done', finished_at = $1, last_status = $2,
+                     last_error = NULL, response = $3, claimed_by = NULL, claimed_until = 0
+                 WHERE id = $4",
+            )
+            .bind(now)
+            .bind(status)
+            .bind(response)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            // Written only when a failure streak ends, not with every delivery.
+            sqlx::query::<Db>(
+                "UPDATE endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(endpoint_id)
+            .execute(&mut *conn)
+            .await?;
+            false
+        }
+        DeliveryAttempt::Failed {
+            id,
+            status,
+            error,
+            response,
+            retry_at,
+        } => {
+            sqlx::query::<Db>(
+                "UPDATE deliveries SET
+                     state = CASE WHEN give_up_at < $1 THEN 'failed' ELSE 'queued' END,
+                     finished_at = CASE WHEN give_up_at < $1 THEN $2 ELSE NULL END,
+                     due_at = $1, last_status = $3, last_error = $4, response = $5,
+                     claimed_by = NULL, claimed_until = 0
+                 WHERE id = $6",
+            )
+            .bind(retry_at)
+            .bind(now)
+            .bind(status)
+            .bind(error)
+            .bind(response)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query::<Db>(
+                "UPDATE endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL",
+            )
+            .bind(now)
+            .bind(endpoint_id)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query::<Db>(
+                "UPDATE endpoints SET enabled = FALSE, disabled_reason = $1
+                 WHERE id = $2 AND enabled AND failing_since <= $3",
+            )
+            .bind(format!("every attempt failed for a day; the last: {error}"))
+            .bind(endpoint_id)
+            .bind(now - DISABLE_AFTER_SECS)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+                == 1
+        }
+    })
+}
 }
 
 /// Queues an event inside the caller's transaction, on either backend.
@@ -488,85 +569,38 @@ impl Store {
     }
 
     /// Records an attempt; after a failure, switches the endpoint off once it has failed for
-    /// [`DISABLE_AFTER_SECS`]. Returns true when that happened now.
+    /// [`DISABLE_AFTER_SECS`]. Returns true when that happened now. On SQLite it is committed by the
+    /// message writer with the messages arriving meanwhile: a delivery per message, each a write of its
+    /// own, took SQLite's one write lock (and a sync) from under the webhook.
     pub(crate) async fn record_delivery(
         &self,
         endpoint_id: i64,
-        attempt: &DeliveryAttempt,
+        attempt: DeliveryAttempt,
     ) -> Result<bool, StoreError> {
-        let _turn = self.write_turn().await;
-        let now = unix_now();
-        Ok(on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let disabled = match attempt {
-                DeliveryAttempt::Delivered {
-                    id,
-                    status,
-                    response,
-                } => {
-                    sqlx::query(
-                        "UPDATE deliveries SET state = 'done', finished_at = $1, last_status = $2,
-                             last_error = NULL, response = $3, claimed_by = NULL, claimed_until = 0
-                         WHERE id = $4",
-                    )
-                    .bind(now)
-                    .bind(status)
-                    .bind(response)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query("UPDATE endpoints SET failing_since = NULL WHERE id = $1")
-                        .bind(endpoint_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    false
+        match &self.db {
+            Db::Sqlite(sqlite) => {
+                let (tx, rx) = oneshot::channel();
+                sqlite
+                    .writer
+                    .send(WriteJob::Outcome(
+                        Outcome::Delivery(endpoint_id, attempt),
+                        tx,
+                    ))
+                    .await
+                    .map_err(|_| StoreError::WriterGone)?;
+                match rx.await {
+                    Ok(Ok(disabled)) => Ok(disabled),
+                    Ok(Err(e)) => Err(StoreError::Writer(e)),
+                    Err(_) => Err(StoreError::WriterGone),
                 }
-                DeliveryAttempt::Failed {
-                    id,
-                    status,
-                    error,
-                    response,
-                    retry_at,
-                } => {
-                    sqlx::query(
-                        "UPDATE deliveries SET
-                             state = CASE WHEN give_up_at < $1 THEN 'failed' ELSE 'queued' END,
-                             finished_at = CASE WHEN give_up_at < $1 THEN $2 ELSE NULL END,
-                             due_at = $1, last_status = $3, last_error = $4, response = $5,
-                             claimed_by = NULL, claimed_until = 0
-                         WHERE id = $6",
-                    )
-                    .bind(retry_at)
-                    .bind(now)
-                    .bind(status)
-                    .bind(error)
-                    .bind(response)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "UPDATE endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL",
-                    )
-                    .bind(now)
-                    .bind(endpoint_id)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "UPDATE endpoints SET enabled = FALSE, disabled_reason = $1
-                         WHERE id = $2 AND enabled AND failing_since <= $3",
-                    )
-                    .bind(format!("every attempt failed for a day; the last: {error}"))
-                    .bind(endpoint_id)
-                    .bind(now - DISABLE_AFTER_SECS)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                        == 1
-                }
-            };
-            tx.commit().await?;
-            disabled
-        }))
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let disabled = postgres::record_delivery(&mut tx, endpoint_id, &attempt).await?;
+                tx.commit().await?;
+                Ok(disabled)
+            }
+        }
     }
 
     /// An endpoint's newest deliveries first, before `before` (an id), optionally in one state.

@@ -4,7 +4,7 @@ use sqlx::{FromRow, QueryBuilder};
 
 use tokio::sync::oneshot;
 
-use super::messages::WriteJob;
+use super::messages::{Outcome, WriteJob};
 use super::{Db, Once, RecordOnce, Store, StoreError, on_pool, per_backend};
 use crate::time::unix_now;
 
@@ -264,11 +264,11 @@ impl Store {
                 let (tx, rx) = oneshot::channel();
                 sqlite
                     .writer
-                    .send(WriteJob::Attempt(attempt, tx))
+                    .send(WriteJob::Outcome(Outcome::Job(attempt), tx))
                     .await
                     .map_err(|_| StoreError::WriterGone)?;
                 match rx.await {
-                    Ok(Ok(())) => Ok(()),
+                    Ok(Ok(_)) => Ok(()),
                     Ok(Err(e)) => Err(StoreError::Writer(e)),
                     Err(_) => Err(StoreError::WriterGone),
                 }

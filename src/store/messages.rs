@@ -8,6 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use sqlx::{Connection, QueryBuilder, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::endpoints::DeliveryAttempt;
 use super::endpoints::QueueEvent;
 use super::jobs::Attempt;
 use super::{Db, JobKind, NewEvent, Scan, Store, StoreError, on_pool, per_backend};
@@ -72,13 +73,21 @@ pub struct MessageRecord {
 /// The writer's answer; an error is shared by every message of a batch that failed together.
 type Ack = oneshot::Sender<Result<Recorded, Arc<sqlx::Error>>>;
 
-/// Answers a recorded attempt after its commit.
-type AttemptAck = oneshot::Sender<Result<(), Arc<sqlx::Error>>>;
+/// Answers a recorded outcome after its commit (for a delivery: whether its endpoint was switched off).
+pub(super) type OutcomeAck = oneshot::Sender<Result<bool, Arc<sqlx::Error>>>;
+
+/// What became of an attempt at background work, committed with the messages.
+pub(super) enum Outcome {
+    /// An outbox job's ([`Store::record_attempt`]).
+    Job(Attempt),
+    /// An event delivery's ([`Store::record_delivery`]).
+    Delivery(i64, DeliveryAttempt),
+}
 
 pub(super) enum WriteJob {
     Message(Box<NewMessage>, Ack),
-    /// What became of an outbox job's attempt ([`Store::record_attempt`]).
-    Attempt(Attempt, AttemptAck),
+    /// What became of an outbox job's attempt or an event's delivery.
+    Outcome(Outcome, OutcomeAck),
     /// Answered once everything queued before it has been committed.
     Flush(oneshot::Sender<()>),
     /// Sent after a background checkpoint: the writer copies the frames appended meanwhile, so that its
@@ -179,7 +188,7 @@ async fn run_writer(
         for job in batch.drain(..) {
             match job {
                 WriteJob::Message(m, ack) => messages.push((m, ack)),
-                WriteJob::Attempt(a, ack) => attempts.push((a, ack)),
+                WriteJob::Outcome(a, ack) => attempts.push((a, ack)),
                 WriteJob::Flush(ack) => flushes.push(ack),
                 WriteJob::Checkpoint => checkpoint = true,
             }
@@ -190,7 +199,7 @@ async fn run_writer(
             let _turn = gate.lock().await;
             let started = std::time::Instant::now();
             match commit_batch(&mut conn, &messages, &attempts).await {
-                Ok(results) => {
+                Ok((results, outcomes)) => {
                     tracing::debug!(
                         messages = results.len(),
                         attempts = attempts.len(),
@@ -200,8 +209,8 @@ async fn run_writer(
                     for ((_, ack), result) in messages.into_iter().zip(results) {
                         let _ = ack.send(Ok(result));
                     }
-                    for (_, ack) in attempts {
-                        let _ = ack.send(Ok(()));
+                    for ((_, ack), outcome) in attempts.into_iter().zip(outcomes) {
+                        let _ = ack.send(Ok(outcome));
                     }
                 }
                 Err(e) if messages.len() + attempts.len() > 1 => {
@@ -213,7 +222,7 @@ async fn run_writer(
                         let result = commit_batch(&mut conn, &single, &[]).await;
                         let [(m, ack)] = single;
                         match result {
-                            Ok(mut results) => {
+                            Ok((mut results, _)) => {
                                 let _ = ack.send(Ok(results.remove(0)));
                             }
                             Err(e) => {
@@ -226,7 +235,11 @@ async fn run_writer(
                         let single = [attempt];
                         let result = commit_batch(&mut conn, &[], &single).await;
                         let [(_, ack)] = single;
-                        let _ = ack.send(result.map(drop).map_err(Arc::new));
+                        let _ = ack.send(
+                            result
+                                .map(|(_, outcomes)| outcomes.first().copied().unwrap_or(false))
+                                .map_err(Arc::new),
+                        );
                     }
                 }
                 Err(e) => {
@@ -274,8 +287,8 @@ async fn checkpoint_tail(conn: &mut SqliteConnection) {
 async fn commit_batch(
     conn: &mut SqliteConnection,
     messages: &[(Box<NewMessage>, Ack)],
-    attempts: &[(Attempt, AttemptAck)],
-) -> Result<Vec<Recorded>, sqlx::Error> {
+    attempts: &[(Outcome, OutcomeAck)],
+) -> Result<(Vec<Recorded>, Vec<bool>), sqlx::Error> {
     // Jobs must be queued in the messages' commit (a crash between the two would lose them); without
     // jobs or attempts the one multi-row statement below is atomic on its own and needs no transaction
     // around it.
@@ -285,7 +298,7 @@ async fn commit_batch(
             .iter()
             .all(|m| m.jobs.is_empty() && m.tell.is_none())
     {
-        return sqlite::insert_batch(conn, &messages).await;
+        return Ok((sqlite::insert_batch(conn, &messages).await?, Vec::new()));
     }
     let mut tx = conn.begin().await?;
     let recorded = if messages.is_empty() {
@@ -293,11 +306,20 @@ async fn commit_batch(
     } else {
         sqlite::insert_batch(&mut tx, &messages).await?
     };
-    for (attempt, _) in attempts {
-        super::jobs::sqlite::record_attempt(&mut tx, attempt).await?;
+    let mut outcomes = Vec::with_capacity(attempts.len());
+    for (outcome, _) in attempts {
+        outcomes.push(match outcome {
+            Outcome::Job(attempt) => {
+                super::jobs::sqlite::record_attempt(&mut tx, attempt).await?;
+                false
+            }
+            Outcome::Delivery(endpoint, attempt) => {
+                super::endpoints::sqlite::record_delivery(&mut tx, *endpoint, attempt).await?
+            }
+        });
     }
     tx.commit().await?;
-    Ok(recorded)
+    Ok((recorded, outcomes))
 }
 
 per_backend! {

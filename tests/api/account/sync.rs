@@ -42,7 +42,10 @@ fn run(db: &TestDb, mock: &MockWeChat, rate: &str, args: &[&str]) -> (bool, Stri
 }
 
 fn report(text: &str) -> Value {
-    let line = text.lines().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("{text}"));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("{text}"));
     serde_json::from_str(line).unwrap()
 }
 
