@@ -4,8 +4,8 @@
 #  - the webhook at WEBHOOK_RATE messages/s alone, then with every message's event delivered to an
 #    endpoint (a receiver that verifies each signature): its p99 beside the first, and events delivered
 #    per second meanwhile;
-#  - the backlog left then, drained with no webhook load: events delivered per second at most, and the
-#    server's CPU per event.
+#  - a backlog of as many deliveries to a second endpoint, drained with no webhook load: events
+#    delivered per second at most, and the server's CPU per event.
 #
 #   bash bench/events.sh [SECONDS] [FOLLOWERS]
 #
@@ -83,8 +83,17 @@ LOADGEN_RATE=$WEBHOOK_RATE load plain "127.0.0.1:$PORT/wechat" $CONNECTIONS "$SE
 d1=$(delivered); t1=$(date +%s.%N)
 awk -v d=$((d1 - d0)) -v t="$(echo "$t1 - $t0" | bc)" -v p="$(pending)" 'BEGIN { printf "events delivered meanwhile: %d in %.1f s = %.0f/s, %d waiting\n", d, t, d / t, p }'
 
-echo "== the backlog drained with no webhook load"
+echo "== a backlog of every event so far, drained with no webhook load"
+# A second endpoint (the same receiver and secret), switched off while the events are queued for it.
+./target/release/wxportal endpoint add "http://127.0.0.1:$RECEIVER_PORT/again" --events message >/dev/null
+second=$(sql "SELECT max(id) FROM endpoints")
+./target/release/wxportal endpoint disable "$second" >/dev/null
+sql "UPDATE endpoints SET secret = (SELECT secret FROM endpoints WHERE id < $second ORDER BY id LIMIT 1) WHERE id = $second" >/dev/null
+sql "INSERT INTO deliveries (event_id, endpoint_id, openid, due_at, give_up_at, created_at)
+     SELECT id, $second, openid, created_at, created_at + 86400, created_at FROM events" >/dev/null
+echo "queued: $(pending)"
 d0=$(delivered); c0=$(cpu); t0=$(date +%s.%N)
+./target/release/wxportal endpoint enable "$second" >/dev/null
 for _ in $(seq 600); do [ "$(pending)" = 0 ] && break; sleep 0.2; done
 d1=$(delivered); c1=$(cpu); t1=$(date +%s.%N)
 awk -v d=$((d1 - d0)) -v t="$(echo "$t1 - $t0" | bc)" -v c=$((c1 - c0)) -v hz="$ticks" \

@@ -176,6 +176,7 @@ impl Deliverer {
                         id: delivery.id,
                         status: i64::from(status.as_u16()),
                         response: answer,
+                        ends_streak: endpoint.failing_since.is_some(),
                     }
                 } else {
                     self.failed(

@@ -171,6 +171,8 @@ pub enum DeliveryAttempt {
         id: i64,
         status: i64,
         response: String,
+        /// The endpoint was failing when the delivery was claimed: its streak ends.
+        ends_streak: bool,
     },
     /// It failed: tried again at `retry_at`, or given up when that is past the delivery's last chance.
     Failed {
@@ -211,46 +213,76 @@ fn envelope(uid: &str, event: &NewEvent, at: i64) -> String {
 }
 
 per_backend! {
-/// Queues `event` for every enabled endpoint that asked for its type, inside the caller's transaction;
-/// writes nothing when none did.
-pub(crate) async fn queue_event(
+/// Queues `events` (each with its time) for every enabled endpoint that asked for its type, inside the
+/// caller's transaction: three statements however many events (the message writer queues a batch's
+/// events together); nothing is written when no endpoint wants them.
+pub(crate) async fn queue_events(
     conn: &mut <Db as sqlx::Database>::Connection,
-    event: &NewEvent,
-    at: i64,
+    events: &[(NewEvent, i64)],
 ) -> Result<(), sqlx::Error> {
-    let endpoints: Vec<i64> = sqlx::query_scalar::<Db, i64>(
-        "SELECT id FROM endpoints WHERE enabled AND (',' || events || ',') LIKE $1",
-    )
-    .bind(format!("%,{},%", event.event_type.as_str()))
-    .fetch_all(&mut *conn)
-    .await?;
-    if endpoints.is_empty() {
+    if events.is_empty() {
         return Ok(());
     }
-    let uid = format!("evt_{}", hex::encode(rand::random::<[u8; 12]>()));
-    let event_id: i64 = sqlx::query_scalar::<Db, i64>(
-        "INSERT INTO events (uid, type, openid, payload, created_at) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id",
+    let endpoints: Vec<(i64, String)> = sqlx::query_as::<Db, (i64, String)>(
+        "SELECT id, events FROM endpoints WHERE enabled ORDER BY id",
     )
-    .bind(&uid)
-    .bind(event.event_type.as_str())
-    .bind(&event.openid)
-    .bind(envelope(&uid, event, at))
-    .bind(at)
-    .fetch_one(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    let mut insert = QueryBuilder::<Db>::new(
-        "INSERT INTO deliveries (event_id, endpoint_id, openid, due_at, give_up_at, created_at) ",
-    );
-    insert.push_values(&endpoints, |mut row, endpoint| {
-        row.push_bind(event_id)
-            .push_bind(*endpoint)
-            .push_bind(&event.openid)
-            .push_bind(at)
-            .push_bind(at + RETRY_FOR_SECS)
-            .push_bind(at);
-    });
-    insert.build().execute(&mut *conn).await?;
+    let wanting = |t: EventType| -> Vec<i64> {
+        endpoints
+            .iter()
+            .filter(|(_, types)| types.split(',').any(|x| x == t.as_str()))
+            .map(|(id, _)| *id)
+            .collect()
+    };
+    let queued: Vec<(String, &NewEvent, i64, Vec<i64>)> = events
+        .iter()
+        .map(|(e, at)| {
+            let uid = format!("evt_{}", hex::encode(rand::random::<[u8; 12]>()));
+            (uid, e, *at, wanting(e.event_type))
+        })
+        .filter(|(_, _, _, to)| !to.is_empty())
+        .collect();
+    for chunk in queued.chunks(200) {
+        let mut insert = QueryBuilder::<Db>::new(
+            "INSERT INTO events (uid, type, openid, payload, created_at) ",
+        );
+        insert.push_values(chunk, |mut row, (uid, e, at, _)| {
+            row.push_bind(uid)
+                .push_bind(e.event_type.as_str())
+                .push_bind(&e.openid)
+                .push_bind(envelope(uid, e, *at))
+                .push_bind(*at);
+        });
+        insert.push(" RETURNING uid, id");
+        let ids: std::collections::HashMap<String, i64> = insert
+            .build_query_as::<(String, i64)>()
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+        let rows: Vec<(i64, i64, &str, i64)> = chunk
+            .iter()
+            .flat_map(|(uid, e, at, to)| {
+                let id = ids[uid];
+                to.iter().map(move |endpoint| (id, *endpoint, e.openid.as_str(), *at))
+            })
+            .collect();
+        for rows in rows.chunks(150) {
+            let mut insert = QueryBuilder::<Db>::new(
+                "INSERT INTO deliveries (event_id, endpoint_id, openid, due_at, give_up_at, created_at) ",
+            );
+            insert.push_values(rows, |mut row, (event, endpoint, openid, at)| {
+                row.push_bind(*event)
+                    .push_bind(*endpoint)
+                    .push_bind(*openid)
+                    .push_bind(*at)
+                    .push_bind(*at + RETRY_FOR_SECS)
+                    .push_bind(*at);
+            });
+            insert.build().execute(&mut *conn).await?;
+        }
+    }
     Ok(())
 }
 
@@ -266,6 +298,7 @@ pub(in crate::store) async fn record_delivery(
             id,
             status,
             response,
+            ends_streak,
         } => {
             sqlx::query::<Db>(
                 "UPDATE deliveries SET state = 'done', finished_at = $1, last_status = $2,
@@ -278,13 +311,13 @@ pub(in crate::store) async fn record_delivery(
             .bind(id)
             .execute(&mut *conn)
             .await?;
-            // Written only when a failure streak ends, not with every delivery.
-            sqlx::query::<Db>(
-                "UPDATE endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-            )
-            .bind(endpoint_id)
-            .execute(&mut *conn)
-            .await?;
+            // Only when a failure streak ends: not a statement with every delivery.
+            if *ends_streak {
+                sqlx::query::<Db>("UPDATE endpoints SET failing_since = NULL WHERE id = $1")
+                    .bind(endpoint_id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
             false
         }
         DeliveryAttempt::Failed {
@@ -333,24 +366,23 @@ pub(in crate::store) async fn record_delivery(
 }
 }
 
-/// Queues an event inside the caller's transaction, on either backend.
+/// Queues events inside the caller's transaction, on either backend.
 pub(crate) trait QueueEvent: Send {
-    fn queue_event(
+    fn queue_events(
         &mut self,
-        event: &NewEvent,
-        at: i64,
+        events: &[(NewEvent, i64)],
     ) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send;
 }
 
 impl QueueEvent for sqlx::SqliteConnection {
-    async fn queue_event(&mut self, event: &NewEvent, at: i64) -> Result<(), sqlx::Error> {
-        sqlite::queue_event(self, event, at).await
+    async fn queue_events(&mut self, events: &[(NewEvent, i64)]) -> Result<(), sqlx::Error> {
+        sqlite::queue_events(self, events).await
     }
 }
 
 impl QueueEvent for sqlx::PgConnection {
-    async fn queue_event(&mut self, event: &NewEvent, at: i64) -> Result<(), sqlx::Error> {
-        postgres::queue_event(self, event, at).await
+    async fn queue_events(&mut self, events: &[(NewEvent, i64)]) -> Result<(), sqlx::Error> {
+        postgres::queue_events(self, events).await
     }
 }
 

@@ -359,6 +359,7 @@ pub(super) async fn insert_batch(
 
     // A key twice in one batch was inserted once, and so are its side effects.
     let mut done = HashSet::new();
+    let mut events = Vec::new();
     for m in messages {
         let Some(&id) = inserted.get(&m.dedup_key) else {
             continue;
@@ -400,7 +401,7 @@ pub(super) async fn insert_batch(
         if let Some(event) = &m.tell {
             let mut event = event.clone();
             event.data["message_id"] = id.into();
-            conn.queue_event(&event, m.received_at).await?;
+            events.push((event, m.received_at));
         }
         for (kind, due_at) in &m.jobs {
             sqlx::query(
@@ -415,6 +416,8 @@ pub(super) async fn insert_batch(
             .await?;
         }
     }
+
+    conn.queue_events(&events).await?;
 
     let duplicates: Vec<&str> = messages
         .iter()

@@ -95,7 +95,7 @@ impl Store {
             let mut tx = pool.begin().await?;
             sql::upsert_profile(&mut tx, openid, unionid, tokens, profile, now).await?;
             if let Some(event) = tell {
-                tx.queue_event(event, now).await?;
+                tx.queue_events(&[(event.clone(), now)]).await?;
             }
             sqlx::query(
                     "UPDATE oauth_states SET outcome = 'done', openid = $1, finished_at = $2 WHERE nonce = $3",
