@@ -179,6 +179,15 @@ pub fn routes(config: &Config, addr: std::net::SocketAddr) -> Router<AppState> {
         config.appsecret.as_ref().map(|s| s.expose()),
         followers::directory(&config.public_url),
     );
+    // The sample followers are the account's followers, for 从微信同步粉丝 (follower sync), with two tags.
+    wechat.set_roster(
+        followers::FOLLOWERS
+            .iter()
+            .map(|f| f.openid.to_owned())
+            .collect(),
+    );
+    wechat.add_tag(100, "星标 · starred");
+    wechat.add_tag(101, "老客户 · regular");
     let chat = Arc::new(chat::Chat::new(chat::Webhook::new(config, addr)));
     wechat.deliver_to(chat.delivery());
     consent::routes()

@@ -344,6 +344,56 @@ async fn an_operator_uses_the_admin_area_on_a_phone() {
     assert_fits_the_phone(&client, "the follower detail").await;
     screenshot(&client, "7-admin-user").await;
 
+    // Every follower imported from (the simulated) WeChat, with its tags; one tagged from their page.
+    client.goto(&format!("{base}/admin/users")).await.unwrap();
+    click(&client, "#sync").await;
+    let mut status = String::new();
+    for _ in 0..50 {
+        client.goto(&format!("{base}/admin/users")).await.unwrap();
+        status = text_of(&client, "#sync-status").await;
+        if status.contains("上次同步") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(status.contains("4 位关注中"), "{status}");
+    wait_for(&client, "#tag-filter").await;
+    assert_fits_the_phone(&client, "the follower list with tags").await;
+    screenshot(&client, "7a-admin-users-synced").await;
+    click(&client, "#users a.mono").await;
+    wait_for(&client, "#tag-follower").await;
+    click(&client, "#add-tag").await;
+    wait_for(&client, "#tag-follower").await;
+    assert!(text_of(&client, ".weui-cells").await.contains("星标"));
+
+    // An event endpoint: added here, its secret shown once, its page with its deliveries.
+    client
+        .goto(&format!("{base}/admin/endpoints"))
+        .await
+        .unwrap();
+    wait_for(&client, "#new-endpoint").await;
+    field("endpoint-url")
+        .await
+        .unwrap()
+        .send_keys("https://crm.example.com/wechat-events")
+        .await
+        .unwrap();
+    click(&client, "#event-message").await;
+    click(&client, "#event-subscribe").await;
+    click(&client, "#add-endpoint").await;
+    wait_for(&client, "#shown-secret").await;
+    assert!(
+        text_of(&client, "#shown-secret")
+            .await
+            .starts_with("whsec_")
+    );
+    assert_fits_the_phone(&client, "the event endpoints").await;
+    screenshot(&client, "7b-admin-endpoints").await;
+    click(&client, "#endpoints a").await;
+    wait_for(&client, "#deliveries").await;
+    assert_fits_the_phone(&client, "an event endpoint").await;
+    screenshot(&client, "7c-admin-endpoint").await;
+
     // A keyword rule, added here, answers the follower's next message.
     click(&client, "#nav-replies").await;
     wait_for(&client, "#new-rule").await;
