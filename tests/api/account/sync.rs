@@ -274,3 +274,52 @@ async fn quota_errors_stop_the_sync_resumably_and_slow_downs_are_waited_out() {
     let r = report(&out);
     assert_eq!((&r["resumed"], &r["seen"]), (&json!(true), &json!(25_000)));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_resumes_a_sync_whose_process_died() {
+    let mock = MockWeChat::start().await;
+    mock.set_roster(roster(3_000));
+    let db = std::sync::Arc::new(TestDb::fresh().await);
+    // A run stopped at the end of the first page of a thousand, its process silent for two minutes.
+    {
+        let app = TestApp::spawn_in(db.clone(), &[]).await;
+        app.stop().await;
+    }
+    let started = unix_now() - 600;
+    db.connect()
+        .await
+        .execute(&format!(
+            "INSERT INTO follower_sync (id, state, started_at, cursor, total, seen, owner, heartbeat_at)
+             VALUES (1, 'running', {started}, '{}', 3000, 1000, 'gone:1', {})",
+            roster(1000)[999],
+            unix_now() - 120
+        ))
+        .await;
+    let app = TestApp::spawn_in(
+        db.clone(),
+        &[
+            ("WXPORTAL_APPSECRET", APPSECRET),
+            ("WXPORTAL_WECHAT_API_URL", mock.base.as_str()),
+            ("WXPORTAL_SYNC_RATE", "1000"),
+        ],
+    )
+    .await;
+    let mut done = None;
+    for _ in 0..100 {
+        done = app
+            .store
+            .follower_sync()
+            .await
+            .unwrap()
+            .filter(|r| r.state.as_str() == "done");
+        if done.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let run = done.expect("the server resumed and finished the run");
+    assert_eq!(run.started_at, started, "the same run, resumed");
+    // Only the two thousand after the cursor were asked about.
+    assert_eq!(mock.calls(BATCHGET), 20);
+    assert_eq!(run.seen, 2_000);
+}
