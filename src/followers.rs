@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::store::{FollowerTag, STALE_SECS, Store, StoreError, SyncState, SyncedFollower};
 use crate::time::unix_now;
 use crate::upstream::ApiError;
-use crate::upstream::account::{Account, BATCHGET_MAX, BATCHTAG_MAX};
+use crate::upstream::account::{Account, BATCHGET_MAX, BATCHTAG_MAX, TagAnswer};
 
 /// Tries of one call that WeChat answers "too often" (45011) or cannot answer now, with a doubling pause.
 const TRIES: u32 = 5;
@@ -108,15 +108,7 @@ impl Syncer {
         mut cursor: String,
         resumed: bool,
     ) -> Result<SyncReport, SyncError> {
-        let tags = self.call(|| self.account.tags()).await?;
-        let tags: Vec<FollowerTag> = tags
-            .into_iter()
-            .map(|t| FollowerTag {
-                id: t.id,
-                name: t.name,
-                count: t.count,
-            })
-            .collect();
+        let tags = kept(self.call(|| self.account.tags()).await?);
         self.store.replace_follower_tags(&tags).await?;
         let mut total;
         loop {
@@ -247,16 +239,18 @@ pub async fn tag_followers(
 
 /// Reads the account's tags from WeChat and keeps them.
 pub async fn refresh_tags(store: &Store, account: &Account) -> Result<Vec<FollowerTag>, SyncError> {
-    let tags: Vec<FollowerTag> = account
-        .tags()
-        .await?
-        .into_iter()
+    let tags = kept(account.tags().await?);
+    store.replace_follower_tags(&tags).await?;
+    Ok(tags)
+}
+
+/// WeChat's tags as they are kept.
+fn kept(tags: Vec<TagAnswer>) -> Vec<FollowerTag> {
+    tags.into_iter()
         .map(|t| FollowerTag {
             id: t.id,
             name: t.name,
             count: t.count,
         })
-        .collect();
-    store.replace_follower_tags(&tags).await?;
-    Ok(tags)
+        .collect()
 }
