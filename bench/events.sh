@@ -58,7 +58,8 @@ delivered() { sql "SELECT count(*) FROM deliveries WHERE state = 'done'"; }
 pending() { sql "SELECT count(*) FROM deliveries WHERE state IN ('queued', 'sending')"; }
 load() { ./target/release/examples/loadgen "$@"; }
 
-echo "events and the API, ${SECONDS_PER_RUN}s a window, $(nproc) cores shared with the load generator, database ${BENCH_DATABASE_URL:+PostgreSQL}${BENCH_DATABASE_URL:-SQLite}"
+backend=SQLite; [ -n "${BENCH_DATABASE_URL:-}" ] && backend=PostgreSQL
+echo "events and the API, ${SECONDS_PER_RUN}s a window, $(nproc) cores shared with the load generator, database $backend"
 echo "== API reads beside /healthz ($CONNECTIONS connections, $FOLLOWERS followers)"
 LOADGEN_BEARER=$(./target/release/wxportal token create bench --scopes followers:read | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 export LOADGEN_BEARER

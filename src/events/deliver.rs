@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
 use super::signature;
 use crate::store::{Delivery, DeliveryAttempt, Endpoint, Store};
@@ -43,16 +43,49 @@ pub struct Deliverer {
     /// How long an endpoint has to answer.
     timeout: Duration,
     wake: Notify,
+    /// Attempts' outcomes, recorded in groups by [`record_in_groups`].
+    recorder: mpsc::Sender<Recorded>,
+}
+
+/// An attempt's outcome for its endpoint, and who waits for it to be committed (told whether the
+/// endpoint was switched off).
+type Recorded = (i64, DeliveryAttempt, oneshot::Sender<Result<bool, String>>);
+
+/// Commits outcomes in groups: whatever arrived while the last group committed, at most 256.
+async fn record_in_groups(store: Store, mut rx: mpsc::Receiver<Recorded>) {
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        let (outcomes, acks): (Vec<_>, Vec<_>) = batch
+            .drain(..)
+            .map(|(endpoint, attempt, ack)| ((endpoint, attempt), ack))
+            .unzip();
+        match store.record_deliveries(outcomes).await {
+            Ok(disabled) => {
+                for (ack, disabled) in acks.into_iter().zip(disabled) {
+                    let _ = ack.send(Ok(disabled));
+                }
+            }
+            Err(e) => {
+                for ack in acks {
+                    let _ = ack.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
 }
 
 impl Deliverer {
+    /// A worker for this process; starts the task that records its outcomes.
     pub fn new(store: Store, http: reqwest::Client, timeout: Duration) -> Self {
+        let (recorder, rx) = mpsc::channel(4 * CONCURRENCY);
+        tokio::spawn(record_in_groups(store.clone(), rx));
         Self {
             store,
             http,
             owner: crate::store::owner_id(),
             timeout,
             wake: Notify::new(),
+            recorder,
         }
     }
 
@@ -224,7 +257,14 @@ impl Deliverer {
                 "event delivery failed"
             ),
         }
-        match self.store.record_delivery(endpoint.id, outcome).await {
+        let (ack, committed) = oneshot::channel();
+        let recorded = match self.recorder.send((endpoint.id, outcome, ack)).await {
+            Ok(()) => committed
+                .await
+                .unwrap_or_else(|_| Err("the recorder stopped".into())),
+            Err(_) => Err("the recorder stopped".into()),
+        };
+        match recorded {
             Ok(true) => tracing::warn!(
                 endpoint = endpoint.id,
                 url = endpoint.url,

@@ -80,7 +80,7 @@ pub(super) type OutcomeAck = oneshot::Sender<Result<bool, Arc<sqlx::Error>>>;
 pub(super) enum Outcome {
     /// An outbox job's ([`Store::record_attempt`]).
     Job(Attempt),
-    /// An event delivery's ([`Store::record_delivery`]).
+    /// An event delivery's ([`Store::record_deliveries`]).
     Delivery(i64, DeliveryAttempt),
 }
 
