@@ -363,8 +363,18 @@ async fn an_operator_uses_the_admin_area_on_a_phone() {
     click(&client, "#users a.mono").await;
     wait_for(&client, "#tag-follower").await;
     click(&client, "#add-tag").await;
-    wait_for(&client, "#tag-follower").await;
-    assert!(text_of(&client, ".weui-cells").await.contains("星标"));
+    // The page comes back with the tag among the follower's fields.
+    let mut tagged = false;
+    for _ in 0..50 {
+        if let Ok(cells) = client.find(Locator::Css(".weui-cells")).await
+            && cells.text().await.is_ok_and(|t| t.contains("星标"))
+        {
+            tagged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(tagged, "the follower's page shows the tag");
 
     // An event endpoint: added here, its secret shown once, its page with its deliveries.
     client
