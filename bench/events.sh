@@ -35,19 +35,7 @@ base="http://127.0.0.1:$PORT"
 server=$!
 for _ in $(seq 100); do curl -sf "$base/readyz" >/dev/null && break; sleep 0.1; done
 
-sql() {
-    if [ -n "${BENCH_DATABASE_URL:-}" ]; then
-        psql "$BENCH_DATABASE_URL" -Atqc "$1"
-    else
-        python3 - "$out/bench.db" "$1" <<'PY'
-import sqlite3, sys
-c = sqlite3.connect(sys.argv[1], timeout=30)
-rows = c.execute(sys.argv[2]).fetchall()
-c.commit()
-print("\n".join("|".join(map(str, r)) for r in rows))
-PY
-    fi
-}
+. bench/lib.sh
 sql "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $FOLLOWERS)
      INSERT INTO users (openid, nickname, subscribed, first_seen_at, last_seen_at)
      SELECT 'oApiBench' || i, 'benchfan' || i, TRUE, i, i FROM n" >/dev/null

@@ -36,19 +36,7 @@ mock=$!
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
 
-sql() {
-    if [ -n "${BENCH_DATABASE_URL:-}" ]; then
-        psql "$BENCH_DATABASE_URL" -Atqc "$1"
-    else
-        python3 - "$out/bench.db" "$1" <<'PY'
-import sqlite3, sys
-c = sqlite3.connect(sys.argv[1], timeout=30)
-rows = c.execute(sys.argv[2]).fetchall()
-c.commit()
-print("\n".join("|".join(map(str, r)) for r in rows))
-PY
-    fi
-}
+. bench/lib.sh
 sql "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $FOLLOWERS)
      INSERT INTO users (openid, nickname, subscribed, first_seen_at, last_seen_at)
      SELECT 'oBench' || i, 'benchfan' || i, TRUE, 1, 1 FROM n" >/dev/null

@@ -63,9 +63,9 @@ impl Subscriptions {
         self.wanted.load(Ordering::Relaxed) & bit(t) != 0
     }
 
-    /// `event` if some endpoint wants its type.
-    pub fn filter(&self, event: Option<NewEvent>) -> Option<NewEvent> {
-        event.filter(|e| self.wants(e.event_type))
+    /// The event `msg` reports, if some endpoint wants its type (built only then).
+    pub fn event_of(&self, msg: &Inbound) -> Option<NewEvent> {
+        event_if(msg, |t| self.wants(t))
     }
 
     pub async fn watch(self: Arc<Self>) {
@@ -85,6 +85,12 @@ impl Subscriptions {
 /// The event a message or event pushed by WeChat reports, if it is one endpoints can ask for.
 /// `data.message_id` is added when the message is stored.
 pub fn of_inbound(msg: &Inbound) -> Option<NewEvent> {
+    event_if(msg, |_| true)
+}
+
+/// [`of_inbound`], made only when `wanted` says its type is: the webhook builds no event that no
+/// endpoint asked for.
+fn event_if(msg: &Inbound, wanted: impl Fn(EventType) -> bool) -> Option<NewEvent> {
     let (event_type, extra) = match &msg.kind {
         MessageKind::Event(Event::Subscribe { scene, .. }) => {
             (EventType::Subscribe, json!({ "scene": scene }))
@@ -102,6 +108,9 @@ pub fn of_inbound(msg: &Inbound) -> Option<NewEvent> {
         MessageKind::Text { content, .. } => (EventType::Message, json!({ "content": content })),
         _ => (EventType::Message, json!({})),
     };
+    if !wanted(event_type) {
+        return None;
+    }
     let mut data = json!({
         "openid": msg.from,
         "account": msg.to,

@@ -331,7 +331,7 @@ async fn process(
         }
         _ => None,
     };
-    let tell = state.subscriptions.filter(crate::events::of_inbound(msg));
+    let tell = state.subscriptions.event_of(msg);
     let tells = tell.is_some();
     let queues_work = !jobs.is_empty();
     let recorded = state

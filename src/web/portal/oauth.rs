@@ -365,12 +365,17 @@ async fn exchange(
     } else {
         None
     };
-    let tell = app.subscriptions.filter(Some(crate::events::oauth_signin(
-        &grant.openid,
-        grant.unionid.as_deref(),
-        &grant.scope,
-        profile.as_ref(),
-    )));
+    let tell = app
+        .subscriptions
+        .wants(crate::events::EventType::OauthSignin)
+        .then(|| {
+            crate::events::oauth_signin(
+                &grant.openid,
+                grant.unionid.as_deref(),
+                &grant.scope,
+                profile.as_ref(),
+            )
+        });
     app.store
         .save_authorization(
             &row.nonce,
