@@ -5,7 +5,8 @@
 //! $LOADGEN_BEARER` when set: the HTTP API). Every webhook request is a unique, correctly signed text message (safe:
 //! encrypted with a fresh ciphertext and msg_signature), so the server stores each one.
 //! With `LOADGEN_RATE=N` the connections send N requests/s in all, evenly, instead of as fast as answers
-//! come. Prints one line: scenario, requests/s, p50 and p99 latency, errors. Reads WXPORTAL_TOKEN,
+//! come. Prints one line: scenario, requests/s, p50 and p99 latency, errors and (webhook) how many
+//! requests were fresh: a message and signed query never sent before. Reads WXPORTAL_TOKEN,
 //! WXPORTAL_APPID and WXPORTAL_ENCODING_AES_KEY.
 
 use std::sync::Arc;
@@ -178,7 +179,10 @@ async fn main() {
         token: env("WXPORTAL_TOKEN"),
         crypto,
         counter: AtomicU64::new(0),
-        run_id: (unix_now() % 100_000) as u64 * 10 + scenario as u64,
+        // Apart from other runs, and from another generator started in the same second (two instances
+        // measured at once): message ids and nonces must not meet.
+        run_id: ((unix_now() % 1000) as u64 * 1000 + u64::from(std::process::id() % 1000)) * 10
+            + scenario as u64,
         prepared: Vec::new(),
         bearer: std::env::var("LOADGEN_BEARER").ok(),
     };
@@ -221,8 +225,18 @@ async fn main() {
         Scenario::Safe => "POST /wechat safe mode",
         Scenario::Get => get.as_str(),
     };
+    // Webhook requests past the prepared pool repeat earlier ones (answered as retries): say how many
+    // were new messages with their own signed query.
+    let fresh = if target.prepared.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "   fresh {}",
+            (all.len() as u64 + errors).min(target.prepared.len() as u64)
+        )
+    };
     println!(
-        "{name:<24} {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   requests {:>8}   errors {errors}",
+        "{name:<24} {:>9.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   requests {:>8}   errors {errors}{fresh}",
         all.len() as f64 / elapsed,
         pct(0.50),
         pct(0.99),

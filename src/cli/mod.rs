@@ -156,6 +156,18 @@ pub enum CliError {
 }
 
 /// Runs the chosen subcommand and returns the process exit code.
+/// The program: reads `.env`, the command line and the settings, runs the command on a runtime of its
+/// own. Here rather than in `main.rs`, so that the runtime's generic code is compiled once, in this
+/// crate (instantiated in the binary's crate, it was a minute of a release build).
+pub fn main() -> ExitCode {
+    // A missing .env is normal; settings may come from the environment alone.
+    let _ = dotenvy::dotenv();
+    let _log_guard = crate::telemetry::init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().expect("the async runtime starts");
+    runtime.block_on(run(cli))
+}
+
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => report(serve::serve().await),

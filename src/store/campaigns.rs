@@ -6,7 +6,7 @@ use sqlx::{FromRow, QueryBuilder};
 
 use super::jobs::NEVER;
 use super::users::{postgres, sqlite};
-use super::{Job, Once, RecordOnce, Store, StoreError, UserQuery, on_pool};
+use super::{Job, Once, RecordOnce, Store, StoreError, UserQuery, on_pool, stored_as_text};
 use crate::time::unix_now;
 
 /// One of the account's templates.
@@ -23,25 +23,14 @@ pub struct Template {
 }
 
 /// Where a campaign is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CampaignState {
     Running,
     Paused,
     Cancelled,
     Done,
 }
-
-impl CampaignState {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Paused => "paused",
-            Self::Cancelled => "cancelled",
-            Self::Done => "done",
-        }
-    }
-}
+stored_as_text!(CampaignState { Running = "running", Paused = "paused", Cancelled = "cancelled", Done = "done" });
 
 #[derive(Debug, Clone, FromRow)]
 pub struct Campaign {

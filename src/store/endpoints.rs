@@ -6,10 +6,8 @@
 
 use sqlx::{FromRow, QueryBuilder};
 
-use tokio::sync::oneshot;
-
-use super::messages::{Outcome, WriteJob};
-use super::{Db, Store, StoreError, on_pool, per_backend};
+use super::writer::Outcome;
+use super::{Store, StoreError, on_pool, per_backend, stored_as_text};
 use crate::time::unix_now;
 
 /// What an endpoint can be told of.
@@ -106,25 +104,14 @@ pub struct EndpointSummary {
 }
 
 /// Where a delivery is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryState {
     Queued,
     Sending,
     Done,
     Failed,
 }
-
-impl DeliveryState {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Sending => "sending",
-            Self::Done => "done",
-            Self::Failed => "failed",
-        }
-    }
-}
+stored_as_text!(DeliveryState { Queued = "queued", Sending = "sending", Done = "done", Failed = "failed" });
 
 /// One event's delivery to one endpoint, with what it sends.
 #[derive(Debug, Clone, FromRow)]
@@ -605,48 +592,21 @@ impl Store {
 
     /// Records attempts, each with its endpoint; after a failure, switches the endpoint off once it has
     /// failed for [`DISABLE_AFTER_SECS`]. Returns, for each, whether that happened now. Committed
-    /// together: on SQLite by the message writer with the messages arriving meanwhile (a delivery per
-    /// message, each a write of its own, took SQLite's one write lock and a sync from under the
-    /// webhook); on PostgreSQL in one transaction (one commit, one sync, for the lot).
+    /// together by the message writer, with the messages arriving meanwhile: a delivery per message, each
+    /// a write of its own, took SQLite's one write lock and a sync (or on PostgreSQL a commit) from under
+    /// the webhook.
     pub(crate) async fn record_deliveries(
         &self,
         outcomes: Vec<(i64, DeliveryAttempt)>,
     ) -> Result<Vec<bool>, StoreError> {
-        match &self.db {
-            Db::Sqlite(sqlite) => {
-                let mut acks = Vec::with_capacity(outcomes.len());
-                for (endpoint_id, attempt) in outcomes {
-                    let (tx, rx) = oneshot::channel();
-                    sqlite
-                        .writer
-                        .send(WriteJob::Outcome(
-                            Outcome::Delivery(endpoint_id, attempt),
-                            tx,
-                        ))
-                        .await
-                        .map_err(|_| StoreError::WriterGone)?;
-                    acks.push(rx);
-                }
-                let mut disabled = Vec::with_capacity(acks.len());
-                for rx in acks {
-                    disabled.push(match rx.await {
-                        Ok(Ok(disabled)) => disabled,
-                        Ok(Err(e)) => return Err(StoreError::Writer(e)),
-                        Err(_) => return Err(StoreError::WriterGone),
-                    });
-                }
-                Ok(disabled)
-            }
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let mut disabled = Vec::with_capacity(outcomes.len());
-                for (endpoint_id, attempt) in &outcomes {
-                    disabled.push(postgres::record_delivery(&mut tx, *endpoint_id, attempt).await?);
-                }
-                tx.commit().await?;
-                Ok(disabled)
-            }
-        }
+        self.writer
+            .outcomes(
+                outcomes
+                    .into_iter()
+                    .map(|(endpoint, attempt)| Outcome::Delivery(endpoint, attempt))
+                    .collect(),
+            )
+            .await
     }
 
     /// An endpoint's newest deliveries first, before `before` (an id), optionally in one state.

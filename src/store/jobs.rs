@@ -2,15 +2,12 @@
 
 use sqlx::{FromRow, QueryBuilder};
 
-use tokio::sync::oneshot;
-
-use super::messages::{Outcome, WriteJob};
-use super::{Db, Once, RecordOnce, Store, StoreError, on_pool, per_backend};
+use super::writer::Outcome;
+use super::{Once, RecordOnce, Store, StoreError, on_pool, per_backend, stored_as_text};
 use crate::time::unix_now;
 
 /// The kinds of work the outbox does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
     /// A reply after the 5-second window, as a customer-service message.
     Reply,
@@ -21,21 +18,10 @@ pub enum JobKind {
     /// A campaign's template message to one follower.
     Template,
 }
-
-impl JobKind {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Reply => "reply",
-            Self::UserInfo => "user_info",
-            Self::Custom => "custom",
-            Self::Template => "template",
-        }
-    }
-}
+stored_as_text!(JobKind { Reply = "reply", UserInfo = "user_info", Custom = "custom", Template = "template" });
 
 /// Where a job is: waiting, claimed by a process, finished, given up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
     Queued,
     Sending,
@@ -44,6 +30,7 @@ pub enum JobState {
     /// Its campaign was cancelled before it was sent.
     Cancelled,
 }
+stored_as_text!(JobState { Queued = "queued", Sending = "sending", Done = "done", Failed = "failed", Cancelled = "cancelled" });
 
 impl JobState {
     pub const ALL: [Self; 5] = [
@@ -53,16 +40,6 @@ impl JobState {
         Self::Failed,
         Self::Cancelled,
     ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Sending => "sending",
-            Self::Done => "done",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
 }
 
 /// A job taken from the outbox.
@@ -254,31 +231,13 @@ impl Store {
         Ok(())
     }
 
-    /// Records what became of an attempt. On SQLite it is committed by the message writer, in the
-    /// same transaction as the messages arriving meanwhile: a campaign records hundreds of attempts a
-    /// second, and as writes of their own each took SQLite's one write lock (and a sync) from under the
-    /// webhook's messages.
+    /// Records what became of an attempt, committed by the message writer in the same transaction as
+    /// the messages arriving meanwhile: a campaign records hundreds of attempts a second, and as writes
+    /// of their own each took SQLite's one write lock (and a sync) from under the webhook's messages, or
+    /// on PostgreSQL a commit each.
     pub(crate) async fn record_attempt(&self, attempt: Attempt) -> Result<(), StoreError> {
-        match &self.db {
-            Db::Sqlite(sqlite) => {
-                let (tx, rx) = oneshot::channel();
-                sqlite
-                    .writer
-                    .send(WriteJob::Outcome(Outcome::Job(attempt), tx))
-                    .await
-                    .map_err(|_| StoreError::WriterGone)?;
-                match rx.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(StoreError::Writer(e)),
-                    Err(_) => Err(StoreError::WriterGone),
-                }
-            }
-            Db::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
-                postgres::record_attempt(&mut conn, &attempt).await?;
-                Ok(())
-            }
-        }
+        self.writer.outcomes(vec![Outcome::Job(attempt)]).await?;
+        Ok(())
     }
 
     /// The newest jobs first, optionally only those in `state`.

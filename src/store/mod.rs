@@ -4,9 +4,10 @@
 //! one database). Each method's SQL is written once and typed for both backends by [`on_pool!`]; where
 //! the two dialects differ, the statement for each sits side by side in [`Dialect`] or in the method.
 //!
-//! On SQLite, message writes go through one writer task that commits them in groups (one transaction and
-//! one sync per batch), and every other write takes its turn at [`Store::write_turn`]; each caller is
-//! answered only after its commit. On PostgreSQL concurrent transactions commit together on their own.
+//! On both, messages (and what became of background attempts) go through one writer per process that
+//! commits them in groups, one transaction and one sync per batch ([`writer`]); each caller is answered
+//! only after its commit. On SQLite every other write takes its turn at [`Store::write_turn`]; on
+//! PostgreSQL other writes are transactions of their own.
 
 mod admins;
 mod api_tokens;
@@ -28,16 +29,17 @@ mod settings;
 mod stats;
 mod sync;
 mod users;
+mod writer;
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use tokio::sync::{mpsc, oneshot};
 
 use crate::config::SqliteSync;
 
@@ -118,6 +120,70 @@ macro_rules! per_backend {
     };
 }
 pub(crate) use per_backend;
+
+/// Makes an enum a column of text on both backends: `as_str` (each variant's text), `from_text`, and
+/// sqlx's `Type`, `Encode` and `Decode` through `str`. (sqlx's derive would do the same, at the cost of
+/// building both database drivers, with SQLite's C source, into its macros crate.)
+macro_rules! stored_as_text {
+    ($ty:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The text stored for it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text,)+
+                }
+            }
+
+            /// The variant whose text this is.
+            pub fn from_text(text: &str) -> Option<Self> {
+                match text {
+                    $($text => Some(Self::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $ty
+        where
+            str: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <str as sqlx::Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <str as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $ty
+        where
+            &'q str: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&'q str as sqlx::Encode<'q, DB>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $ty
+        where
+            &'r str: sqlx::Decode<'r, DB>,
+        {
+            fn decode(
+                value: <DB as sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&'r str as sqlx::Decode<'r, DB>>::decode(value)?;
+                Self::from_text(text).ok_or_else(|| {
+                    format!("{text:?} is not a {}", stringify!($ty)).into()
+                })
+            }
+        }
+    };
+}
+pub(crate) use stored_as_text;
 
 /// The statements that differ between the two backends.
 pub(crate) trait Dialect: sqlx::Database + Sized {
@@ -231,6 +297,7 @@ pub(crate) fn owner_id() -> String {
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    writer: writer::Writer,
 }
 
 #[derive(Clone, Debug)]
@@ -242,7 +309,6 @@ pub(crate) enum Db {
 #[derive(Clone, Debug)]
 pub(crate) struct SqliteDb {
     pool: SqlitePool,
-    writer: mpsc::Sender<messages::WriteJob>,
     /// One write at a time in this process: every write method takes its turn here
     /// ([`Store::write_turn`]) before it touches the pool, and the writer before each commit. SQLite has one write lock; without the turn,
     /// concurrent writers met it taken and slept in SQLite's busy handler (naps of up to 100 ms, seen in
@@ -269,8 +335,35 @@ pub struct DatabaseReport {
     pub unknown_migrations: usize,
 }
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+/// The files of `migrations/`, embedded (listed by build.rs).
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+}
+
+static SQLITE_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| migrator(embedded::SQLITE));
+static POSTGRES_MIGRATIONS: LazyLock<Migrator> = LazyLock::new(|| migrator(embedded::POSTGRES));
+
+/// A backend's migrations as sqlx's `migrate!` would make them from the same files (the same
+/// descriptions and checksums, so databases migrated by earlier versions stay current).
+fn migrator(files: &'static [(i64, &'static str, &'static str)]) -> Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType};
+    Migrator::with_migrations(
+        files
+            .iter()
+            .map(|&(version, description, sql)| {
+                let no_tx = sql.starts_with("-- no-transaction");
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    no_tx,
+                )
+            })
+            .collect(),
+    )
+}
 
 /// PostgreSQL's oldest supported major version.
 const POSTGRES_MIN_VERSION: i32 = 130000;
@@ -296,32 +389,30 @@ impl Store {
         // The writer never checkpoints: in its commit path a checkpoint (which syncs the database file)
         // stalled every message queued behind it. A background task checkpoints instead.
         let write_gate = Arc::new(tokio::sync::Mutex::new(()));
-        let writer = messages::spawn_writer(
-            options
+        let writer = writer::Writer::spawn(writer::Target::Sqlite {
+            options: options
                 .pragma("wal_autocheckpoint", "0")
                 .statement_cache_capacity(512),
-            Arc::clone(&write_gate),
-        )
+            gate: Arc::clone(&write_gate),
+        })
         .await?;
-        tokio::spawn(messages::checkpoint_regularly(
+        tokio::spawn(writer::checkpoint_regularly(
             pool.clone(),
             writer.downgrade(),
         ));
         Ok(Self {
-            db: Db::Sqlite(SqliteDb {
-                pool,
-                writer,
-                write_gate,
-            }),
+            db: Db::Sqlite(SqliteDb { pool, write_gate }),
+            writer,
         })
     }
 
     async fn connect_postgres(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(5))
-            .connect_with(PgConnectOptions::from_str(url)?)
+            .connect_with(options.clone())
             .await?;
         let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
             .fetch_one(&pool)
@@ -334,8 +425,10 @@ impl Store {
         }
         // Instances starting together take turns: sqlx holds an advisory lock while it migrates.
         POSTGRES_MIGRATIONS.run(&pool).await?;
+        let writer = writer::Writer::spawn(writer::Target::Postgres(options)).await?;
         Ok(Self {
             db: Db::Postgres(pool),
+            writer,
         })
     }
 
@@ -401,10 +494,7 @@ impl Store {
         });
 
         /// The versions applied; none when the database was never migrated.
-        async fn applied_versions(
-            conn: &mut impl Migrate,
-            migrator: &sqlx::migrate::Migrator,
-        ) -> Vec<i64> {
+        async fn applied_versions(conn: &mut impl Migrate, migrator: &Migrator) -> Vec<i64> {
             match conn.list_applied_migrations(&migrator.table_name).await {
                 Ok(applied) => applied.into_iter().map(|m| m.version).collect(),
                 Err(_) => Vec::new(),
@@ -470,33 +560,17 @@ impl Store {
             .execute(pool)
             .await?
             .rows_affected());
-        if let Db::Sqlite(sqlite) = &self.db
-            && sqlite.writer.is_closed()
-        {
+        if self.writer.is_closed() {
             return Err(StoreError::WriterGone);
         }
         Ok(())
     }
 
-    /// Waits for queued writes to commit and closes the pool: for graceful shutdown.
+    /// Waits for queued writes to commit and closes the pool: for graceful shutdown. The writer exits
+    /// once every handle to it is gone.
     pub async fn close(&self) {
-        match &self.db {
-            Db::Sqlite(sqlite) => {
-                // The writer drains its queue and exits once every sender is gone; closing the pool
-                // waits for it.
-                let (tx, rx) = oneshot::channel();
-                if sqlite
-                    .writer
-                    .send(messages::WriteJob::Flush(tx))
-                    .await
-                    .is_ok()
-                {
-                    let _ = rx.await;
-                }
-                sqlite.pool.close().await;
-            }
-            Db::Postgres(pool) => pool.close().await,
-        }
+        self.writer.flush().await;
+        on_pool!(self, |pool| pool.close().await);
     }
 }
 

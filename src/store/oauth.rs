@@ -1,7 +1,7 @@
 //! Authorizations that came back: one row per state, written when a callback claims it, together with the
 //! code it came with.
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, on_pool, stored_as_text};
 use crate::time::unix_now;
 
 /// A state row as stored.
@@ -40,8 +40,7 @@ pub enum Claim {
 }
 
 /// Where a claimed state's exchange is, recorded on its row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Claimed; the exchange is under way.
     Pending,
@@ -52,17 +51,7 @@ pub enum Outcome {
     /// The exchange failed, or the follower refused.
     Failed,
 }
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Done => "done",
-            Self::Snapshot => "snapshot",
-            Self::Failed => "failed",
-        }
-    }
-}
+stored_as_text!(Outcome { Pending = "pending", Done = "done", Snapshot = "snapshot", Failed = "failed" });
 
 impl Store {
     /// Claims the state for the code whose hash is `code_hash`: exactly one caller across every

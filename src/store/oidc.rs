@@ -4,27 +4,18 @@
 //! Codes and tokens are stored as SHA-256 hashes: the database never holds one that could be replayed.
 //! Every single-use rule is one conditional `UPDATE`, so it holds across every instance on a database.
 
-use super::{Store, StoreError, on_pool, per_backend};
+use super::{Store, StoreError, on_pool, per_backend, stored_as_text};
 use crate::time::unix_now;
 
 /// What an app's `sub` claim is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject {
     /// An identifier of this follower for this app only (OIDC Core §8.1): apps cannot join their users.
     Pairwise,
     /// The follower's OpenID itself, for an app that already keys its users by it.
     Openid,
 }
-
-impl Subject {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pairwise => "pairwise",
-            Self::Openid => "openid",
-        }
-    }
-}
+stored_as_text!(Subject { Pairwise = "pairwise", Openid = "openid" });
 
 /// An app registered to sign followers in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,12 +116,12 @@ pub struct Grant {
 }
 
 /// The two kinds of token a grant holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
     Access,
     Refresh,
 }
+stored_as_text!(TokenKind { Access = "access", Refresh = "refresh" });
 
 /// A token as stored, with its grant.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,11 +1,10 @@
 //! The account's reply rules, and the revision number every edit bumps so each instance's cache knows.
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, on_pool, stored_as_text};
 use crate::time::unix_now;
 
 /// Which messages a rule answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RuleKind {
     /// A new follower (the `subscribe` event).
     Welcome,
@@ -14,44 +13,17 @@ pub enum RuleKind {
     /// Texts matching its keyword, or a menu CLICK with its key.
     Keyword,
 }
-
-impl RuleKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Welcome => "welcome",
-            Self::Default => "default",
-            Self::Keyword => "keyword",
-        }
-    }
-}
+stored_as_text!(RuleKind { Welcome = "welcome", Default = "default", Keyword = "keyword" });
 
 /// How a keyword rule matches a text message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatchMode {
     /// The whole message, ignoring surrounding space and letter case.
     Exact,
     /// Anywhere in the message, ignoring letter case.
     Contains,
 }
-
-impl MatchMode {
-    /// The mode a form names (`exact` or `contains`).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "exact" => Some(Self::Exact),
-            "contains" => Some(Self::Contains),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Exact => "exact",
-            Self::Contains => "contains",
-        }
-    }
-}
+stored_as_text!(MatchMode { Exact = "exact", Contains = "contains" });
 
 /// A reply rule as stored; `reply` is the [`crate::wechat::Reply`] as JSON.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

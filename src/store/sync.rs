@@ -3,28 +3,18 @@
 
 use sqlx::{FromRow, QueryBuilder};
 
-use super::{Store, StoreError, on_pool};
+use super::{Store, StoreError, on_pool, stored_as_text};
 use crate::time::unix_now;
 
 /// Where a sync is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
-#[sqlx(type_name = "text", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncState {
     Running,
     Done,
     /// Stopped by an error (a quota, WeChat refusing): the next run resumes from the cursor.
     Failed,
 }
-
-impl SyncState {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Done => "done",
-            Self::Failed => "failed",
-        }
-    }
-}
+stored_as_text!(SyncState { Running = "running", Done = "done", Failed = "failed" });
 
 /// The sync's progress.
 #[derive(Debug, Clone, FromRow)]

@@ -101,7 +101,7 @@ impl RuleForm {
         let click_key = self.click_key.trim();
         let qr_scene = self.qr_scene.trim();
         let chars = |s: &str| s.chars().count();
-        let match_mode = MatchMode::parse(&self.match_mode);
+        let match_mode = MatchMode::from_text(&self.match_mode);
         if match_mode.is_none() && keyword_rule {
             problems.push("请选择匹配方式 · choose exact or contains.".to_owned());
         }

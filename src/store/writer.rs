@@ -1,0 +1,476 @@
+//! The group-commit writer: one task per process with a connection of its own, which commits the
+//! messages (and the outcomes of background attempts) that arrive while it commits the previous group,
+//! all in one transaction. Each caller is answered after the commit that holds its write.
+//!
+//! Both backends write messages this way. On SQLite it is how one write lock is shared without naps in
+//! the busy handler; on PostgreSQL, one transaction per message made every message pay for a commit (a
+//! sync of the log), and a process stored about a third of SQLite's messages per second.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::{mpsc, oneshot};
+
+use super::endpoints::DeliveryAttempt;
+use super::jobs::Attempt;
+use super::{NewMessage, Recorded, StoreError};
+
+/// The most messages committed in one transaction (13 bound values each, well under either backend's
+/// limit on bound values).
+pub(super) const MAX_BATCH: usize = 256;
+
+/// The writer's answer; an error is shared by every write of a batch that failed together.
+type Ack = oneshot::Sender<Result<Recorded, Arc<sqlx::Error>>>;
+
+/// Answers a recorded outcome after its commit (for a delivery: whether its endpoint was switched off).
+type OutcomeAck = oneshot::Sender<Result<bool, Arc<sqlx::Error>>>;
+
+/// What became of an attempt at background work, committed with the messages.
+pub(super) enum Outcome {
+    /// An outbox job's ([`super::Store::record_attempt`]).
+    Job(Attempt),
+    /// An event delivery's ([`super::Store::record_deliveries`]).
+    Delivery(i64, DeliveryAttempt),
+}
+
+pub(super) enum WriteJob {
+    Message(Box<NewMessage>, Ack),
+    /// What became of an outbox job's attempt or an event's delivery.
+    Outcome(Outcome, OutcomeAck),
+    /// Answered once everything queued before it has been committed.
+    Flush(oneshot::Sender<()>),
+    /// Sent after a background checkpoint (SQLite): the writer copies the frames appended meanwhile, so
+    /// that its next commit starts the write-ahead log over instead of growing it (see
+    /// [`checkpoint_tail`]).
+    Checkpoint,
+}
+
+/// The handle every part of the store writes messages and outcomes through.
+#[derive(Clone, Debug)]
+pub(super) struct Writer(mpsc::Sender<WriteJob>);
+
+/// Where the writer commits.
+pub(super) enum Target {
+    Sqlite {
+        options: SqliteConnectOptions,
+        /// This process's write turn ([`super::Store::write_turn`]), taken for each commit.
+        gate: Arc<tokio::sync::Mutex<()>>,
+    },
+    Postgres(PgConnectOptions),
+}
+
+enum Conn {
+    Sqlite {
+        conn: SqliteConnection,
+        gate: Arc<tokio::sync::Mutex<()>>,
+    },
+    Postgres {
+        conn: Box<PgConnection>,
+        options: Box<PgConnectOptions>,
+    },
+}
+
+impl Writer {
+    /// Connects and starts the writer on a thread of its own: as a task among the request handlers,
+    /// each step of its transaction waited behind HTTP work, and every message waits for the writer.
+    pub(super) async fn spawn(target: Target) -> Result<Self, StoreError> {
+        let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("wxportal-writer".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("the writer runtime starts");
+                runtime.block_on(async move {
+                    match Conn::open(target).await {
+                        Ok(conn) => {
+                            let _ = ready_tx.send(Ok(()));
+                            run(conn, rx).await;
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                        }
+                    }
+                });
+            })
+            .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        ready_rx.await.map_err(|_| StoreError::WriterGone)??;
+        Ok(Self(tx))
+    }
+
+    /// Stores a message and returns once it is committed.
+    pub(super) async fn message(&self, message: NewMessage) -> Result<Recorded, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(WriteJob::Message(Box::new(message), tx)).await?;
+        answer(rx.await)
+    }
+
+    /// Records outcomes, committed together (with whatever else the writer holds), and returns, for
+    /// each, whether its endpoint was switched off.
+    pub(super) async fn outcomes(&self, outcomes: Vec<Outcome>) -> Result<Vec<bool>, StoreError> {
+        let mut acks = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            let (tx, rx) = oneshot::channel();
+            self.send(WriteJob::Outcome(outcome, tx)).await?;
+            acks.push(rx);
+        }
+        let mut answers = Vec::with_capacity(acks.len());
+        for rx in acks {
+            answers.push(answer(rx.await)?);
+        }
+        Ok(answers)
+    }
+
+    /// Waits until everything queued so far is committed.
+    pub(super) async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.send(WriteJob::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
+    pub(super) fn downgrade(&self) -> mpsc::WeakSender<WriteJob> {
+        self.0.downgrade()
+    }
+
+    async fn send(&self, job: WriteJob) -> Result<(), StoreError> {
+        self.0.send(job).await.map_err(|_| StoreError::WriterGone)
+    }
+}
+
+fn answer<T>(
+    received: Result<Result<T, Arc<sqlx::Error>>, oneshot::error::RecvError>,
+) -> Result<T, StoreError> {
+    match received {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(StoreError::Writer(e)),
+        Err(_) => Err(StoreError::WriterGone),
+    }
+}
+
+impl Conn {
+    async fn open(target: Target) -> Result<Self, sqlx::Error> {
+        Ok(match target {
+            Target::Sqlite { options, gate } => Self::Sqlite {
+                conn: options.connect().await?,
+                gate,
+            },
+            Target::Postgres(options) => {
+                // Named, for pg_stat_activity (and for the test that cuts its connection).
+                let options = options.application_name("wxportal writer");
+                Self::Postgres {
+                    conn: Box::new(options.connect().await?),
+                    options: Box::new(options),
+                }
+            }
+        })
+    }
+
+    async fn commit(
+        &mut self,
+        messages: &[(Box<NewMessage>, Ack)],
+        attempts: &[(Outcome, OutcomeAck)],
+    ) -> Result<(Vec<Recorded>, Vec<bool>), sqlx::Error> {
+        let messages: Vec<&NewMessage> = messages.iter().map(|(m, _)| &**m).collect();
+        let attempts: Vec<&Outcome> = attempts.iter().map(|(a, _)| a).collect();
+        match self {
+            Self::Sqlite { conn, gate } => {
+                // In turn with this process's other writes, so that neither finds SQLite's lock taken
+                // and naps in its busy handler.
+                let _turn = gate.lock().await;
+                sqlite::commit_batch(conn, &messages, &attempts).await
+            }
+            Self::Postgres { conn, .. } => postgres::commit_batch(conn, &messages, &attempts).await,
+        }
+    }
+
+    /// After a failed commit: whether the connection was lost and is now replaced by a new one (the
+    /// commit is worth trying again). While the database cannot be reached, what is queued is answered
+    /// with the error (nobody waits on a writer that cannot write) and the writer tries again every half
+    /// second.
+    async fn reconnect_if_lost(&mut self, rx: &mut mpsc::Receiver<WriteJob>) -> bool {
+        // SQLite's file does not go away; its errors are the statements'.
+        let Self::Postgres { conn, options } = self else {
+            return false;
+        };
+        if conn.ping().await.is_ok() {
+            return false;
+        }
+        loop {
+            match options.connect().await {
+                Ok(fresh) => {
+                    tracing::info!("the message writer reconnected to the database");
+                    **conn = fresh;
+                    return true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the message writer cannot reach the database");
+                    let e = Arc::new(e);
+                    while let Ok(job) = rx.try_recv() {
+                        match job {
+                            WriteJob::Message(_, ack) => drop(ack.send(Err(Arc::clone(&e)))),
+                            WriteJob::Outcome(_, ack) => drop(ack.send(Err(Arc::clone(&e)))),
+                            WriteJob::Flush(ack) => drop(ack.send(())),
+                            WriteJob::Checkpoint => {}
+                        }
+                    }
+                    if rx.is_closed() {
+                        return false;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    async fn close(self) {
+        let _ = match self {
+            Self::Sqlite { conn, .. } => conn.close().await,
+            Self::Postgres { conn, .. } => conn.close().await,
+        };
+    }
+}
+
+async fn run(mut conn: Conn, mut rx: mpsc::Receiver<WriteJob>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut messages = Vec::with_capacity(batch.len());
+        let mut attempts = Vec::new();
+        let mut flushes = Vec::new();
+        let mut checkpoint = false;
+        for job in batch.drain(..) {
+            match job {
+                WriteJob::Message(m, ack) => messages.push((m, ack)),
+                WriteJob::Outcome(a, ack) => attempts.push((a, ack)),
+                WriteJob::Flush(ack) => flushes.push(ack),
+                WriteJob::Checkpoint => checkpoint = true,
+            }
+        }
+        if !messages.is_empty() || !attempts.is_empty() {
+            let started = std::time::Instant::now();
+            let mut committed = conn.commit(&messages, &attempts).await;
+            // A connection lost (the database restarted, or closed it) fails a batch that a new one
+            // commits: the messages in it were not answered yet.
+            if committed.is_err() && conn.reconnect_if_lost(&mut rx).await {
+                committed = conn.commit(&messages, &attempts).await;
+            }
+            match committed {
+                Ok((results, outcomes)) => {
+                    tracing::debug!(
+                        messages = results.len(),
+                        attempts = attempts.len(),
+                        micros = started.elapsed().as_micros() as u64,
+                        "batch committed"
+                    );
+                    for ((_, ack), result) in messages.into_iter().zip(results) {
+                        let _ = ack.send(Ok(result));
+                    }
+                    for ((_, ack), outcome) in attempts.into_iter().zip(outcomes) {
+                        let _ = ack.send(Ok(outcome));
+                    }
+                }
+                Err(e) if messages.len() + attempts.len() > 1 => {
+                    // One write the database refuses (or a deadlock with another instance) must not fail
+                    // the others committed with it: each is tried alone, and only the refused ones get
+                    // the error.
+                    tracing::warn!(error = %e, messages = messages.len(), attempts = attempts.len(), "a batch failed; storing its writes one by one");
+                    for message in messages {
+                        let single = [message];
+                        let result = conn.commit(&single, &[]).await;
+                        let [(m, ack)] = single;
+                        match result {
+                            Ok((mut results, _)) => {
+                                let _ = ack.send(Ok(results.remove(0)));
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, msg_type = m.msg_type, "storing a message failed");
+                                let _ = ack.send(Err(Arc::new(e)));
+                            }
+                        }
+                    }
+                    for attempt in attempts {
+                        let single = [attempt];
+                        let result = conn.commit(&[], &single).await;
+                        let [(_, ack)] = single;
+                        let _ = ack.send(
+                            result
+                                .map(|(_, outcomes)| outcomes.first().copied().unwrap_or(false))
+                                .map_err(Arc::new),
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "storing a batch failed");
+                    let e = Arc::new(e);
+                    for (_, ack) in messages {
+                        let _ = ack.send(Err(Arc::clone(&e)));
+                    }
+                    for (_, ack) in attempts {
+                        let _ = ack.send(Err(Arc::clone(&e)));
+                    }
+                }
+            }
+        }
+        for ack in flushes {
+            let _ = ack.send(());
+        }
+        if checkpoint && let Conn::Sqlite { conn, .. } = &mut conn {
+            checkpoint_tail(conn).await;
+        }
+    }
+    conn.close().await;
+}
+
+/// Copies into the database file what the background checkpoint left in the write-ahead log.
+///
+/// SQLite starts the log over only when a write begins with every frame already copied. Under a steady
+/// stream of messages a checkpoint on another connection never catches up with the writer, so the log
+/// grew without end (700 MB in 16 seconds of benchmark load) and every commit paid for extending the
+/// file. The background checkpoint does the bulk of the copying away from the messages' path; the
+/// writer then copies only the frames appended meanwhile, between two batches.
+async fn checkpoint_tail(conn: &mut SqliteConnection) {
+    let started = std::time::Instant::now();
+    match checkpoint(&mut *conn).await {
+        Ok((frames, copied)) => tracing::debug!(
+            frames,
+            copied,
+            micros = started.elapsed().as_micros() as u64,
+            "writer checkpoint"
+        ),
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+    }
+}
+
+/// One batch's commit, written once for each backend (the module's name picks its helpers').
+macro_rules! commit_batch_on {
+    ($backend:ident, $db:ty) => {
+        mod $backend {
+            use sqlx::Connection;
+
+            use super::super::{NewMessage, Recorded, endpoints, jobs, messages};
+            use super::Outcome;
+
+            pub(super) async fn commit_batch(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                messages: &[&NewMessage],
+                attempts: &[&Outcome],
+            ) -> Result<(Vec<Recorded>, Vec<bool>), sqlx::Error> {
+                // What a message brings along (jobs, an event, a scan, a template's receipt) must be
+                // committed with it: a crash between the two would lose it. Messages alone are one
+                // multi-row statement, atomic without a transaction around it.
+                if attempts.is_empty()
+                    && messages.iter().all(|m| {
+                        m.jobs.is_empty()
+                            && m.tell.is_none()
+                            && m.scan.is_none()
+                            && m.template_finished.is_none()
+                    })
+                {
+                    let recorded = messages::$backend::insert_batch(conn, messages).await?;
+                    return Ok((recorded, Vec::new()));
+                }
+                let mut tx = conn.begin().await?;
+                let recorded = if messages.is_empty() {
+                    Vec::new()
+                } else {
+                    messages::$backend::insert_batch(&mut tx, messages).await?
+                };
+                let mut outcomes = Vec::with_capacity(attempts.len());
+                for outcome in attempts {
+                    outcomes.push(match outcome {
+                        Outcome::Job(attempt) => {
+                            jobs::$backend::record_attempt(&mut tx, attempt).await?;
+                            false
+                        }
+                        Outcome::Delivery(endpoint, attempt) => {
+                            endpoints::$backend::record_delivery(&mut tx, *endpoint, attempt)
+                                .await?
+                        }
+                    });
+                }
+                tx.commit().await?;
+                Ok((recorded, outcomes))
+            }
+        }
+    };
+}
+commit_batch_on!(sqlite, sqlx::Sqlite);
+commit_batch_on!(postgres, sqlx::Postgres);
+
+/// Copies the write-ahead log into the database once a second, without blocking the writer, then has
+/// the writer copy what was appended meanwhile, so the log starts over ([`checkpoint_tail`]).
+/// The writer handle is weak: this task must not keep the writer running once the store is dropped.
+pub(super) async fn checkpoint_regularly(pool: SqlitePool, writer: mpsc::WeakSender<WriteJob>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_frames = 0;
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        match catch_up(&pool).await {
+            // The log is empty, or unchanged since the last tick: all of it is copied already.
+            Ok(frames) if frames == 0 || frames == last_frames => last_frames = frames,
+            // A full queue means a busy writer; the next tick asks again.
+            Ok(frames) => {
+                last_frames = frames;
+                let Some(writer) = writer.upgrade() else {
+                    return;
+                };
+                let _ = writer.try_send(WriteJob::Checkpoint);
+            }
+            Err(e) => {
+                if pool.is_closed() {
+                    return;
+                }
+                tracing::warn!(error = %e, "WAL checkpoint failed");
+            }
+        }
+    }
+}
+
+/// Copies the log in passes until a pass finds little new, and returns the log's length. Each pass
+/// copies what the writer appended during the one before, so what is left for the writer to copy (while
+/// every message waits) shrinks from what was appended during a long pass to a few milliseconds of writes.
+async fn catch_up(pool: &SqlitePool) -> Result<i64, sqlx::Error> {
+    /// Frames appended during the last pass below which the rest is left to the writer.
+    const SMALL_TAIL: i64 = 512;
+    let mut frames = 0;
+    for pass in 0..5 {
+        let started = std::time::Instant::now();
+        let (now, copied) = checkpoint(pool).await?;
+        tracing::debug!(
+            pass,
+            frames = now,
+            copied,
+            micros = started.elapsed().as_micros() as u64,
+            "background checkpoint"
+        );
+        // An empty log needs nothing more; a log that started over is shorter than before, and nothing
+        // is left behind either.
+        let appended = now - frames;
+        frames = now;
+        if now == 0 || (pass > 0 && appended <= SMALL_TAIL) {
+            break;
+        }
+    }
+    Ok(frames)
+}
+
+/// Copies the write-ahead log into the database file as far as no reader needs it, without waiting for
+/// anyone. Returns the log's length and how much of it is now copied, in frames.
+async fn checkpoint<'e>(conn: impl sqlx::SqliteExecutor<'e>) -> Result<(i64, i64), sqlx::Error> {
+    let (_busy, frames, copied): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(conn)
+        .await?;
+    Ok((frames, copied))
+}
