@@ -17,7 +17,7 @@ use crate::upstream::{Upstream, http_client};
 use crate::web;
 use crate::web::keys::Keys;
 use crate::web::limits::Limits;
-use crate::web::state::AppState;
+use crate::web::state::{AppState, Shared};
 
 /// A server whose listener is bound and whose database is open and migrated, ready to run.
 pub struct App {
@@ -105,7 +105,7 @@ impl App {
         let limits = Arc::new(Limits::new(&config));
         tokio::spawn(Arc::clone(&limits).tidy_regularly());
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let state = AppState {
+        let state = AppState::new(Shared {
             limits,
             password_checks: Arc::new(tokio::sync::Semaphore::new(cores)),
             local_addr,
@@ -128,7 +128,7 @@ impl App {
             store,
             demo: false,
             metrics: Default::default(),
-        };
+        });
         Ok(Self {
             listener,
             state,
@@ -138,7 +138,7 @@ impl App {
 
     /// Mounts the WeChat simulator's `routes` (`wxportal demo` only) and marks every page with its banner.
     pub(crate) fn with_simulator(mut self, routes: axum::Router<AppState>) -> Self {
-        self.state.demo = true;
+        self.state.make_mut().demo = true;
         self.extra = Some(routes);
         self
     }
