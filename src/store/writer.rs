@@ -364,20 +364,8 @@ macro_rules! commit_batch_on {
                 messages: &[&NewMessage],
                 attempts: &[&Outcome],
             ) -> Result<(Vec<Recorded>, Vec<bool>), sqlx::Error> {
-                // What a message brings along (jobs, an event, a scan, a template's receipt) must be
-                // committed with it: a crash between the two would lose it. Messages alone are one
-                // multi-row statement, atomic without a transaction around it.
-                if attempts.is_empty()
-                    && messages.iter().all(|m| {
-                        m.jobs.is_empty()
-                            && m.tell.is_none()
-                            && m.scan.is_none()
-                            && m.template_finished.is_none()
-                    })
-                {
-                    let recorded = messages::$backend::insert_batch(conn, messages).await?;
-                    return Ok((recorded, Vec::new()));
-                }
+                // A message, its sender's row and what it brings along (jobs, an event, a scan, a
+                // template's receipt) are committed together: a crash between them would lose some.
                 let mut tx = conn.begin().await?;
                 let recorded = if messages.is_empty() {
                     Vec::new()

@@ -37,6 +37,15 @@ async fn old_messages_and_finished_jobs_are_deleted_and_the_rest_kept() {
             )
         })
         .collect();
+    // Their 50 senders, as the message writer would have kept them.
+    raw.execute(&format!(
+        "INSERT INTO users (openid, subscribed, first_seen_at, last_seen_at) VALUES {}",
+        (0..50)
+            .map(|i| format!("('oOld{i}', TRUE, {old}, {old})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+    .await;
     for chunk in rows.chunks(500) {
         raw.execute(&format!(
             "INSERT INTO messages (dedup_key, openid, account, msg_type, created_at, received_at, fields,
