@@ -37,23 +37,29 @@ impl Store {
         .await?))
     }
 
-    /// Takes the right to fetch `kind` until `until`, unless another owner holds an unexpired lease.
+    /// Takes the right to fetch `kind` until `until`, unless another owner holds an unexpired lease or
+    /// the row is no longer the one `seen`: another process stored a value since it was read (and gave up
+    /// its lease), and that value is the one to use, not a reason for a second fetch.
     pub(crate) async fn take_credential_lease(
         &self,
         kind: &str,
         owner: &str,
         until: i64,
+        seen: &CredentialRow,
     ) -> Result<bool, StoreError> {
         let _turn = self.write_turn().await;
         let done = on_pool!(self, |pool| sqlx::query(
             "UPDATE credentials SET lease_owner = $1, lease_until = $2
-             WHERE kind = $3 AND (lease_until < $4 OR lease_owner = $5)",
+             WHERE kind = $3 AND (lease_until < $4 OR lease_owner = $5)
+                 AND coalesce(value, '') = $6 AND expires_at = $7",
         )
         .bind(owner)
         .bind(until)
         .bind(kind)
         .bind(unix_now())
         .bind(owner)
+        .bind(seen.value.as_deref().unwrap_or_default())
+        .bind(seen.expires_at)
         .execute(pool)
         .await?
         .rows_affected());
@@ -159,5 +165,51 @@ per_backend! {
         .execute(&mut *conn)
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::SqliteSync;
+    use crate::store::Store;
+    use crate::time::unix_now;
+
+    #[tokio::test]
+    async fn no_lease_for_a_process_that_read_the_row_before_another_stored_a_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url, SqliteSync::Normal).await.unwrap();
+        let kind = "jsapi_ticket";
+        // Both processes read the row: no value yet.
+        let seen = store.credential(kind).await.unwrap();
+        // One takes the lease, fetches and stores, giving the lease up.
+        let until = unix_now() + 30;
+        assert!(
+            store
+                .take_credential_lease(kind, "a", until, &seen)
+                .await
+                .unwrap()
+        );
+        store
+            .save_credential(kind, "T1", unix_now() + 7200)
+            .await
+            .unwrap();
+        // The other, with what it read before: no lease, so no second fetch; it reads the value again.
+        assert!(
+            !store
+                .take_credential_lease(kind, "b", until, &seen)
+                .await
+                .unwrap()
+        );
+        let fresh = store.credential(kind).await.unwrap();
+        assert_eq!(fresh.value.as_deref(), Some("T1"));
+        // A lease asked with the row as it is now is granted (when that value is due, say).
+        assert!(
+            store
+                .take_credential_lease(kind, "b", until, &fresh)
+                .await
+                .unwrap()
+        );
+        store.close().await;
     }
 }

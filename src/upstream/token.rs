@@ -295,7 +295,7 @@ impl Credentials {
             let lease_until = now + LEASE_SECS;
             let leased = self
                 .store
-                .take_credential_lease(kind.as_str(), &self.owner, lease_until)
+                .take_credential_lease(kind.as_str(), &self.owner, lease_until, &row)
                 .await
                 .map_err(ApiError::from)?;
             if leased {
