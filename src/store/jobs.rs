@@ -32,16 +32,6 @@ pub enum JobState {
 }
 stored_as_text!(JobState { Queued = "queued", Sending = "sending", Done = "done", Failed = "failed", Cancelled = "cancelled" });
 
-impl JobState {
-    pub const ALL: [Self; 5] = [
-        Self::Queued,
-        Self::Sending,
-        Self::Done,
-        Self::Failed,
-        Self::Cancelled,
-    ];
-}
-
 /// A job taken from the outbox.
 #[derive(Debug, Clone, FromRow)]
 pub struct Job {

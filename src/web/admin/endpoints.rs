@@ -134,17 +134,6 @@ pub struct DetailQuery {
     before: Option<i64>,
 }
 
-fn state_of(s: &str) -> Option<DeliveryState> {
-    [
-        DeliveryState::Queued,
-        DeliveryState::Sending,
-        DeliveryState::Done,
-        DeliveryState::Failed,
-    ]
-    .into_iter()
-    .find(|x| x.as_str() == s)
-}
-
 async fn detail_page(
     app: &AppState,
     frame: Frame,
@@ -155,7 +144,7 @@ async fn detail_page(
     let Some(endpoint) = app.store.endpoint(id).await? else {
         return Err(not_found("地址"));
     };
-    let state = q.state.as_deref().and_then(state_of);
+    let state = q.state.as_deref().and_then(DeliveryState::from_text);
     let mut deliveries = app.store.deliveries(id, state, q.before, PAGE + 1).await?;
     let next = (deliveries.len() as i64 > PAGE).then(|| {
         deliveries.truncate(PAGE as usize);

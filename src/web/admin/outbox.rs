@@ -84,9 +84,7 @@ pub async fn list(
     frame: Frame,
     Query(params): Query<OutboxParams>,
 ) -> Result<Response, AppError> {
-    let state = JobState::ALL
-        .into_iter()
-        .find(|s| s.as_str() == params.state);
+    let state = JobState::from_text(&params.state);
     let jobs = app.store.list_jobs(state, SHOWN).await?;
     render(&OutboxTemplate {
         layout: frame.layout,
