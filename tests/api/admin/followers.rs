@@ -309,6 +309,16 @@ async fn a_nickname_search_follows_renames_and_deletions_and_ignores_letter_case
         .unwrap();
     assert_eq!(search("ALICE").await.0, vec![openid(78)]);
     assert_eq!(search("zed").await.0, vec![openid(77)]);
+    // Signing in again with the same nickname, or with none (the base scope keeps the stored one),
+    // leaves the follower found under it by both indexes.
+    for again in [Some(&profile), None] {
+        app.store
+            .save_refresh(&openid(77), &tokens, again)
+            .await
+            .unwrap();
+        assert_eq!(search("zed").await.0, vec![openid(77)]);
+        assert_eq!(search("Ze").await.0, vec![openid(77)]);
+    }
     app.raw_db()
         .await
         .execute(&format!(
