@@ -6,7 +6,7 @@
 
 use sqlx::{FromRow, QueryBuilder};
 
-use super::writer::Outcome;
+use super::writer::Op;
 use super::{Store, StoreError, on_pool, per_backend, stored_as_text};
 use crate::time::unix_now;
 
@@ -599,14 +599,16 @@ impl Store {
         &self,
         outcomes: Vec<(i64, DeliveryAttempt)>,
     ) -> Result<Vec<bool>, StoreError> {
-        self.writer
-            .outcomes(
+        let switched_off = self
+            .writer
+            .ops(
                 outcomes
                     .into_iter()
-                    .map(|(endpoint, attempt)| Outcome::Delivery(endpoint, attempt))
+                    .map(|(endpoint, attempt)| Op::Delivery(endpoint, attempt))
                     .collect(),
             )
-            .await
+            .await?;
+        Ok(switched_off.into_iter().map(|n| n == 1).collect())
     }
 
     /// An endpoint's newest deliveries first, before `before` (an id), optionally in one state.

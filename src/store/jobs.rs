@@ -2,7 +2,7 @@
 
 use sqlx::{FromRow, QueryBuilder};
 
-use super::writer::Outcome;
+use super::writer::Op;
 use super::{Once, RecordOnce, Store, StoreError, on_pool, per_backend, stored_as_text};
 use crate::time::unix_now;
 
@@ -226,7 +226,7 @@ impl Store {
     /// of their own each took SQLite's one write lock (and a sync) from under the webhook's messages, or
     /// on PostgreSQL a commit each.
     pub(crate) async fn record_attempt(&self, attempt: Attempt) -> Result<(), StoreError> {
-        self.writer.outcomes(vec![Outcome::Job(attempt)]).await?;
+        self.writer.op(Op::Job(attempt)).await?;
         Ok(())
     }
 

@@ -1,7 +1,8 @@
 //! Authorizations that came back: one row per state, written when a callback claims it, together with the
 //! code it came with.
 
-use super::{Store, StoreError, on_pool, stored_as_text};
+use super::writer::Op;
+use super::{Store, StoreError, on_pool, per_backend, stored_as_text};
 use crate::time::unix_now;
 
 /// A state row as stored.
@@ -53,6 +54,40 @@ pub enum Outcome {
 }
 stored_as_text!(Outcome { Pending = "pending", Done = "done", Snapshot = "snapshot", Failed = "failed" });
 
+/// A claim as the writer commits it ([`Store::claim_oauth_state`]).
+pub(super) struct Claiming {
+    nonce: String,
+    scope: String,
+    next: String,
+    expires_at: i64,
+    code_hash: String,
+    at: i64,
+}
+
+per_backend! {
+    /// Stores the claimed state; 1 when it was stored, 0 on any conflict (the nonce, or the code with
+    /// another state), which the caller's reads then tell apart.
+    pub(in crate::store) async fn claim(
+        tx: &mut <Db as sqlx::Database>::Connection,
+        claiming: &Claiming,
+    ) -> Result<u64, sqlx::Error> {
+        Ok(sqlx::query(
+            "INSERT INTO oauth_states (nonce, scope, next, created_at, expires_at, claimed_at, code_hash, outcome)
+             VALUES ($1, $2, $3, $4, $5, $4, $6, 'pending')
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&claiming.nonce)
+        .bind(&claiming.scope)
+        .bind(&claiming.next)
+        .bind(claiming.at)
+        .bind(claiming.expires_at)
+        .bind(&claiming.code_hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected())
+    }
+}
+
 impl Store {
     /// Claims the state for the code whose hash is `code_hash`: exactly one caller across every
     /// instance gets [`Claim::Claimed`] for a code; every later arrival of that code gets
@@ -63,28 +98,27 @@ impl Store {
         state: &NewState<'_>,
         code_hash: &str,
     ) -> Result<Claim, StoreError> {
-        let now = unix_now();
-        let _turn = self.write_turn().await;
-        // Any conflict (the nonce, or the code with another state) inserts nothing; the reads below
-        // tell which.
-        let claimed = on_pool!(self, |pool| {
-            sqlx::query_as::<_, OAuthState>(
-            "INSERT INTO oauth_states (nonce, scope, next, created_at, expires_at, claimed_at, code_hash, outcome)
-             VALUES ($1, $2, $3, $4, $5, $4, $6, 'pending')
-             ON CONFLICT DO NOTHING
-             RETURNING *",
-        )
-        .bind(state.nonce)
-        .bind(state.scope)
-        .bind(state.next)
-        .bind(now)
-        .bind(state.expires_at)
-        .bind(code_hash)
-        .fetch_optional(pool)
-        .await?
-        });
-        if let Some(row) = claimed {
-            return Ok(Claim::Claimed(row));
+        let claiming = Claiming {
+            nonce: state.nonce.to_owned(),
+            scope: state.scope.to_owned(),
+            next: state.next.to_owned(),
+            expires_at: state.expires_at,
+            code_hash: code_hash.to_owned(),
+            at: unix_now(),
+        };
+        let at = claiming.at;
+        // Through the writer, committed with the other sign-ins' writes (see `save_authorization`).
+        if self.writer.op(Op::Claim(Box::new(claiming))).await? == 1 {
+            return Ok(Claim::Claimed(OAuthState {
+                nonce: state.nonce.to_owned(),
+                scope: state.scope.to_owned(),
+                next: state.next.to_owned(),
+                expires_at: state.expires_at,
+                claimed_at: Some(at),
+                code_hash: Some(code_hash.to_owned()),
+                outcome: Some(Outcome::Pending),
+                openid: None,
+            }));
         }
         Ok(match self.oauth_state(state.nonce).await? {
             Some(row) if row.code_hash.as_deref() == Some(code_hash) => Claim::Repeat(row),

@@ -1,11 +1,13 @@
-//! Sessions in the database (the `sessions` table), for tower-sessions' session layer. Their writes take
-//! the store's write gate like every other write on the pool.
+//! Sessions in the database (the `sessions` table), for tower-sessions' session layer. Their writes go
+//! through the store's writer: a sign-in deletes the session it had and creates another, and as commits of
+//! their own these queued every sign-in behind the others' syncs.
 
 use time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, SessionStore};
 
-use super::{Store, StoreError, on_pool};
+use super::writer::Op;
+use super::{Store, StoreError, on_pool, per_backend};
 use crate::time::unix_now;
 
 /// The session rows, as the session layer reads and writes them.
@@ -21,23 +23,74 @@ impl SessionRows {
         }
     }
 
-    /// Writes the row: `sql` inserts `(id, data, expires_at)` and says what a taken id does. Whether a
-    /// row was written.
-    async fn write(&self, sql: &'static str, record: &Record) -> session_store::Result<bool> {
-        let (id, data, expires_at) = (
-            record.id.to_string(),
-            encode(record)?,
-            record.expiry_date.unix_timestamp(),
-        );
-        let done = on_pool!(self.store, |pool| sqlx::query(sql)
-            .bind(id)
-            .bind(data)
-            .bind(expires_at)
-            .execute(pool)
+    /// Commits the write; whether it changed a row.
+    async fn commit(&self, write: SessionWrite) -> session_store::Result<bool> {
+        let changed = self
+            .store
+            .writer
+            .op(Op::Session(write))
             .await
-            .map(|done| done.rows_affected()))
-        .map_err(backend)?;
-        Ok(done == 1)
+            .map_err(|e| session_store::Error::Backend(e.to_string()))?;
+        Ok(changed == 1)
+    }
+}
+
+/// A session row's write, as the writer commits it.
+pub(super) enum SessionWrite {
+    /// A new row; nothing when the id is taken.
+    Create(Row),
+    /// The row, new or replacing the one with its id.
+    Save(Row),
+    Delete(String),
+}
+
+pub(super) struct Row {
+    id: String,
+    data: String,
+    expires_at: i64,
+}
+
+impl Row {
+    fn of(record: &Record) -> session_store::Result<Self> {
+        Ok(Self {
+            id: record.id.to_string(),
+            data: encode(record)?,
+            expires_at: record.expiry_date.unix_timestamp(),
+        })
+    }
+}
+
+per_backend! {
+    /// The write; the rows it changed.
+    pub(in crate::store) async fn write(
+        tx: &mut <Db as sqlx::Database>::Connection,
+        write: &SessionWrite,
+    ) -> Result<u64, sqlx::Error> {
+        let (sql, row) = match write {
+            SessionWrite::Create(row) => (
+                "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                row,
+            ),
+            SessionWrite::Save(row) => (
+                "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
+                row,
+            ),
+            SessionWrite::Delete(id) => {
+                return Ok(sqlx::query("DELETE FROM sessions WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected());
+            }
+        };
+        Ok(sqlx::query(sql)
+            .bind(&row.id)
+            .bind(&row.data)
+            .bind(row.expires_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected())
     }
 }
 
@@ -52,28 +105,15 @@ fn backend(e: sqlx::Error) -> session_store::Error {
 #[async_trait::async_trait]
 impl SessionStore for SessionRows {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
-        let _turn = self.store.write_turn().await;
         // A taken id (a 128-bit random collision) draws another.
-        while !self
-            .write(
-                "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                record,
-            )
-            .await?
-        {
+        while !self.commit(SessionWrite::Create(Row::of(record)?)).await? {
             record.id = Id::default();
         }
         Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        let _turn = self.store.write_turn().await;
-        self.write(
-            "INSERT INTO sessions (id, data, expires_at) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires_at = excluded.expires_at",
-            record,
-        )
-        .await?;
+        self.commit(SessionWrite::Save(Row::of(record)?)).await?;
         Ok(())
     }
 
@@ -99,15 +139,7 @@ impl SessionStore for SessionRows {
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
-        let _turn = self.store.write_turn().await;
-        on_pool!(self.store, |pool| sqlx::query(
-            "DELETE FROM sessions WHERE id = $1"
-        )
-        .bind(id.to_string())
-        .execute(pool)
-        .await
-        .map(|done| done.rows_affected()))
-        .map_err(backend)?;
+        self.commit(SessionWrite::Delete(id.to_string())).await?;
         Ok(())
     }
 }

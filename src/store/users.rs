@@ -2,6 +2,7 @@
 
 use sqlx::QueryBuilder;
 
+use super::writer::Op;
 use super::{Dialect, QueueEvent, Store, StoreError, on_pool, per_backend};
 use crate::time::unix_now;
 
@@ -50,6 +51,17 @@ pub struct Tokens {
     pub refresh_token_expires_at: i64,
 }
 
+/// A finished authorization as the writer commits it ([`Store::save_authorization`]).
+pub(super) struct Authorization {
+    nonce: String,
+    openid: String,
+    unionid: Option<String>,
+    tokens: Tokens,
+    profile: Option<Profile>,
+    tell: Option<super::NewEvent>,
+    at: i64,
+}
+
 /// The profile `/sns/userinfo` shared.
 #[derive(Debug, Clone)]
 pub struct Profile {
@@ -89,24 +101,19 @@ impl Store {
         profile: Option<&Profile>,
         tell: Option<&super::NewEvent>,
     ) -> Result<(), StoreError> {
-        let now = unix_now();
-        let _turn = self.write_turn().await;
-        on_pool!(self, |pool, sql| {
-            let mut tx = pool.begin().await?;
-            sql::upsert_profile(&mut tx, openid, unionid, tokens, profile, now).await?;
-            if let Some(event) = tell {
-                tx.queue_events(&[(event.clone(), now)]).await?;
-            }
-            sqlx::query(
-                    "UPDATE oauth_states SET outcome = 'done', openid = $1, finished_at = $2 WHERE nonce = $3",
-                )
-                .bind(openid)
-                .bind(now)
-                .bind(nonce)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        });
+        // Through the writer: with the claim before it and the session after it, a sign-in is three
+        // writes, and each a commit of its own queued every sign-in behind the others' syncs.
+        self.writer
+            .op(Op::Authorization(Box::new(Authorization {
+                nonce: nonce.to_owned(),
+                openid: openid.to_owned(),
+                unionid: unionid.map(str::to_owned),
+                tokens: tokens.clone(),
+                profile: profile.cloned(),
+                tell: tell.cloned(),
+                at: unix_now(),
+            })))
+            .await?;
         Ok(())
     }
 
@@ -323,6 +330,34 @@ impl Store {
 }
 
 per_backend! {
+    /// The profile and tokens, the event, and the state marked done, in the writer's transaction.
+    pub(in crate::store) async fn save_authorization(
+        tx: &mut <Db as sqlx::Database>::Connection,
+        done: &Authorization,
+    ) -> Result<(), sqlx::Error> {
+        upsert_profile(
+            tx,
+            &done.openid,
+            done.unionid.as_deref(),
+            &done.tokens,
+            done.profile.as_ref(),
+            done.at,
+        )
+        .await?;
+        if let Some(event) = &done.tell {
+            tx.queue_events(&[(event.clone(), done.at)]).await?;
+        }
+        sqlx::query(
+            "UPDATE oauth_states SET outcome = 'done', openid = $1, finished_at = $2 WHERE nonce = $3",
+        )
+        .bind(&done.openid)
+        .bind(done.at)
+        .bind(&done.nonce)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+
     pub(in crate::store) async fn upsert_profile(
     tx: &mut <Db as sqlx::Database>::Connection,
     openid: &str,
@@ -330,7 +365,7 @@ per_backend! {
     tokens: &Tokens,
     profile: Option<&Profile>,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<(), sqlx::Error> {
     // A base-scope authorization carries no profile: the stored one is kept (coalesce).
     sqlx::query(
         "INSERT INTO users (openid, unionid, nickname, sex, province, city, country, headimgurl,

@@ -1,10 +1,12 @@
 //! The group-commit writer: one task per process with a connection of its own, which commits the
-//! messages (and the outcomes of background attempts) that arrive while it commits the previous group,
-//! all in one transaction. Each caller is answered after the commit that holds its write.
+//! messages (and the other writes of busy paths: outcomes of background attempts, sign-ins, sessions)
+//! that arrive while it commits the previous group, all in one transaction. Each caller is answered after
+//! the commit that holds its write.
 //!
-//! Both backends write messages this way. On SQLite it is how one write lock is shared without naps in
-//! the busy handler; on PostgreSQL, one transaction per message made every message pay for a commit (a
-//! sync of the log), and a process stored about a third of SQLite's messages per second.
+//! Both backends write this way. On SQLite it is how one write lock is shared without naps in the busy
+//! handler, and without callers queueing for it one commit (and one sync) at a time; on PostgreSQL, one
+//! transaction per message made every message pay for a commit (a sync of the log), and a process stored
+//! about a third of SQLite's messages per second.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +18,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::endpoints::DeliveryAttempt;
 use super::jobs::Attempt;
+use super::oauth::Claiming;
+use super::sessions::SessionWrite;
+use super::users::Authorization;
 use super::{NewMessage, Recorded, StoreError};
 
 /// The most messages committed in one transaction (13 bound values each, well under either backend's
@@ -25,21 +30,28 @@ pub(super) const MAX_BATCH: usize = 256;
 /// The writer's answer; an error is shared by every write of a batch that failed together.
 type Ack = oneshot::Sender<Result<Recorded, Arc<sqlx::Error>>>;
 
-/// Answers a recorded outcome after its commit (for a delivery: whether its endpoint was switched off).
-type OutcomeAck = oneshot::Sender<Result<bool, Arc<sqlx::Error>>>;
+/// Answers a write after its commit with the count its [`Op`] variant defines.
+type OpAck = oneshot::Sender<Result<u64, Arc<sqlx::Error>>>;
 
-/// What became of an attempt at background work, committed with the messages.
-pub(super) enum Outcome {
-    /// An outbox job's ([`super::Store::record_attempt`]).
+/// A write other than a message, committed with the messages; each is answered with a count.
+pub(super) enum Op {
+    /// What became of an outbox job's attempt ([`super::Store::record_attempt`]); 0.
     Job(Attempt),
-    /// An event delivery's ([`super::Store::record_deliveries`]).
+    /// What became of an event delivery ([`super::Store::record_deliveries`]); 1 when its endpoint was
+    /// switched off by it.
     Delivery(i64, DeliveryAttempt),
+    /// An authorization state claimed for a code ([`super::Store::claim_oauth_state`]); 1 when this
+    /// claim stored it.
+    Claim(Box<Claiming>),
+    /// A finished authorization ([`super::Store::save_authorization`]); 0.
+    Authorization(Box<Authorization>),
+    /// A session row written or deleted ([`super::SessionRows`]); the rows it changed.
+    Session(SessionWrite),
 }
 
 pub(super) enum WriteJob {
     Message(Box<NewMessage>, Ack),
-    /// What became of an outbox job's attempt or an event's delivery.
-    Outcome(Outcome, OutcomeAck),
+    Op(Op, OpAck),
     /// Answered once everything queued before it has been committed.
     Flush(oneshot::Sender<()>),
     /// Sent after a background checkpoint (SQLite): the writer copies the frames appended meanwhile, so
@@ -110,13 +122,19 @@ impl Writer {
         answer(rx.await)
     }
 
-    /// Records outcomes, committed together (with whatever else the writer holds), and returns, for
-    /// each, whether its endpoint was switched off.
-    pub(super) async fn outcomes(&self, outcomes: Vec<Outcome>) -> Result<Vec<bool>, StoreError> {
-        let mut acks = Vec::with_capacity(outcomes.len());
-        for outcome in outcomes {
+    /// Commits a write (with whatever else the writer holds) and returns its count.
+    pub(super) async fn op(&self, op: Op) -> Result<u64, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(WriteJob::Op(op, tx)).await?;
+        answer(rx.await)
+    }
+
+    /// Commits writes, together as far as the writer's batches allow, and returns their counts.
+    pub(super) async fn ops(&self, ops: Vec<Op>) -> Result<Vec<u64>, StoreError> {
+        let mut acks = Vec::with_capacity(ops.len());
+        for op in ops {
             let (tx, rx) = oneshot::channel();
-            self.send(WriteJob::Outcome(outcome, tx)).await?;
+            self.send(WriteJob::Op(op, tx)).await?;
             acks.push(rx);
         }
         let mut answers = Vec::with_capacity(acks.len());
@@ -178,18 +196,18 @@ impl Conn {
     async fn commit(
         &mut self,
         messages: &[(Box<NewMessage>, Ack)],
-        attempts: &[(Outcome, OutcomeAck)],
-    ) -> Result<(Vec<Recorded>, Vec<bool>), sqlx::Error> {
+        ops: &[(Op, OpAck)],
+    ) -> Result<(Vec<Recorded>, Vec<u64>), sqlx::Error> {
         let messages: Vec<&NewMessage> = messages.iter().map(|(m, _)| &**m).collect();
-        let attempts: Vec<&Outcome> = attempts.iter().map(|(a, _)| a).collect();
+        let ops: Vec<&Op> = ops.iter().map(|(op, _)| op).collect();
         match self {
             Self::Sqlite { conn, gate } => {
                 // In turn with this process's other writes, so that neither finds SQLite's lock taken
                 // and naps in its busy handler.
                 let _turn = gate.lock().await;
-                sqlite::commit_batch(conn, &messages, &attempts).await
+                sqlite::commit_batch(conn, &messages, &ops).await
             }
-            Self::Postgres { conn, .. } => postgres::commit_batch(conn, &messages, &attempts).await,
+            Self::Postgres { conn, .. } => postgres::commit_batch(conn, &messages, &ops).await,
         }
     }
 
@@ -218,7 +236,7 @@ impl Conn {
                     while let Ok(job) = rx.try_recv() {
                         match job {
                             WriteJob::Message(_, ack) => drop(ack.send(Err(Arc::clone(&e)))),
-                            WriteJob::Outcome(_, ack) => drop(ack.send(Err(Arc::clone(&e)))),
+                            WriteJob::Op(_, ack) => drop(ack.send(Err(Arc::clone(&e)))),
                             WriteJob::Flush(ack) => drop(ack.send(())),
                             WriteJob::Checkpoint => {}
                         }
@@ -244,45 +262,45 @@ async fn run(mut conn: Conn, mut rx: mpsc::Receiver<WriteJob>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let mut messages = Vec::with_capacity(batch.len());
-        let mut attempts = Vec::new();
+        let mut ops = Vec::new();
         let mut flushes = Vec::new();
         let mut checkpoint = false;
         for job in batch.drain(..) {
             match job {
                 WriteJob::Message(m, ack) => messages.push((m, ack)),
-                WriteJob::Outcome(a, ack) => attempts.push((a, ack)),
+                WriteJob::Op(op, ack) => ops.push((op, ack)),
                 WriteJob::Flush(ack) => flushes.push(ack),
                 WriteJob::Checkpoint => checkpoint = true,
             }
         }
-        if !messages.is_empty() || !attempts.is_empty() {
+        if !messages.is_empty() || !ops.is_empty() {
             let started = std::time::Instant::now();
-            let mut committed = conn.commit(&messages, &attempts).await;
+            let mut committed = conn.commit(&messages, &ops).await;
             // A connection lost (the database restarted, or closed it) fails a batch that a new one
             // commits: the messages in it were not answered yet.
             if committed.is_err() && conn.reconnect_if_lost(&mut rx).await {
-                committed = conn.commit(&messages, &attempts).await;
+                committed = conn.commit(&messages, &ops).await;
             }
             match committed {
-                Ok((results, outcomes)) => {
+                Ok((results, counts)) => {
                     tracing::debug!(
                         messages = results.len(),
-                        attempts = attempts.len(),
+                        ops = ops.len(),
                         micros = started.elapsed().as_micros() as u64,
                         "batch committed"
                     );
                     for ((_, ack), result) in messages.into_iter().zip(results) {
                         let _ = ack.send(Ok(result));
                     }
-                    for ((_, ack), outcome) in attempts.into_iter().zip(outcomes) {
-                        let _ = ack.send(Ok(outcome));
+                    for ((_, ack), count) in ops.into_iter().zip(counts) {
+                        let _ = ack.send(Ok(count));
                     }
                 }
-                Err(e) if messages.len() + attempts.len() > 1 => {
+                Err(e) if messages.len() + ops.len() > 1 => {
                     // One write the database refuses (or a deadlock with another instance) must not fail
                     // the others committed with it: each is tried alone, and only the refused ones get
                     // the error.
-                    tracing::warn!(error = %e, messages = messages.len(), attempts = attempts.len(), "a batch failed; storing its writes one by one");
+                    tracing::warn!(error = %e, messages = messages.len(), ops = ops.len(), "a batch failed; storing its writes one by one");
                     for message in messages {
                         let single = [message];
                         let result = conn.commit(&single, &[]).await;
@@ -297,13 +315,13 @@ async fn run(mut conn: Conn, mut rx: mpsc::Receiver<WriteJob>) {
                             }
                         }
                     }
-                    for attempt in attempts {
-                        let single = [attempt];
+                    for op in ops {
+                        let single = [op];
                         let result = conn.commit(&[], &single).await;
                         let [(_, ack)] = single;
                         let _ = ack.send(
                             result
-                                .map(|(_, outcomes)| outcomes.first().copied().unwrap_or(false))
+                                .map(|(_, counts)| counts.first().copied().unwrap_or(0))
                                 .map_err(Arc::new),
                         );
                     }
@@ -314,7 +332,7 @@ async fn run(mut conn: Conn, mut rx: mpsc::Receiver<WriteJob>) {
                     for (_, ack) in messages {
                         let _ = ack.send(Err(Arc::clone(&e)));
                     }
-                    for (_, ack) in attempts {
+                    for (_, ack) in ops {
                         let _ = ack.send(Err(Arc::clone(&e)));
                     }
                 }
@@ -356,14 +374,16 @@ macro_rules! commit_batch_on {
         mod $backend {
             use sqlx::Connection;
 
-            use super::super::{NewMessage, Recorded, endpoints, jobs, messages};
-            use super::Outcome;
+            use super::super::{
+                NewMessage, Recorded, endpoints, jobs, messages, oauth, sessions, users,
+            };
+            use super::Op;
 
             pub(super) async fn commit_batch(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 messages: &[&NewMessage],
-                attempts: &[&Outcome],
-            ) -> Result<(Vec<Recorded>, Vec<bool>), sqlx::Error> {
+                ops: &[&Op],
+            ) -> Result<(Vec<Recorded>, Vec<u64>), sqlx::Error> {
                 // A message, its sender's row and what it brings along (jobs, an event, a scan, a
                 // template's receipt) are committed together: a crash between them would lose some.
                 let mut tx = conn.begin().await?;
@@ -372,21 +392,27 @@ macro_rules! commit_batch_on {
                 } else {
                     messages::$backend::insert_batch(&mut tx, messages).await?
                 };
-                let mut outcomes = Vec::with_capacity(attempts.len());
-                for outcome in attempts {
-                    outcomes.push(match outcome {
-                        Outcome::Job(attempt) => {
+                let mut counts = Vec::with_capacity(ops.len());
+                for op in ops {
+                    counts.push(match op {
+                        Op::Job(attempt) => {
                             jobs::$backend::record_attempt(&mut tx, attempt).await?;
-                            false
+                            0
                         }
-                        Outcome::Delivery(endpoint, attempt) => {
+                        Op::Delivery(endpoint, attempt) => u64::from(
                             endpoints::$backend::record_delivery(&mut tx, *endpoint, attempt)
-                                .await?
+                                .await?,
+                        ),
+                        Op::Claim(claiming) => oauth::$backend::claim(&mut tx, claiming).await?,
+                        Op::Authorization(done) => {
+                            users::$backend::save_authorization(&mut tx, done).await?;
+                            0
                         }
+                        Op::Session(write) => sessions::$backend::write(&mut tx, write).await?,
                     });
                 }
                 tx.commit().await?;
-                Ok((recorded, outcomes))
+                Ok((recorded, counts))
             }
         }
     };

@@ -157,3 +157,63 @@ pub(super) async fn the_guide_offers_both_sign_ins_in_wechat_and_a_qr_code_elsew
             .contains("immutable")
     );
 }
+
+/// Sign-ins arriving together: each follower is stored and signed in to a session of their own, and their
+/// writes (claim, profile, session) are committed in groups. On PostgreSQL a row's `xmin` names the
+/// transaction that wrote it: a commit per sign-in would give every session row its own.
+#[tokio::test]
+pub(super) async fn sign_ins_at_once_each_get_their_session_and_share_commits() {
+    const SIGN_INS: usize = 40;
+    let mock = MockWeChat::start().await;
+    // Every browser here comes from 127.0.0.1: the per-client limits would stop the crowd at once.
+    let app = TestApp::spawn(&[
+        ("WXPORTAL_APPSECRET", APPSECRET),
+        ("WXPORTAL_WECHAT_API_URL", &mock.base),
+        ("WXPORTAL_WECHAT_OPEN_URL", "http://open.wechat.test"),
+        ("WXPORTAL_LIMIT_AUTH_LOGIN", "off"),
+        ("WXPORTAL_LIMIT_AUTH_CALLBACK", "off"),
+        ("WXPORTAL_LIMIT_CODE_EXCHANGE", "off"),
+    ])
+    .await;
+    // Exchanges that overlap, as a crowd's do.
+    mock.set_exchange_delay(Duration::from_millis(20));
+    let browsers: Vec<Browser> = (0..SIGN_INS).map(|_| Browser::new(&app)).collect();
+    let openid = |i: usize| format!("oTogether{i:019}");
+    let openids: Vec<String> = (0..SIGN_INS).map(openid).collect();
+    let pages = futures_util::future::join_all(
+        browsers
+            .iter()
+            .zip(&openids)
+            .map(|(browser, openid)| authorize(browser, &mock, openid, "?next=/me")),
+    )
+    .await;
+    for page in &pages {
+        assert_eq!((page.status, page.location.as_deref()), (302, Some("/me")));
+    }
+    for (i, browser) in browsers.iter().enumerate() {
+        let me = browser.get("/me").await;
+        assert_eq!(me.status, 200);
+        assert!(
+            me.body.contains(&openid(i)),
+            "each browser sees its own follower"
+        );
+    }
+    assert_eq!(app.rows("sessions").await, SIGN_INS as i64);
+    let mut raw = app.raw_db().await;
+    assert_eq!(
+        raw.number(
+            "SELECT count(*) FROM oauth_states WHERE outcome = 'done' AND openid LIKE 'oTogether%'"
+        )
+        .await,
+        SIGN_INS as i64
+    );
+    if crate::BACKEND == crate::db::Backend::Postgres {
+        let transactions = raw
+            .number("SELECT count(DISTINCT xmin::text) FROM sessions")
+            .await;
+        assert!(
+            transactions < SIGN_INS as i64,
+            "{transactions} transactions for {SIGN_INS} sessions"
+        );
+    }
+}
