@@ -6,7 +6,8 @@
 # The demo's built-in simulator plays WeChat over real HTTP, in the same process, so a flow costs what it
 # costs in production plus the simulator's share. Measures GET /healthz (the ceiling), whole
 # authorizations (login → consent → allow → callback with code exchange and userinfo → /me) and /me
-# renders for signed-in followers, and JS-SDK configs; reports operations/s, p50/p99 latency and the server's peak RSS.
+# renders for signed-in followers, and JS-SDK configs; reports operations/s, p50/p99 latency, the server's
+# CPU per operation (from /proc, the simulator's share included) and its peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNECTIONS=${1:-16}
@@ -19,7 +20,18 @@ export WXPORTAL_LIMIT_AUTH_LOGIN=off WXPORTAL_LIMIT_AUTH_CALLBACK=off WXPORTAL_L
     WXPORTAL_LIMIT_ADMIN_LOGIN=off WXPORTAL_LIMIT_JSSDK=off
 source bench/demo.sh
 
-run() { ./target/release/examples/portal_load "$1" "http://127.0.0.1:$PORT" "$CONNECTIONS" "$SECONDS_PER_RUN"; }
+ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
+# Runs a scenario and appends the server's CPU per operation, from its clock ticks during the run (the
+# simulator's share included: it runs in the server's process).
+run() {
+    local before result after
+    before=$(ticks)
+    result=$(./target/release/examples/portal_load "$1" "http://127.0.0.1:$PORT" "$CONNECTIONS" "$SECONDS_PER_RUN")
+    after=$(ticks)
+    awk -v r="$result" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
+        -v n="$(sed -E 's/.*\(([0-9]+) ops.*/\1/' <<<"$result")" \
+        'BEGIN { printf "%s   server CPU %.0f us/op\n", r, n ? 1e6 * t / hz / n : 0 }'
+}
 echo "wxportal portal benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine, database ${BENCH_DATABASE_URL:-SQLite}"
 run healthz
 run flow
