@@ -43,8 +43,8 @@ echo "wxportal webhook benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s 
 ./target/release/examples/bare_webhook "127.0.0.1:$PORT" &
 server=$!
 wait_for
-bare_plain=$(run plain | sed 's/^plain /bare axum plain /'); echo "$bare_plain"
-bare_safe=$(run safe | sed 's/^safe /bare axum safe /'); echo "$bare_safe"
+bare_plain=$(run plain | sed "s/^/bare axum: /"); echo "$bare_plain"
+bare_safe=$(run safe | sed "s/^/bare axum: /"); echo "$bare_safe"
 kill "$server"; wait "$server" 2>/dev/null || true
 
 ./target/release/wxportal serve 2>"$out/server.log" &

@@ -12,8 +12,11 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// waits on a write. Keep the returned guard alive until exit: dropping it flushes what is queued.
 pub fn init() -> WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    // The builder's own filter (info, unless told otherwise) would stand under `RUST_LOG`'s: every level
+    // passes it, and the directives decide.
     let builder = tracing_subscriber::fmt()
         .with_writer(writer)
+        .with_max_level(tracing::Level::TRACE)
         .with_ansi(std::io::stderr().is_terminal());
     let filter = filter(std::env::var("RUST_LOG").ok().as_deref());
     if std::env::var("WXPORTAL_LOG_FORMAT").is_ok_and(|f| f == "json") {

@@ -208,3 +208,26 @@ async fn send_names_the_problem_and_exits_one_when_wechat_would_refuse() {
     });
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `RUST_LOG` picks levels per target: debug for the webhook's module shows each message stored, while
+/// the rest stays at warn (the startup line is info).
+#[tokio::test]
+async fn rust_log_turns_debug_on_for_one_target() {
+    let db = TestDb::fresh().await;
+    let server =
+        ServerProcess::start(&db, &[("RUST_LOG", "warn,wxportal::web::webhook=debug")]).await;
+    let client = wxportal::upstream::client_builder().build().unwrap();
+    let push = crate::helpers::text("oLogged00000000000000000000", "你好", "9100");
+    let (status, _) = post_to(&client, &server.base, &push).await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        eventually(5, || server.log().contains("message stored")).await,
+        "{}",
+        server.log()
+    );
+    assert!(
+        !server.log().contains("wxportal listening"),
+        "{}",
+        server.log()
+    );
+}
