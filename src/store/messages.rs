@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use sqlx::QueryBuilder;
 
 use super::endpoints::QueueEvent;
-use super::{JobKind, NewEvent, Scan, Store, StoreError, on_pool, per_backend};
+use super::{Dialect, JobKind, NewEvent, Scan, Store, StoreError, on_pool, per_backend};
 
 /// An inbound message to store, with the reply computed for it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -158,10 +158,11 @@ pub(in crate::store) async fn insert_batch(
     messages: &[&NewMessage],
 ) -> Result<Vec<Recorded>, sqlx::Error> {
     // The unique dedup key decides which messages are new; their senders are updated next.
-    let mut insert = QueryBuilder::<Db>::new(
-        "INSERT INTO messages (dedup_key, openid, account, msg_type, event, msg_id, created_at, received_at, \
+    let mut insert = QueryBuilder::<Db>::new(format!(
+        "{} messages (dedup_key, openid, account, msg_type, event, msg_id, created_at, received_at, \
          fields, raw_xml, reply_xml, encrypted, signature) ",
-    );
+        <Db as Dialect>::INSERT_SKIPPING_CONFLICTS.0
+    ));
     // In one order on every instance (by sender, then key), so that two instances' batches take the
     // same rows' locks in the same order and never wait for each other in a cycle (a stable sort: of two
     // tries of one message in a batch, the first is still the one stored).
@@ -183,7 +184,8 @@ pub(in crate::store) async fn insert_batch(
             .push_bind(&m.signature);
     });
     // A conflict on the dedup key is a retry; one on the signature, a replay: both insert nothing.
-    insert.push(" ON CONFLICT DO NOTHING RETURNING dedup_key, id");
+    insert.push(<Db as Dialect>::INSERT_SKIPPING_CONFLICTS.1);
+    insert.push(" RETURNING dedup_key, id");
     let inserted: HashMap<String, i64> = insert
         .build_query_as::<(String, i64)>()
         .fetch_all(&mut *conn)
