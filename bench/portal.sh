@@ -20,17 +20,12 @@ export WXPORTAL_LIMIT_AUTH_LOGIN=off WXPORTAL_LIMIT_AUTH_CALLBACK=off WXPORTAL_L
     WXPORTAL_LIMIT_ADMIN_LOGIN=off WXPORTAL_LIMIT_JSSDK=off
 source bench/demo.sh
 
-ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
-# Runs a scenario and appends the server's CPU per operation, from its clock ticks during the run (the
-# simulator's share included: it runs in the server's process).
+. bench/lib.sh
+# Each line ends with the server's CPU per operation (the simulator's share included: it runs in the
+# server's process).
 run() {
-    local before result after
-    before=$(ticks)
-    result=$(./target/release/examples/portal_load "$1" "http://127.0.0.1:$PORT" "$CONNECTIONS" "$SECONDS_PER_RUN")
-    after=$(ticks)
-    awk -v r="$result" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
-        -v n="$(sed -E 's/.*\(([0-9]+) ops.*/\1/' <<<"$result")" \
-        'BEGIN { printf "%s   server CPU %.0f us/op\n", r, n ? 1e6 * t / hz / n : 0 }'
+    with_cpu 's/.*\(([0-9]+) ops.*/\1/' \
+        ./target/release/examples/portal_load "$1" "http://127.0.0.1:$PORT" "$CONNECTIONS" "$SECONDS_PER_RUN"
 }
 echo "wxportal portal benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine, database ${BENCH_DATABASE_URL:-SQLite}"
 run healthz

@@ -27,16 +27,10 @@ export WXPORTAL_BIND=127.0.0.1:$PORT WXPORTAL_DATABASE_URL="${BENCH_DATABASE_URL
 export WXPORTAL_SQLITE_SYNCHRONOUS=${WXPORTAL_SQLITE_SYNCHRONOUS:-full}
 wait_for() { for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.1; done; }
 rate() { awk '{for (i=1;i<=NF;i++) if ($(i+1)=="req/s") print $i}' <<<"$1"; }
-requests() { awk '{for (i=1;i<=NF;i++) if ($i=="requests") print $(i+1)}' <<<"$1"; }
-ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
-# Runs a scenario and appends the server's CPU per request, from its clock ticks during the run.
+. bench/lib.sh
 run() {
-    local before result after
-    before=$(ticks)
-    result=$(./target/release/examples/loadgen "$1" "127.0.0.1:$PORT/wechat" "$CONNECTIONS" "$SECONDS_PER_RUN")
-    after=$(ticks)
-    awk -v r="$result" -v t=$((after - before)) -v n="$(requests "$result")" -v hz="$(getconf CLK_TCK)" \
-        'BEGIN { printf "%s   server CPU %.0f us/req\n", r, n ? 1e6 * t / hz / n : 0 }'
+    with_cpu 's/.*requests +([0-9]+).*/\1/' \
+        ./target/release/examples/loadgen "$1" "127.0.0.1:$PORT/wechat" "$CONNECTIONS" "$SECONDS_PER_RUN"
 }
 echo "wxportal webhook benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine, database ${BENCH_DATABASE_URL:-SQLite, synchronous=$WXPORTAL_SQLITE_SYNCHRONOUS}"
 
