@@ -2,6 +2,7 @@
 # Benchmarks the web-authorization portal against a release build of `wxportal demo` on this machine.
 #
 #   bash bench/portal.sh [CONNECTIONS] [SECONDS]
+#   BENCH_CPU=1 bash bench/portal.sh [CONNECTIONS] [SECONDS]   server instructions per authorization (callgrind)
 #
 # The demo's built-in simulator plays WeChat over real HTTP, in the same process, so a flow costs what it
 # costs in production plus the simulator's share. Measures GET /healthz (the ceiling), whole
@@ -27,6 +28,19 @@ run() {
     with_cpu 's/.*\(([0-9]+) ops.*/\1/' \
         ./target/release/examples/portal_load "$1" "http://127.0.0.1:$PORT" "$CONNECTIONS" "$SECONDS_PER_RUN"
 }
+if [ -n "${BENCH_CPU:-}" ]; then
+    # Server instructions per whole authorization (the simulator's share included), counted by callgrind.
+    run flow >/dev/null
+    callgrind_control -z "$server" >/dev/null
+    result=$(./target/release/examples/portal_load flow "http://127.0.0.1:$PORT" "$CONNECTIONS" "$SECONDS_PER_RUN")
+    callgrind_control -d "$server" >/dev/null
+    sleep 1
+    ops=$(grep -o '([0-9]* ops' <<<"$result" | tr -dc 0-9)
+    instructions=$(awk '/^(summary|totals):/ && !seen[FILENAME]++ {s += $2} END {print s}' "$out"/callgrind.out.*)
+    echo "$result"
+    echo "${BENCH_DATABASE_URL:-SQLite}, $CONNECTIONS connection(s): $ops whole authorizations, $instructions instructions, $((instructions / ops)) per authorization"
+    exit 0
+fi
 echo "wxportal portal benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine, database ${BENCH_DATABASE_URL:-SQLite}"
 run healthz
 run flow
