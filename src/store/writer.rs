@@ -60,7 +60,7 @@ pub(super) enum WriteJob {
     Checkpoint,
 }
 
-/// The handle every part of the store writes messages and outcomes through.
+/// The handle every part of the store writes messages and the other grouped writes ([`Op`]) through.
 #[derive(Clone, Debug)]
 pub(super) struct Writer(mpsc::Sender<WriteJob>);
 
