@@ -54,34 +54,24 @@ pub enum Outcome {
 }
 stored_as_text!(Outcome { Pending = "pending", Done = "done", Snapshot = "snapshot", Failed = "failed" });
 
-/// A claim as the writer commits it ([`Store::claim_oauth_state`]).
-pub(super) struct Claiming {
-    nonce: String,
-    scope: String,
-    next: String,
-    expires_at: i64,
-    code_hash: String,
-    at: i64,
-}
-
 per_backend! {
-    /// Stores the claimed state; 1 when it was stored, 0 on any conflict (the nonce, or the code with
-    /// another state), which the caller's reads then tell apart.
+    /// Stores the claimed state's row (created when claimed); 1 when it was stored, 0 on any conflict
+    /// (the nonce, or the code with another state), which the caller's reads then tell apart.
     pub(in crate::store) async fn claim(
         tx: &mut <Db as sqlx::Database>::Connection,
-        claiming: &Claiming,
+        row: &OAuthState,
     ) -> Result<u64, sqlx::Error> {
         Ok(sqlx::query(
             "INSERT INTO oauth_states (nonce, scope, next, created_at, expires_at, claimed_at, code_hash, outcome)
              VALUES ($1, $2, $3, $4, $5, $4, $6, 'pending')
              ON CONFLICT DO NOTHING",
         )
-        .bind(&claiming.nonce)
-        .bind(&claiming.scope)
-        .bind(&claiming.next)
-        .bind(claiming.at)
-        .bind(claiming.expires_at)
-        .bind(&claiming.code_hash)
+        .bind(&row.nonce)
+        .bind(&row.scope)
+        .bind(&row.next)
+        .bind(row.claimed_at)
+        .bind(row.expires_at)
+        .bind(&row.code_hash)
         .execute(&mut *tx)
         .await?
         .rows_affected())
@@ -98,27 +88,19 @@ impl Store {
         state: &NewState<'_>,
         code_hash: &str,
     ) -> Result<Claim, StoreError> {
-        let claiming = Claiming {
+        let row = OAuthState {
             nonce: state.nonce.to_owned(),
             scope: state.scope.to_owned(),
             next: state.next.to_owned(),
             expires_at: state.expires_at,
-            code_hash: code_hash.to_owned(),
-            at: unix_now(),
+            claimed_at: Some(unix_now()),
+            code_hash: Some(code_hash.to_owned()),
+            outcome: Some(Outcome::Pending),
+            openid: None,
         };
-        let at = claiming.at;
         // Through the writer, committed with the other sign-ins' writes (see `save_authorization`).
-        if self.writer.op(Op::Claim(Box::new(claiming))).await? == 1 {
-            return Ok(Claim::Claimed(OAuthState {
-                nonce: state.nonce.to_owned(),
-                scope: state.scope.to_owned(),
-                next: state.next.to_owned(),
-                expires_at: state.expires_at,
-                claimed_at: Some(at),
-                code_hash: Some(code_hash.to_owned()),
-                outcome: Some(Outcome::Pending),
-                openid: None,
-            }));
+        if self.writer.op(Op::Claim(Box::new(row.clone()))).await? == 1 {
+            return Ok(Claim::Claimed(row));
         }
         Ok(match self.oauth_state(state.nonce).await? {
             Some(row) if row.code_hash.as_deref() == Some(code_hash) => Claim::Repeat(row),

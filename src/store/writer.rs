@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::endpoints::DeliveryAttempt;
 use super::jobs::Attempt;
-use super::oauth::Claiming;
+use super::oauth::OAuthState;
 use super::sessions::SessionWrite;
 use super::users::Authorization;
 use super::{NewMessage, Recorded, StoreError};
@@ -42,7 +42,7 @@ pub(super) enum Op {
     Delivery(i64, DeliveryAttempt),
     /// An authorization state claimed for a code ([`super::Store::claim_oauth_state`]); 1 when this
     /// claim stored it.
-    Claim(Box<Claiming>),
+    Claim(Box<OAuthState>),
     /// A finished authorization ([`super::Store::save_authorization`]); 0.
     Authorization(Box<Authorization>),
     /// A session row written or deleted ([`super::SessionRows`]); the rows it changed.
@@ -403,7 +403,7 @@ macro_rules! commit_batch_on {
                             endpoints::$backend::record_delivery(&mut tx, *endpoint, attempt)
                                 .await?,
                         ),
-                        Op::Claim(claiming) => oauth::$backend::claim(&mut tx, claiming).await?,
+                        Op::Claim(row) => oauth::$backend::claim(&mut tx, row).await?,
                         Op::Authorization(done) => {
                             users::$backend::save_authorization(&mut tx, done).await?;
                             0
