@@ -88,7 +88,7 @@ impl App {
             config.sync_rate,
         ));
         if account.credentials.configured() {
-            tokio::spawn(Arc::clone(&syncer).nightly());
+            tokio::spawn(Arc::clone(&syncer).nightly(config.sync_hour));
         }
         let subscriptions = crate::events::Subscriptions::load(store.clone()).await?;
         tokio::spawn(Arc::clone(&subscriptions).watch());

@@ -90,6 +90,9 @@ pub struct Config {
     pub template_rate: i64,
     /// WeChat calls a second a follower sync makes (`WXPORTAL_SYNC_RATE`, default 10).
     pub sync_rate: u32,
+    /// The hour, Beijing time, the nightly follower sync starts (`WXPORTAL_SYNC_HOUR`, 0–23, default 3);
+    /// `None` (`off`): no run starts by the clock, though a stopped one is still resumed.
+    pub sync_hour: Option<u8>,
     /// How long an event endpoint has to answer (`WXPORTAL_EVENTS_TIMEOUT`, seconds, default 10).
     pub events_timeout: std::time::Duration,
 }
@@ -446,6 +449,21 @@ impl Config {
                 10
             }
         };
+        let sync_hour = match var("WXPORTAL_SYNC_HOUR")
+            .as_deref()
+            .map(|v| (v, v.parse::<u8>()))
+        {
+            None => Some(3),
+            Some(("off", _)) => None,
+            Some((_, Ok(h))) if h < 24 => Some(h),
+            Some(_) => {
+                problems.push(
+                    "WXPORTAL_SYNC_HOUR must be an hour of the day in Beijing time, 0 to 23, or off."
+                        .into(),
+                );
+                None
+            }
+        };
         let events_timeout = match var("WXPORTAL_EVENTS_TIMEOUT").map(|v| v.parse::<u64>()) {
             None => 10,
             Some(Ok(n)) if (1..=60).contains(&n) => n,
@@ -463,6 +481,7 @@ impl Config {
             template_rate,
             events_timeout: std::time::Duration::from_secs(events_timeout),
             sync_rate,
+            sync_hour,
             metrics,
             retention,
             limits,
@@ -611,6 +630,13 @@ impl Config {
                 format!("{} WeChat calls/s", self.sync_rate),
             ),
             (
+                "WXPORTAL_SYNC_HOUR",
+                match self.sync_hour {
+                    Some(h) => format!("{h:02}:00 Beijing time"),
+                    None => "off".into(),
+                },
+            ),
+            (
                 "WXPORTAL_EVENTS_TIMEOUT",
                 format!("{} s", self.events_timeout.as_secs()),
             ),
@@ -711,6 +737,23 @@ mod tests {
         assert_eq!(c.max_clock_skew, Some(Duration::from_secs(300)));
         assert_eq!(c.wechat_api_url, "https://api.weixin.qq.com");
         assert_eq!(c.sqlite_synchronous, SqliteSync::Full);
+        assert_eq!(c.sync_hour, Some(3));
+    }
+
+    #[test]
+    fn the_nightly_sync_hour_is_an_hour_of_the_day_or_off() {
+        let hour = |v: &str| {
+            let mut vars = MINIMAL.to_vec();
+            vars.push(("WXPORTAL_SYNC_HOUR", v));
+            config(&vars).map(|c| c.sync_hour)
+        };
+        assert_eq!(hour("0").unwrap(), Some(0));
+        assert_eq!(hour(" 23 ").unwrap(), Some(23));
+        assert_eq!(hour("off").unwrap(), None);
+        for bad in ["24", "-1", "3am", "03:00", "OFF"] {
+            let err = hour(bad).unwrap_err().to_string();
+            assert!(err.contains("WXPORTAL_SYNC_HOUR"), "{bad}: {err}");
+        }
     }
 
     #[test]

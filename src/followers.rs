@@ -8,7 +8,9 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::store::{FollowerTag, STALE_SECS, Store, StoreError, SyncState, SyncedFollower};
+use crate::store::{
+    FollowerTag, STALE_SECS, Store, StoreError, SyncRun, SyncState, SyncedFollower,
+};
 use crate::time::unix_now;
 use crate::upstream::ApiError;
 use crate::upstream::account::{Account, BATCHGET_MAX, BATCHTAG_MAX, TagAnswer};
@@ -17,8 +19,8 @@ use crate::upstream::account::{Account, BATCHGET_MAX, BATCHTAG_MAX, TagAnswer};
 const TRIES: u32 = 5;
 /// A run that failed (a quota, WeChat refusing) is resumed by the nightly job after this long.
 const RETRY_FAILED_AFTER: i64 = 3600;
-/// The nightly run starts at this hour, Beijing time, unless one finished within the last 20 hours.
-const NIGHTLY_HOUR: i64 = 3;
+/// The nightly run starts unless one finished within this long.
+const NIGHTLY_GAP: i64 = 20 * 3600;
 
 /// What a run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,38 +189,40 @@ impl Syncer {
         unreachable!("the last try returns")
     }
 
-    /// The nightly job, in every process: resumes a run whose process stopped, retries a failed one
-    /// after an hour, and starts one at 03:00 Beijing time unless one finished within 20 hours. Only
-    /// one process runs a sync at a time.
-    pub async fn nightly(self: Arc<Self>) {
+    /// The nightly job, in every process: once a minute, [`due`] says whether to run. Only one process
+    /// runs a sync at a time.
+    pub async fn nightly(self: Arc<Self>, hour: Option<u8>) {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
             tick.tick().await;
             if self.store.is_closed() {
                 return;
             }
-            let run = match self.store.follower_sync().await {
-                Ok(run) => run,
-                Err(_) => continue,
+            let Ok(run) = self.store.follower_sync().await else {
+                continue;
             };
-            let now = unix_now();
-            let due = match &run {
-                Some(r) if r.state == SyncState::Running => r.heartbeat_at < now - STALE_SECS,
-                Some(r) if r.state == SyncState::Failed => {
-                    r.finished_at.unwrap_or(0) < now - RETRY_FAILED_AFTER
-                }
-                _ => {
-                    let hour = (now + crate::time::BEIJING_OFFSET).rem_euclid(86_400) / 3600;
-                    hour == NIGHTLY_HOUR
-                        && run
-                            .as_ref()
-                            .and_then(|r| r.finished_at)
-                            .is_none_or(|at| at < now - 20 * 3600)
-                }
-            };
-            if due {
+            if due(run.as_ref(), hour, unix_now()) {
                 let _ = self.run().await;
             }
+        }
+    }
+}
+
+/// Whether the nightly job runs a sync now, given the last run: it resumes a run whose process stopped,
+/// retries a failed one after an hour, and starts one in the given hour, Beijing time (never when
+/// `None`), unless one finished within 20 hours.
+fn due(last: Option<&SyncRun>, hour: Option<u8>, now: i64) -> bool {
+    match last {
+        Some(r) if r.state == SyncState::Running => r.heartbeat_at < now - STALE_SECS,
+        Some(r) if r.state == SyncState::Failed => {
+            r.finished_at.unwrap_or(0) < now - RETRY_FAILED_AFTER
+        }
+        _ => {
+            let now_hour = (now + crate::time::BEIJING_OFFSET).rem_euclid(86_400) / 3600;
+            hour.is_some_and(|h| i64::from(h) == now_hour)
+                && last
+                    .and_then(|r| r.finished_at)
+                    .is_none_or(|at| at < now - NIGHTLY_GAP)
         }
     }
 }
@@ -253,4 +257,57 @@ fn kept(tags: Vec<TagAnswer>) -> Vec<FollowerTag> {
             count: t.count,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2026-12-05 03:30 Beijing time (19:30 UTC the day before).
+    const AT_0330: i64 = 1_796_412_600;
+
+    fn run(state: SyncState, heartbeat_at: i64, finished_at: Option<i64>) -> SyncRun {
+        SyncRun {
+            state,
+            started_at: 0,
+            cursor: String::new(),
+            total: 0,
+            seen: 0,
+            unfollowed: 0,
+            owner: None,
+            heartbeat_at,
+            finished_at,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn a_run_starts_in_the_configured_hour_of_beijing_time_only() {
+        assert_eq!(crate::time::beijing_time(AT_0330), "2026-12-05 03:30");
+        assert!(due(None, Some(3), AT_0330));
+        assert!(!due(None, Some(4), AT_0330));
+        assert!(due(None, Some(4), AT_0330 + 3600));
+        assert!(!due(None, None, AT_0330), "off");
+        let yesterday = run(SyncState::Done, 0, Some(AT_0330 - 24 * 3600));
+        assert!(due(Some(&yesterday), Some(3), AT_0330));
+        let this_evening = run(SyncState::Done, 0, Some(AT_0330 - 10 * 3600));
+        assert!(
+            !due(Some(&this_evening), Some(3), AT_0330),
+            "within 20 hours"
+        );
+    }
+
+    #[test]
+    fn stopped_runs_are_resumed_whatever_the_hour() {
+        for hour in [None, Some(3), Some(12)] {
+            let silent = run(SyncState::Running, AT_0330 - STALE_SECS - 1, None);
+            assert!(due(Some(&silent), hour, AT_0330));
+            let alive = run(SyncState::Running, AT_0330 - 1, None);
+            assert!(!due(Some(&alive), hour, AT_0330), "its process is at it");
+            let failed_long_ago = run(SyncState::Failed, 0, Some(AT_0330 - 3601));
+            assert!(due(Some(&failed_long_ago), hour, AT_0330));
+            let failed_just_now = run(SyncState::Failed, 0, Some(AT_0330 - 60));
+            assert!(!due(Some(&failed_just_now), hour, AT_0330));
+        }
+    }
 }

@@ -47,6 +47,8 @@ impl TestApp {
             ("WXPORTAL_BIND".into(), "127.0.0.1:0".into()),
             ("WXPORTAL_DATABASE_URL".into(), database_url),
             ("WXPORTAL_PUBLIC_URL".into(), PUBLIC_URL.into()),
+            // No follower sync by the clock: a test run at 03:00 Beijing time would start one.
+            ("WXPORTAL_SYNC_HOUR".into(), "off".into()),
         ];
         for (k, v) in vars {
             all.retain(|(name, _)| name != k);
@@ -522,6 +524,7 @@ impl ServerProcess {
             .env("WXPORTAL_BIND", format!("127.0.0.1:{port}"))
             .env("WXPORTAL_DATABASE_URL", &db.url)
             .env("WXPORTAL_PUBLIC_URL", PUBLIC_URL)
+            .env("WXPORTAL_SYNC_HOUR", "off")
             .env("RUST_LOG", "info")
             .current_dir(dir)
             .stdout(std::process::Stdio::null())

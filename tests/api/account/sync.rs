@@ -49,6 +49,18 @@ fn report(text: &str) -> Value {
     serde_json::from_str(line).unwrap()
 }
 
+/// The server's sync run once it is done, waiting up to ten seconds.
+async fn finished_sync(app: &TestApp) -> Option<wxportal::store::SyncRun> {
+    for _ in 0..100 {
+        let run = app.store.follower_sync().await.unwrap();
+        if run.as_ref().is_some_and(|r| r.state.as_str() == "done") {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
 async fn count(db: &TestDb, sql: &str) -> i64 {
     db.connect().await.number(sql).await
 }
@@ -304,22 +316,42 @@ async fn a_server_resumes_a_sync_whose_process_died() {
         ],
     )
     .await;
-    let mut done = None;
-    for _ in 0..100 {
-        done = app
-            .store
-            .follower_sync()
-            .await
-            .unwrap()
-            .filter(|r| r.state.as_str() == "done");
-        if done.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let run = done.expect("the server resumed and finished the run");
+    let run = finished_sync(&app)
+        .await
+        .expect("the server resumed and finished the run");
     assert_eq!(run.started_at, started, "the same run, resumed");
     // Only the two thousand after the cursor were asked about.
     assert_eq!(mock.calls(BATCHGET), 20);
     assert_eq!(run.seen, 2_000);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_nightly_sync_starts_in_its_hour_and_never_when_off() {
+    // The hour it is now in Beijing, and the next one.
+    let hour = (unix_now() + 8 * 3600).rem_euclid(86_400) / 3600;
+    let start = |hour: String| async move {
+        let mock = MockWeChat::start().await;
+        mock.set_roster(roster(300));
+        let app = TestApp::spawn(&[
+            ("WXPORTAL_APPSECRET", APPSECRET),
+            ("WXPORTAL_WECHAT_API_URL", mock.base.as_str()),
+            ("WXPORTAL_SYNC_RATE", "1000"),
+            ("WXPORTAL_SYNC_HOUR", hour.as_str()),
+        ])
+        .await;
+        (app, mock)
+    };
+    let (now, now_mock) = start(hour.to_string()).await;
+    let (later, later_mock) = start(((hour + 1) % 24).to_string()).await;
+    let (off, off_mock) = start("off".into()).await;
+    let run = finished_sync(&now)
+        .await
+        .expect("the sync of this hour ran at start-up");
+    assert_eq!(run.seen, 300);
+    assert_eq!(now_mock.calls(BATCHGET), 3);
+    // The others had as long, and their first look came at start-up too.
+    for (app, mock) in [(&later, &later_mock), (&off, &off_mock)] {
+        assert!(app.store.follower_sync().await.unwrap().is_none());
+        assert_eq!(mock.calls(USER_GET), 0);
+    }
 }
