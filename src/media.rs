@@ -87,7 +87,11 @@ pub async fn upload(
     upload: &Upload,
     created_by: &str,
 ) -> Result<Media, MediaError> {
-    let (kind, thumbnail) = check(upload)?;
+    // Decoding a large photo takes a few hundred milliseconds: off the threads that answer requests.
+    let checked = upload.clone();
+    let (kind, thumbnail) = tokio::task::spawn_blocking(move || check(&checked))
+        .await
+        .map_err(|e| MediaError::Invalid(format!("the image cannot be read: {e}")))??;
     let (content_type, extension) = match kind {
         ImageFormat::Png => ("image/png", "png"),
         _ => ("image/jpeg", "jpg"),
