@@ -8,7 +8,7 @@
 # (one by default: each message then commits alone; with more, messages share commits as under load) for
 # SECONDS, dumps the counters and prints instructions per message (the whole process: HTTP, signature,
 # XML, storage and the commit; on PostgreSQL the database server's own work is not counted).
-# BENCH_BINARY=path counts another build.
+# BENCH_BINARY=path counts another build; RUST_LOG (warn by default) sets what the server logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCENARIO=${1:-plain}
@@ -19,7 +19,7 @@ PORT=${BENCH_PORT:-18185}
 cargo build --release --quiet --bin wxportal --example loadgen
 out=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$out"' EXIT
-export WXPORTAL_TOKEN=benchToken1 WXPORTAL_APPID=wx0123456789abcdef RUST_LOG=warn
+export WXPORTAL_TOKEN=benchToken1 WXPORTAL_APPID=wx0123456789abcdef RUST_LOG=${RUST_LOG:-warn}
 export WXPORTAL_ENCODING_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG WXPORTAL_MESSAGE_MODE=compat
 export WXPORTAL_BIND=127.0.0.1:$PORT WXPORTAL_DATABASE_URL="${BENCH_DATABASE_URL:-sqlite://$out/bench.db}"
 valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out" "$BINARY" serve 2>"$out/valgrind.log" &
