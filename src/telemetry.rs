@@ -9,9 +9,12 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Installs the global subscriber; logs go to standard error from a background thread, so a request never
-/// waits on a write. Keep the returned guard alive until exit: dropping it flushes what is queued.
+/// waits on a write. That thread writes what is queued in one go and flushes once the queue is empty (a
+/// system call per burst, not per line). Keep the returned guard alive until exit: dropping it flushes
+/// what is queued.
 pub fn init() -> WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    let (writer, guard) =
+        tracing_appender::non_blocking(std::io::BufWriter::new(std::io::stderr()));
     // The builder's own filter (info, unless told otherwise) would stand under `RUST_LOG`'s: every level
     // passes it, and the directives decide.
     let builder = tracing_subscriber::fmt()

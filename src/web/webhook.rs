@@ -107,7 +107,6 @@ fn signed_query<'p>(
 }
 
 /// GET: the URL-verification handshake. The body is `echostr`, exactly.
-#[tracing::instrument(skip_all)]
 async fn verify(
     Extension(hook): Extension<Arc<Webhook>>,
     Query(p): Query<Params>,
@@ -119,7 +118,6 @@ async fn verify(
 }
 
 /// POST: one message or event.
-#[tracing::instrument(skip_all)]
 async fn receive(
     State(state): State<AppState>,
     Extension(hook): Extension<Arc<Webhook>>,

@@ -294,7 +294,6 @@ struct Visit {
     csrf: Csrf,
 }
 
-#[tracing::instrument(skip_all)]
 async fn authorize(
     State(app): State<AppState>,
     session: Session,
@@ -343,7 +342,6 @@ async fn authorize_post(body: Bytes) -> Result<Response, AppError> {
 }
 
 /// Back from signing in through WeChat: the request waiting in the cookie goes on.
-#[tracing::instrument(skip_all)]
 async fn resume(
     State(app): State<AppState>,
     session: Session,
@@ -574,7 +572,6 @@ struct ConsentForm {
 }
 
 /// The follower's answer on the consent page.
-#[tracing::instrument(skip_all)]
 async fn consent(
     State(app): State<AppState>,
     session: Session,

@@ -125,7 +125,6 @@ struct ConfirmTemplate<'a> {
     fields: Vec<(String, String)>,
 }
 
-#[tracing::instrument(skip_all)]
 async fn logout_get(
     State(app): State<AppState>,
     session: Session,
@@ -166,7 +165,6 @@ async fn logout_get(
 }
 
 /// The confirmation form, or an app posting the logout request itself.
-#[tracing::instrument(skip_all)]
 async fn logout_post(
     State(app): State<AppState>,
     session: Session,

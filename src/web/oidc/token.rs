@@ -94,7 +94,6 @@ async fn authenticate(
     }
 }
 
-#[tracing::instrument(skip_all)]
 async fn token(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match token_grant(&app, &headers, &body).await {
         Ok(tokens) => (StatusCode::OK, no_store(), Json(tokens)).into_response(),
@@ -147,7 +146,6 @@ async fn token_grant(
 }
 
 /// RFC 7009: 200 whether or not the token was known; only the client's own tokens are revoked.
-#[tracing::instrument(skip_all)]
 async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let result = async {
         let params = Params::parse(&body)?;
@@ -166,7 +164,6 @@ async fn revoke(State(app): State<AppState>, headers: HeaderMap, body: Bytes) ->
 }
 
 /// OIDC Core §5.3: the claims of the access token's sign-in, for a Bearer token (RFC 6750 §2.1).
-#[tracing::instrument(skip_all)]
 async fn userinfo(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let bearer = headers
         .get(header::AUTHORIZATION)

@@ -188,7 +188,6 @@ pub(crate) fn login_path(scope: &str, next: &str) -> String {
     )
 }
 
-#[tracing::instrument(skip_all)]
 async fn login(
     State(app): State<AppState>,
     cookies: Cookies,
@@ -236,7 +235,6 @@ struct Visit {
     pending: Pending,
 }
 
-#[tracing::instrument(skip_all)]
 async fn callback(
     State(app): State<AppState>,
     session: Session,
