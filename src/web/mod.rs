@@ -39,6 +39,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -78,12 +79,16 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
     if let Some(extra) = extra {
         pages = pages.merge(extra);
     }
-    let pages = pages
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            ui::render_error_pages,
-        ))
-        .layer(sessions::layer(&state.store, &state.keys, &state.config));
+    // Each `Router::layer` wraps every route in a box of its own, and a request clones the boxes of its
+    // route: the layers of a level go in as one stack.
+    let pages = pages.layer(
+        ServiceBuilder::new()
+            .layer(sessions::layer(&state.store, &state.keys, &state.config))
+            .layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                ui::render_error_pages,
+            )),
+    );
     let app = Router::new()
         .merge(webhook::router(&state.config))
         .merge(jssdk::router(&state))
@@ -111,35 +116,37 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
             metrics::record,
         ))
         .with_state(state);
-    let app = match hsts {
-        Some(hsts) => app.layer(hsts),
-        None => app,
-    };
-    app
-        // Every body is small: WeChat's messages, forms. Larger ones are refused before they are read.
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        // Every response: no sniffing, no framing, no referrer leaking a code or state, scripts only from
-        // this site and WeChat's JS-SDK (the pages have none inline).
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_str(&content_security_policy(""))
-                .expect("the policy is a valid header value"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
-        .layer(trace)
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
-        ))
+    // Outermost first.
+    app.layer(
+        ServiceBuilder::new()
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Duration::from_secs(30),
+            ))
+            // The timeout's own answer needs a body type that can be empty.
+            .map_response(IntoResponse::into_response)
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(trace)
+            // Every response: no sniffing, no framing, no referrer leaking a code or state, scripts only
+            // from this site and WeChat's JS-SDK (the pages have none inline).
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_str(&content_security_policy(""))
+                    .expect("the policy is a valid header value"),
+            ))
+            // Every body is small: WeChat's messages, forms. Larger ones are refused before they are read.
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+            .option_layer(hsts),
+    )
 }
 
 /// Every page's Content-Security-Policy; `form_targets` adds origins its forms may lead to (a form
