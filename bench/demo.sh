@@ -4,7 +4,7 @@
 out=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$out"' EXIT
 root=$PWD
-binary=${BENCH_BINARY:-$root/target/release/wxportal}
+binary=$(realpath "${BENCH_BINARY:-$root/target/release/wxportal}")
 # BENCH_CPU=1: under callgrind, to count instructions.
 wrap=()
 if [ -n "${BENCH_CPU:-}" ]; then wrap=(valgrind --tool=callgrind --callgrind-out-file="$out/callgrind.out"); fi

@@ -9,12 +9,14 @@
 # webhook request is a new message with a signed query never sent before (the load generator says how
 # many were fresh), and wxportal stores each before it answers. Reports requests/s, p50/p99 latency,
 # wxportal's rates as a share of the bare server's, the server's CPU per message (from /proc), messages
-# stored, the server's peak RSS and the size the write-ahead log reached.
+# stored, the server's peak RSS and the size the write-ahead log reached. BENCH_BINARY=path measures
+# another build of wxportal.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNECTIONS=${1:-64}
 SECONDS_PER_RUN=${2:-10}
 PORT=${BENCH_PORT:-18181}
+BINARY=${BENCH_BINARY:-./target/release/wxportal}
 
 cargo build --release --quiet --bin wxportal --example loadgen --example bare_webhook
 out=$(mktemp -d)
@@ -41,7 +43,7 @@ bare_plain=$(run plain | sed "s/^/bare axum: /"); echo "$bare_plain"
 bare_safe=$(run safe | sed "s/^/bare axum: /"); echo "$bare_safe"
 kill "$server"; wait "$server" 2>/dev/null || true
 
-./target/release/wxportal serve 2>"$out/server.log" &
+"$BINARY" serve 2>"$out/server.log" &
 server=$!
 wait_for
 health=$(run healthz); echo "$health"
