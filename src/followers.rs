@@ -218,8 +218,7 @@ fn due(last: Option<&SyncRun>, hour: Option<u8>, now: i64) -> bool {
             r.finished_at.unwrap_or(0) < now - RETRY_FAILED_AFTER
         }
         _ => {
-            let now_hour = (now + crate::time::BEIJING_OFFSET).rem_euclid(86_400) / 3600;
-            hour.is_some_and(|h| i64::from(h) == now_hour)
+            hour.is_some_and(|h| i64::from(h) == crate::time::beijing_hour(now))
                 && last
                     .and_then(|r| r.finished_at)
                     .is_none_or(|at| at < now - NIGHTLY_GAP)

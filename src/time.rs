@@ -18,6 +18,11 @@ pub(crate) fn beijing_day(unix: i64) -> i64 {
     (unix + BEIJING_OFFSET).div_euclid(86_400)
 }
 
+/// The hour of the day (0–23, Beijing time) of a unix time.
+pub(crate) fn beijing_hour(unix: i64) -> i64 {
+    (unix + BEIJING_OFFSET).rem_euclid(86_400) / 3600
+}
+
 /// `2026-11-22 14:03` in Beijing time.
 pub(crate) fn beijing_time(unix: i64) -> String {
     let offset = UtcOffset::from_whole_seconds(BEIJING_OFFSET as i32).expect("a valid offset");
