@@ -67,7 +67,15 @@ async fn an_answer_is_sent_once_per_idempotency_key_even_when_retried_or_raced()
     let again = post(&app, &path, Some(&sender), body, Some("answer-1")).await;
     assert_eq!((again.status, again.json["id"].as_i64()), (202, Some(id)));
     assert_eq!(again.header("idempotent-replayed"), "true");
-    let status = get(&app, &format!("/api/v1/answers/{id}"), &sender).await;
+    // WeChat has the answer; its outcome is committed with the writer's next group, just after.
+    let mut status = get(&app, &format!("/api/v1/answers/{id}"), &sender).await;
+    for _ in 0..200 {
+        if status.status != 200 || status.json["state"] != "sending" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        status = get(&app, &format!("/api/v1/answers/{id}"), &sender).await;
+    }
     assert_eq!(status.status, 200);
     assert_eq!(status.json["state"], "done", "{}", status.json);
 
