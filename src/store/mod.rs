@@ -400,7 +400,16 @@ impl Store {
         // The writer never checkpoints: in its commit path a checkpoint (which syncs the database file)
         // stalled every message queued behind it. A background task checkpoints instead.
         let write_gate = Arc::new(tokio::sync::Mutex::new(()));
+        // FULL promises a sync of the log after every commit; the writer's own thread does it for the
+        // messages (a database in memory has no log to sync).
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let log = (sync == SqliteSync::Full && !in_memory).then(|| {
+            let mut path = options.get_filename().as_os_str().to_owned();
+            path.push("-wal");
+            std::path::PathBuf::from(path)
+        });
         let writer = writer::Writer::spawn(writer::Target::Sqlite {
+            log,
             options: options
                 .pragma("wal_autocheckpoint", "0")
                 .statement_cache_capacity(512),

@@ -8,11 +8,12 @@
 //! transaction per message made every message pay for a commit (a sync of the log), and a process stored
 //! about a third of SQLite's messages per second.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgConnection};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{mpsc, oneshot};
 
@@ -70,6 +71,9 @@ pub(super) enum Target {
         options: SqliteConnectOptions,
         /// This process's write turn ([`super::Store::write_turn`]), taken for each commit.
         gate: Arc<tokio::sync::Mutex<()>>,
+        /// With `synchronous=FULL`: the write-ahead log, synced by the writer's [`LogSync`] after each
+        /// commit instead of by SQLite within it.
+        log: Option<PathBuf>,
     },
     Postgres(PgConnectOptions),
 }
@@ -78,6 +82,7 @@ enum Conn {
     Sqlite {
         conn: SqliteConnection,
         gate: Arc<tokio::sync::Mutex<()>>,
+        log: Option<LogSync>,
     },
     Postgres {
         conn: Box<PgConnection>,
@@ -178,9 +183,21 @@ fn answer<T>(
 impl Conn {
     async fn open(target: Target) -> Result<Self, sqlx::Error> {
         Ok(match target {
-            Target::Sqlite { options, gate } => Self::Sqlite {
-                conn: options.connect().await?,
-                gate,
+            Target::Sqlite { options, gate, log } => match log {
+                // The commit itself only writes the log; the sync follows on the log's own thread.
+                Some(path) => Self::Sqlite {
+                    conn: options
+                        .synchronous(SqliteSynchronous::Normal)
+                        .connect()
+                        .await?,
+                    gate,
+                    log: Some(LogSync::spawn(path)?),
+                },
+                None => Self::Sqlite {
+                    conn: options.connect().await?,
+                    gate,
+                    log: None,
+                },
             },
             Target::Postgres(options) => {
                 // Named, for pg_stat_activity (and for the test that cuts its connection).
@@ -201,7 +218,7 @@ impl Conn {
         let messages: Vec<&NewMessage> = messages.iter().map(|(m, _)| &**m).collect();
         let ops: Vec<&Op> = ops.iter().map(|(op, _)| op).collect();
         match self {
-            Self::Sqlite { conn, gate } => {
+            Self::Sqlite { conn, gate, .. } => {
                 // In turn with this process's other writes, so that neither finds SQLite's lock taken
                 // and naps in its busy handler.
                 let _turn = gate.lock().await;
@@ -250,6 +267,15 @@ impl Conn {
         }
     }
 
+    /// Hands a batch's answers to their callers once what the batch committed is durable: at once, or
+    /// (SQLite with `synchronous=FULL`) after the log's next sync.
+    fn answer(&self, answers: Answers) {
+        match self {
+            Self::Sqlite { log: Some(log), .. } => log.answer_after_sync(answers),
+            _ => answers.send(None),
+        }
+    }
+
     async fn close(self) {
         let _ = match self {
             Self::Sqlite { conn, .. } => conn.close().await,
@@ -273,6 +299,10 @@ async fn run(mut conn: Conn, mut rx: mpsc::Receiver<WriteJob>) {
                 WriteJob::Checkpoint => checkpoint = true,
             }
         }
+        let mut answers = Answers {
+            flushes,
+            ..Answers::default()
+        };
         if !messages.is_empty() || !ops.is_empty() {
             let started = std::time::Instant::now();
             let mut committed = conn.commit(&messages, &ops).await;
@@ -290,10 +320,10 @@ async fn run(mut conn: Conn, mut rx: mpsc::Receiver<WriteJob>) {
                         "batch committed"
                     );
                     for ((_, ack), result) in messages.into_iter().zip(results) {
-                        let _ = ack.send(Ok(result));
+                        answers.messages.push((ack, Ok(result)));
                     }
                     for ((_, ack), count) in ops.into_iter().zip(counts) {
-                        let _ = ack.send(Ok(count));
+                        answers.ops.push((ack, Ok(count)));
                     }
                 }
                 Err(e) if messages.len() + ops.len() > 1 => {
@@ -305,47 +335,134 @@ async fn run(mut conn: Conn, mut rx: mpsc::Receiver<WriteJob>) {
                         let single = [message];
                         let result = conn.commit(&single, &[]).await;
                         let [(m, ack)] = single;
-                        match result {
-                            Ok((mut results, _)) => {
-                                let _ = ack.send(Ok(results.remove(0)));
-                            }
-                            Err(e) => {
-                                tracing::error!(error = %e, msg_type = m.msg_type, "storing a message failed");
-                                let _ = ack.send(Err(Arc::new(e)));
-                            }
-                        }
+                        answers.messages.push((
+                            ack,
+                            match result {
+                                Ok((mut results, _)) => Ok(results.remove(0)),
+                                Err(e) => {
+                                    tracing::error!(error = %e, msg_type = m.msg_type, "storing a message failed");
+                                    Err(Arc::new(e))
+                                }
+                            },
+                        ));
                     }
                     for op in ops {
                         let single = [op];
                         let result = conn.commit(&[], &single).await;
                         let [(_, ack)] = single;
-                        let _ = ack.send(
+                        answers.ops.push((
+                            ack,
                             result
                                 .map(|(_, counts)| counts.first().copied().unwrap_or(0))
                                 .map_err(Arc::new),
-                        );
+                        ));
                     }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "storing a batch failed");
                     let e = Arc::new(e);
                     for (_, ack) in messages {
-                        let _ = ack.send(Err(Arc::clone(&e)));
+                        answers.messages.push((ack, Err(Arc::clone(&e))));
                     }
                     for (_, ack) in ops {
-                        let _ = ack.send(Err(Arc::clone(&e)));
+                        answers.ops.push((ack, Err(Arc::clone(&e))));
                     }
                 }
             }
         }
-        for ack in flushes {
-            let _ = ack.send(());
-        }
+        conn.answer(answers);
         if checkpoint && let Conn::Sqlite { conn, .. } = &mut conn {
             checkpoint_tail(conn).await;
         }
     }
     conn.close().await;
+}
+
+/// A batch's answers, held until what it committed is durable.
+#[derive(Default)]
+struct Answers {
+    messages: Vec<(Ack, Result<Recorded, Arc<sqlx::Error>>)>,
+    ops: Vec<(OpAck, Result<u64, Arc<sqlx::Error>>)>,
+    flushes: Vec<oneshot::Sender<()>>,
+}
+
+impl Answers {
+    /// Answers every caller; `failed_sync` turns what was committed into that error (a commit that may
+    /// not survive a power cut is not acknowledged).
+    fn send(self, failed_sync: Option<&Arc<sqlx::Error>>) {
+        for (ack, result) in self.messages {
+            let _ = ack.send(settle(result, failed_sync));
+        }
+        for (ack, result) in self.ops {
+            let _ = ack.send(settle(result, failed_sync));
+        }
+        for ack in self.flushes {
+            let _ = ack.send(());
+        }
+    }
+}
+
+fn settle<T>(
+    result: Result<T, Arc<sqlx::Error>>,
+    failed_sync: Option<&Arc<sqlx::Error>>,
+) -> Result<T, Arc<sqlx::Error>> {
+    match (result, failed_sync) {
+        (Ok(_), Some(e)) => Err(Arc::clone(e)),
+        (result, _) => result,
+    }
+}
+
+/// Syncs SQLite's write-ahead log on a thread of its own, so that the writer commits the next batch
+/// while the disk syncs the last one.
+///
+/// The writer's connection runs with `synchronous=NORMAL`: a commit writes its frames to the log (safe
+/// from a crash of the process, as they are in the operating system's hands) and SQLite still syncs the
+/// log before every checkpoint and when it starts the log over. `synchronous=FULL` adds one thing: a sync
+/// of the log at the end of every commit, so that a power cut cannot undo it. That sync is this thread's
+/// job. Syncing the file syncs every frame written to it so far, so one sync covers every batch that
+/// committed before it started, and their callers are answered only then: as durable as FULL, with the
+/// sync of one batch overlapping the statements of the next.
+struct LogSync(std::sync::mpsc::Sender<Answers>);
+
+impl LogSync {
+    fn spawn(path: PathBuf) -> Result<Self, sqlx::Error> {
+        let (tx, rx) = std::sync::mpsc::channel::<Answers>();
+        std::thread::Builder::new()
+            .name("wxportal-log-sync".into())
+            .spawn(move || {
+                let mut file = None;
+                while let Ok(first) = rx.recv() {
+                    let waiting: Vec<Answers> =
+                        std::iter::once(first).chain(rx.try_iter()).collect();
+                    let synced = sync_log(&mut file, &path);
+                    if let Err(e) = &synced {
+                        tracing::error!(error = %e, "syncing the write-ahead log failed");
+                    }
+                    let failed = synced.err().map(|e| Arc::new(sqlx::Error::Io(e)));
+                    for answers in waiting {
+                        answers.send(failed.as_ref());
+                    }
+                }
+            })
+            .map_err(sqlx::Error::Io)?;
+        Ok(Self(tx))
+    }
+
+    fn answer_after_sync(&self, answers: Answers) {
+        if let Err(std::sync::mpsc::SendError(answers)) = self.0.send(answers) {
+            // The thread is gone (it cannot be while the writer runs): nothing is acknowledged unsynced.
+            let e = Arc::new(sqlx::Error::WorkerCrashed);
+            answers.send(Some(&e));
+        }
+    }
+}
+
+/// One `fdatasync` of the log (opened on first use: SQLite creates it with the first write).
+fn sync_log(file: &mut Option<std::fs::File>, path: &Path) -> std::io::Result<()> {
+    if file.is_none() {
+        *file = Some(std::fs::OpenOptions::new().write(true).open(path)?);
+    }
+    file.as_ref().expect("opened above").sync_data()
 }
 
 /// Copies into the database file what the background checkpoint left in the write-ahead log.
