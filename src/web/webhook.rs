@@ -368,7 +368,9 @@ async fn process(
     Ok(match recorded {
         Recorded::Inserted if ask.is_some() => {
             let (bot, fallback) = ask.expect("checked");
-            ask_bot(state, msg, key, bot, fallback).await
+            // Boxed: its store call is most of this future's size, and every message's future is moved
+            // through each layer of the router; only bot-rule messages pay for the allocation.
+            Box::pin(ask_bot(state, msg, key, bot, fallback)).await
         }
         Recorded::Inserted => {
             tracing::debug!(
