@@ -86,9 +86,15 @@ impl Store {
     }
 }
 
+/// How far (in seconds) a sender's `last_seen_at` may lag behind their newest message: a follower's row
+/// is rewritten for a message only when it moves the time on by this much (or changes their subscription).
+/// Each rewrite of a row (and of its place in the last-seen index) is two pages of the write-ahead log
+/// at a random place; a conversation of many messages now rewrites it once a minute.
+pub(crate) const LAST_SEEN_STEP: i64 = 60;
+
 per_backend! {
 /// Brings the senders of the messages just inserted up to date, one row per sender in one statement: seen
-/// now, and (un)subscribed by the newest such event, unless a newer one (by WeChat's CreateTime) already
+/// now (to within [`LAST_SEEN_STEP`]), and (un)subscribed by the newest such event, unless a newer one (by WeChat's CreateTime) already
 /// set their state. Only a follower can send messages, so a first message means subscribed. `rows` are
 /// in the insert's order: of two events with one CreateTime, the later decides.
 ///
@@ -146,8 +152,11 @@ async fn touch_senders(
             subscribed = CASE WHEN excluded.subscription_changed_at >= coalesce(users.subscription_changed_at, 0)
                          THEN excluded.subscribed ELSE users.subscribed END,
             subscription_changed_at = CASE WHEN excluded.subscription_changed_at >= coalesce(users.subscription_changed_at, 0)
-                         THEN excluded.subscription_changed_at ELSE users.subscription_changed_at END",
+                         THEN excluded.subscription_changed_at ELSE users.subscription_changed_at END
+         WHERE excluded.subscription_changed_at IS NOT NULL
+            OR excluded.last_seen_at >= users.last_seen_at + ",
     );
+    upsert.push(LAST_SEEN_STEP);
     upsert.build().execute(&mut *conn).await?;
     Ok(())
 }

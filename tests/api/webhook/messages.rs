@@ -209,3 +209,46 @@ async fn subscribe_events_keep_the_follower_row_current() {
         .await;
     assert!(app.store.user("oNew").await.unwrap().unwrap().subscribed);
 }
+
+#[tokio::test]
+async fn a_followers_last_seen_time_moves_on_by_the_minute() {
+    let app = TestApp::spawn(&[]).await;
+    app.post(&text("oChat", "一", "9101"), MessageMode::Plain, None)
+        .await;
+    let first = app.store.user("oChat").await.unwrap().unwrap().last_seen_at;
+    assert!((first - unix_now()).abs() <= 2, "{first}");
+    let mut db = app.raw_db().await;
+    let seen_before = |secs: i64| {
+        format!(
+            "UPDATE users SET last_seen_at = {} WHERE openid = 'oChat'",
+            unix_now() - secs
+        )
+    };
+    // Seen 30 s ago: a message now leaves the row alone.
+    db.execute(&seen_before(30)).await;
+    let at = db
+        .number("SELECT last_seen_at FROM users WHERE openid = 'oChat'")
+        .await;
+    app.post(&text("oChat", "二", "9102"), MessageMode::Plain, None)
+        .await;
+    assert_eq!(
+        app.store.user("oChat").await.unwrap().unwrap().last_seen_at,
+        at
+    );
+    // Seen 61 s ago: the message moves it to now.
+    db.execute(&seen_before(61)).await;
+    app.post(&text("oChat", "三", "9103"), MessageMode::Plain, None)
+        .await;
+    let now = app.store.user("oChat").await.unwrap().unwrap().last_seen_at;
+    assert!((now - unix_now()).abs() <= 2, "{now}");
+    // An (un)subscribe is always recorded, whenever they were last seen.
+    db.execute(&seen_before(10)).await;
+    app.post(
+        &event("oChat", "unsubscribe", unix_now()),
+        MessageMode::Plain,
+        None,
+    )
+    .await;
+    assert!(!app.store.user("oChat").await.unwrap().unwrap().subscribed);
+    assert_eq!(app.message_count().await, 4);
+}
