@@ -93,6 +93,7 @@ const TABLES: &[Table] = &[
             ("reply_xml", Text),
             ("encrypted", Bool),
             ("signature", Text),
+            ("signed_at", Int),
         ],
     },
     Table {

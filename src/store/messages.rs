@@ -26,6 +26,10 @@ pub struct NewMessage {
     pub encrypted: bool,
     /// The signature of the query it came with (lowercase hex): accepted with this message only.
     pub signature: Option<String>,
+    /// With the signature, the key of that record: the later of the query's timestamp and nonce, read as
+    /// numbers (0 if either is not one). Swapping the two keeps the signature (it signs them sorted), and
+    /// keeps this too; for WeChat's queries it is the timestamp, so the record grows at its end.
+    pub signed_at: Option<i64>,
     /// Outbox jobs queued in the same commit, if this try is the first: each kind and when it is due.
     #[sqlx(skip)]
     pub jobs: Vec<(JobKind, i64)>,
@@ -169,7 +173,7 @@ pub(in crate::store) async fn insert_batch(
     // The unique dedup key decides which messages are new; their senders are updated next.
     let mut insert = QueryBuilder::<Db>::new(format!(
         "{} messages (dedup_key, openid, account, msg_type, event, msg_id, created_at, received_at, \
-         fields, raw_xml, reply_xml, encrypted, signature) ",
+         fields, raw_xml, reply_xml, encrypted, signature, signed_at) ",
         <Db as Dialect>::INSERT_SKIPPING_CONFLICTS.0
     ));
     // In one order on every instance (by sender, then key), so that two instances' batches take the
@@ -190,9 +194,10 @@ pub(in crate::store) async fn insert_batch(
             .push_bind(&m.raw_xml)
             .push_bind(&m.reply_xml)
             .push_bind(m.encrypted)
-            .push_bind(&m.signature);
+            .push_bind(&m.signature)
+            .push_bind(m.signed_at);
     });
-    // A conflict on the dedup key is a retry; one on the signature, a replay: both insert nothing.
+    // A conflict on the dedup key is a retry; one on the signed query, a replay: both insert nothing.
     insert.push(<Db as Dialect>::INSERT_SKIPPING_CONFLICTS.1);
     insert.push(" RETURNING dedup_key, id");
     let inserted: HashMap<String, i64> = insert

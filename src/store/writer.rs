@@ -24,7 +24,7 @@ use super::sessions::SessionWrite;
 use super::users::Authorization;
 use super::{NewMessage, Recorded, StoreError};
 
-/// The most messages committed in one transaction (13 bound values each, well under either backend's
+/// The most messages committed in one transaction (14 bound values each, well under either backend's
 /// limit on bound values).
 pub(super) const MAX_BATCH: usize = 256;
 

@@ -152,6 +152,7 @@ async fn receive(
     }
     let signed = Signed {
         signature: sig.to_ascii_lowercase(),
+        at: signed_at(ts, nonce),
         encrypted: crypto.is_some(),
     };
     let reply_xml = handle(&state, hook, msg, xml, signed).await?;
@@ -265,7 +266,18 @@ async fn handle(
 #[derive(Debug)]
 struct Signed {
     signature: String,
+    /// See [`NewMessage::signed_at`].
+    at: i64,
     encrypted: bool,
+}
+
+/// The later of a signed query's timestamp and nonce as numbers, or 0 if either is not one: the same for
+/// the query with the two swapped, which carries the same signature.
+fn signed_at(timestamp: &str, nonce: &str) -> i64 {
+    match (timestamp.parse::<i64>(), nonce.parse::<i64>()) {
+        (Ok(timestamp), Ok(nonce)) => timestamp.max(nonce),
+        _ => 0,
+    }
 }
 
 async fn process(
@@ -348,6 +360,7 @@ async fn process(
             reply_xml: reply_xml.clone(),
             encrypted: signed.encrypted,
             signature: Some(signed.signature),
+            signed_at: Some(signed.at),
             jobs,
             scan,
             template_finished,

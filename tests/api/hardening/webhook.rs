@@ -40,6 +40,54 @@ async fn a_signed_query_is_good_for_one_body_only_across_restarts() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_signed_query_with_its_timestamp_and_nonce_swapped_is_the_same_query() {
+    use wxportal::wechat::MessageMode;
+    // With the clock check off, the swapped query (same signature: it signs the two sorted) passes
+    // every other check.
+    let app = TestApp::spawn(&[("WXPORTAL_MAX_CLOCK_SKEW", "0")]).await;
+    let now = wxportal::time::unix_now().to_string();
+    // A nonce below the timestamp (most of WeChat's), above it, and one that is no number.
+    for (i, nonce) in ["1320562132", "2100000000", "n0nce"]
+        .into_iter()
+        .enumerate()
+    {
+        let id = 8100 + 10 * i;
+        let first = text("oReal", "原文", &id.to_string()).sign(
+            TOKEN,
+            MessageMode::Plain,
+            None,
+            &now,
+            nonce,
+        );
+        let (status, reply) = app.post_signed(&first).await;
+        assert_eq!(status, 200, "nonce {nonce}");
+        let swapped: Vec<_> = first
+            .query
+            .iter()
+            .map(|(k, v)| match *k {
+                "timestamp" => (*k, nonce.to_owned()),
+                "nonce" => (*k, now.clone()),
+                _ => (*k, v.clone()),
+            })
+            .collect();
+        assert_ne!(swapped, first.query);
+        let forged = text("oReal", "伪造", &(id + 1).to_string()).to_xml();
+        assert_eq!(
+            post_under(&app, &swapped, &forged).await.0,
+            403,
+            "nonce {nonce}"
+        );
+        // The same body under it is the message again: answered as a retry, stored once.
+        assert_eq!(
+            post_under(&app, &swapped, &first.body).await,
+            (200, reply),
+            "nonce {nonce}"
+        );
+    }
+    assert_eq!(app.message_count().await, 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_same_query_with_a_changed_body_under_the_same_msg_id_is_refused() {
     use wxportal::wechat::MessageMode;
     let app = TestApp::spawn(&[]).await;
