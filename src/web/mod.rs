@@ -41,13 +41,27 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::request_id::{
-    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use state::AppState;
+
+/// Request ids: random UUIDs (version 4) from the thread's generator, where tower-http's
+/// `MakeRequestUuid` asked the kernel for randomness (a system call) on every request.
+#[derive(Clone, Copy)]
+struct NewRequestId;
+
+impl MakeRequestId for NewRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let id = uuid::Builder::from_random_bytes(rand::random()).into_uuid();
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        let text = id.hyphenated().encode_lower(&mut text);
+        Some(RequestId::new(HeaderValue::from_str(text).ok()?))
+    }
+}
 
 /// The largest request body any route reads.
 pub(crate) const MAX_BODY: usize = 64 * 1024;
@@ -125,7 +139,7 @@ pub fn router(state: AppState, extra: Option<Router<AppState>>) -> Router {
             ))
             // The timeout's own answer needs a body type that can be empty.
             .map_response(IntoResponse::into_response)
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(SetRequestIdLayer::x_request_id(NewRequestId))
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(trace)
             // Every response: no sniffing, no framing, no referrer leaking a code or state, scripts only

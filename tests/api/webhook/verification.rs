@@ -141,9 +141,15 @@ async fn missing_query_parameters_are_bad_requests() {
 #[tokio::test]
 async fn health_and_readiness_probes_answer() {
     let app = TestApp::spawn(&[]).await;
-    for path in ["/healthz", "/readyz"] {
+    let mut ids = std::collections::HashSet::new();
+    for path in ["/healthz", "/readyz", "/healthz"] {
         let r = app.client.get(app.url(path)).send().await.unwrap();
         assert_eq!(r.status(), 200, "{path}");
-        assert!(r.headers().contains_key("x-request-id"));
+        // Each request its own id: a random UUID.
+        let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let groups: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12], "{id}");
+        assert!(id.as_bytes()[14] == b'4', "version 4: {id}");
+        assert!(ids.insert(id));
     }
 }
