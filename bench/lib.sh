@@ -16,14 +16,18 @@ PY
 }
 
 # `with_cpu COUNT_SED COMMAND…` runs a load generator that prints one line and prints that line with the
-# CPU the server ($server) spent per operation during the run, from its clock ticks in /proc. COUNT_SED is
-# the sed expression that takes the number of operations out of the line.
+# CPU the server ($server) spent per operation during the run, from its clock ticks in /proc, and the
+# bytes it wrote per operation (to files and sockets: the database's log and pages, the answers). COUNT_SED
+# is the sed expression that takes the number of operations out of the line.
 with_cpu() {
-    local count=$1 before result after
+    local count=$1 before result after wrote_before wrote_after
     shift
     before=$(awk '{print $14 + $15}' "/proc/$server/stat")
+    wrote_before=$(awk '/^wchar/ {print $2}' "/proc/$server/io")
     result=$("$@")
     after=$(awk '{print $14 + $15}' "/proc/$server/stat")
-    awk -v r="$result" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v n="$(sed -E "$count" <<<"$result")" \
-        'BEGIN { printf "%s   server CPU %.0f us/op\n", r, n ? 1e6 * t / hz / n : 0 }'
+    wrote_after=$(awk '/^wchar/ {print $2}' "/proc/$server/io")
+    awk -v r="$result" -v t=$((after - before)) -v w=$((wrote_after - wrote_before)) -v hz="$(getconf CLK_TCK)" \
+        -v n="$(sed -E "$count" <<<"$result")" \
+        'BEGIN { printf "%s   server CPU %.0f us/op, wrote %.1f KB/op\n", r, n ? 1e6 * t / hz / n : 0, n ? w / 1024 / n : 0 }'
 }

@@ -52,11 +52,12 @@ safe=$(run safe); echo "$safe"
 awk -v bp="$(rate "$bare_plain")" -v bs="$(rate "$bare_safe")" -v h="$(rate "$health")" -v p="$(rate "$plain")" -v s="$(rate "$safe")" \
   'BEGIN { printf "wxportal against the bare server: plaintext %.2fx, safe mode %.2fx (of /healthz: %.0f%%, %.0f%%)\n", p/bp, s/bs, 100*p/h, 100*s/h }'
 echo "peak RSS of the server: $(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' /proc/$server/status)"
+[ -z "${BENCH_DATABASE_URL:-}" ] && wal=$(du -m "$out/bench.db-wal" 2>/dev/null | cut -f1)
 kill -TERM "$server"; wait "$server" || true
 if [ -n "${BENCH_DATABASE_URL:-}" ]; then
     stored=$(psql "$BENCH_DATABASE_URL" -Atc 'select count(*) from messages')
 else
-    echo "write-ahead log file: $(du -m "$out/bench.db-wal" | cut -f1) MB (it starts over once copied into the database)"
+    echo "write-ahead log file at the end: ${wal:-0} MB (it starts over once copied into the database)"
     stored=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from messages').fetchone()[0])" "$out/bench.db")
 fi
 echo "messages stored: $stored"

@@ -605,3 +605,65 @@ async fn checkpoint<'e>(conn: impl sqlx::SqliteExecutor<'e>) -> Result<(i64, i64
         .await?;
     Ok((frames, copied))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Answered<T> = oneshot::Receiver<Result<T, Arc<sqlx::Error>>>;
+
+    /// A batch's answers, as the writer hands them over: a stored message, a write's count, a flush.
+    fn batch() -> (
+        Answers,
+        Answered<Recorded>,
+        Answered<u64>,
+        oneshot::Receiver<()>,
+    ) {
+        let (message, message_rx) = oneshot::channel();
+        let (op, op_rx) = oneshot::channel();
+        let (flush, flush_rx) = oneshot::channel();
+        let answers = Answers {
+            messages: vec![(message, Ok(Recorded::Inserted))],
+            ops: vec![(op, Ok(1))],
+            flushes: vec![flush],
+        };
+        (answers, message_rx, op_rx, flush_rx)
+    }
+
+    #[test]
+    fn answers_wait_for_the_logs_sync_and_a_failed_sync_acknowledges_nothing() {
+        let dir = std::env::temp_dir().join(format!("wxportal-logsync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("db-wal");
+        std::fs::write(&log, b"frames").unwrap();
+
+        let synced = LogSync::spawn(log.clone()).unwrap();
+        let (answers, message, op, flush) = batch();
+        synced.answer_after_sync(answers);
+        assert_eq!(
+            message.blocking_recv().unwrap().unwrap(),
+            Recorded::Inserted
+        );
+        assert_eq!(op.blocking_recv().unwrap().unwrap(), 1);
+        flush.blocking_recv().unwrap();
+
+        // A log that cannot be synced (here: not there): what was committed is answered as an error.
+        let unsyncable = LogSync::spawn(dir.join("missing").join("db-wal")).unwrap();
+        let (answers, message, op, flush) = batch();
+        unsyncable.answer_after_sync(answers);
+        assert!(message.blocking_recv().unwrap().is_err());
+        assert!(op.blocking_recv().unwrap().is_err());
+        flush.blocking_recv().unwrap();
+        // Errors the batch already had stay errors.
+        let (ack, rx) = oneshot::channel();
+        unsyncable.answer_after_sync(Answers {
+            messages: vec![(ack, Err(Arc::new(sqlx::Error::RowNotFound)))],
+            ..Answers::default()
+        });
+        assert!(matches!(
+            rx.blocking_recv().unwrap().unwrap_err().as_ref(),
+            sqlx::Error::RowNotFound
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
