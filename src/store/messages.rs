@@ -94,13 +94,14 @@ impl Store {
 /// is rewritten for a message only when it moves the time on by this much (or changes their subscription).
 /// Each rewrite of a row (and of its place in the last-seen index) is two pages of the write-ahead log
 /// at a random place; a conversation of many messages now rewrites it once a minute.
-pub(crate) const LAST_SEEN_STEP: i64 = 60;
+const LAST_SEEN_STEP: i64 = 60;
 
 per_backend! {
 /// Brings the senders of the messages just inserted up to date, one row per sender in one statement: seen
-/// now (to within [`LAST_SEEN_STEP`]), and (un)subscribed by the newest such event, unless a newer one (by WeChat's CreateTime) already
-/// set their state. Only a follower can send messages, so a first message means subscribed. `rows` are
-/// in the insert's order: of two events with one CreateTime, the later decides.
+/// now (to within [`LAST_SEEN_STEP`]), and (un)subscribed by the newest such event, unless a newer one
+/// (by WeChat's CreateTime) already set their state. Only a follower can send messages, so a first
+/// message means subscribed. `rows` are in the insert's order: of two events with one CreateTime, the
+/// later decides.
 ///
 /// (A trigger did this per message; on PostgreSQL it was more than half the database's CPU per message.)
 async fn touch_senders(

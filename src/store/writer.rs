@@ -183,22 +183,19 @@ fn answer<T>(
 impl Conn {
     async fn open(target: Target) -> Result<Self, sqlx::Error> {
         Ok(match target {
-            Target::Sqlite { options, gate, log } => match log {
-                // The commit itself only writes the log; the sync follows on the log's own thread.
-                Some(path) => Self::Sqlite {
-                    conn: options
-                        .synchronous(SqliteSynchronous::Normal)
-                        .connect()
-                        .await?,
-                    gate,
-                    log: Some(LogSync::spawn(path)?),
-                },
-                None => Self::Sqlite {
+            Target::Sqlite { options, gate, log } => {
+                // With a log to sync, the commit itself only writes it; the sync follows on the log's
+                // own thread.
+                let options = match log {
+                    Some(_) => options.synchronous(SqliteSynchronous::Normal),
+                    None => options,
+                };
+                Self::Sqlite {
                     conn: options.connect().await?,
                     gate,
-                    log: None,
-                },
-            },
+                    log: log.map(LogSync::spawn).transpose()?,
+                }
+            }
             Target::Postgres(options) => {
                 // Named, for pg_stat_activity (and for the test that cuts its connection).
                 let options = options.application_name("wxportal writer");
