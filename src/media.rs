@@ -2,11 +2,13 @@
 //! PNG by their bytes, at most 10 MB, dimensions bounded before decoding), uploaded through
 //! `material/add_material`, and kept with a thumbnail drawn here for the admin area.
 
-use std::io::Cursor;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use image::{ImageFormat, ImageReader, Limits};
+use rgb::FromSlice;
+use zune_jpeg::JpegDecoder;
+use zune_jpeg::zune_core::bytestream::ZCursor;
+use zune_jpeg::zune_core::colorspace::ColorSpace;
+use zune_jpeg::zune_core::options::DecoderOptions;
 
 use crate::store::{Media, Store, StoreError};
 use crate::upstream::account::Account;
@@ -18,6 +20,8 @@ pub const MAX_IMAGE_BYTES: usize = 10 * 1024 * 1024;
 const THUMBNAIL_SIDE: u32 = 240;
 /// Images wider or taller than this are refused before decoding (a small file can claim a huge image).
 const MAX_SIDE: u32 = 12_000;
+/// The most a decoded image may take in memory.
+const MAX_DECODED_BYTES: usize = 512 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
@@ -40,6 +44,13 @@ pub struct Upload {
     pub bytes: axum::body::Bytes,
 }
 
+/// The formats WeChat takes as image material.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+}
+
 /// The image's format from its first bytes (never from the name or the type the browser claims).
 fn format(bytes: &[u8]) -> Option<ImageFormat> {
     match bytes {
@@ -47,6 +58,126 @@ fn format(bytes: &[u8]) -> Option<ImageFormat> {
         [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1A, b'\n', ..] => Some(ImageFormat::Png),
         _ => None,
     }
+}
+
+/// A decoded image: width, height and 8-bit RGBA pixels.
+struct Rgba {
+    width: u32,
+    height: u32,
+    pixels: Vec<u8>,
+}
+
+fn unreadable(e: impl std::fmt::Display) -> MediaError {
+    MediaError::Invalid(format!("the image cannot be read: {e}"))
+}
+
+fn too_wide(width: u32, height: u32) -> Option<MediaError> {
+    (width > MAX_SIDE || height > MAX_SIDE).then(|| {
+        MediaError::Invalid(format!(
+            "the image is {width}×{height} pixels; at most {MAX_SIDE} on a side are taken"
+        ))
+    })
+}
+
+/// Decodes a JPEG, its size checked from its header first.
+fn decode_jpeg(bytes: &[u8]) -> Result<Rgba, MediaError> {
+    let options = DecoderOptions::default()
+        .set_max_width(MAX_SIDE as usize)
+        .set_max_height(MAX_SIDE as usize)
+        .jpeg_set_out_colorspace(ColorSpace::RGBA);
+    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(unreadable)?;
+    let (width, height) = decoder.dimensions().ok_or_else(|| unreadable("no frame"))?;
+    let (width, height) = (width as u32, height as u32);
+    if let Some(refused) = too_wide(width, height) {
+        return Err(refused);
+    }
+    let pixels = decoder.decode().map_err(unreadable)?;
+    if decoder.output_colorspace() != Some(ColorSpace::RGBA) {
+        return Err(unreadable("an unusual colour space"));
+    }
+    Ok(Rgba {
+        width,
+        height,
+        pixels,
+    })
+}
+
+/// Decodes a PNG (any colour type and depth, as 8-bit RGBA), its size checked from its header first.
+fn decode_png(bytes: &[u8]) -> Result<Rgba, MediaError> {
+    let mut decoder = png::Decoder::new_with_limits(
+        std::io::Cursor::new(bytes),
+        png::Limits {
+            bytes: MAX_DECODED_BYTES,
+        },
+    );
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(unreadable)?;
+    let (width, height) = (reader.info().width, reader.info().height);
+    if let Some(refused) = too_wide(width, height) {
+        return Err(refused);
+    }
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| unreadable("too large"))?;
+    let mut frame = vec![0; size];
+    let info = reader.next_frame(&mut frame).map_err(unreadable)?;
+    frame.truncate(info.buffer_size());
+    let pixels = match info.color_type {
+        png::ColorType::Rgba => frame,
+        png::ColorType::Rgb => frame
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        png::ColorType::GrayscaleAlpha => frame
+            .chunks_exact(2)
+            .flat_map(|p| [p[0], p[0], p[0], p[1]])
+            .collect(),
+        png::ColorType::Grayscale => frame.iter().flat_map(|&v| [v, v, v, 255]).collect(),
+        png::ColorType::Indexed => return Err(unreadable("a palette left unexpanded")),
+    };
+    Ok(Rgba {
+        width: info.width,
+        height: info.height,
+        pixels,
+    })
+}
+
+/// Encodes 8-bit pixels of `color` as a PNG.
+pub(crate) fn encode_png(width: u32, height: u32, color: png::ColorType, pixels: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(color);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder
+        .write_header()
+        .expect("writing a PNG header in memory does not fail");
+    writer
+        .write_image_data(pixels)
+        .expect("the pixels fill the PNG's frame");
+    writer
+        .finish()
+        .expect("finishing a PNG in memory does not fail");
+    out
+}
+
+/// The image scaled to fit [`THUMBNAIL_SIDE`] (never enlarged), as a PNG.
+fn thumbnail(image: &Rgba) -> Result<Vec<u8>, MediaError> {
+    let scale = (f64::from(THUMBNAIL_SIDE) / f64::from(image.width.max(image.height))).min(1.0);
+    let fit = |side: u32| ((f64::from(side) * scale).round() as u32).max(1);
+    let (width, height) = (fit(image.width), fit(image.height));
+    let mut pixels = vec![0; width as usize * height as usize * 4];
+    resize::new(
+        image.width as usize,
+        image.height as usize,
+        width as usize,
+        height as usize,
+        resize::Pixel::RGBA8P,
+        resize::Type::Triangle,
+    )
+    .and_then(|mut resizer| resizer.resize(image.pixels.as_rgba(), pixels.as_rgba_mut()))
+    .map_err(|e| MediaError::Invalid(format!("the thumbnail cannot be drawn: {e}")))?;
+    Ok(encode_png(width, height, png::ColorType::Rgba, &pixels))
 }
 
 /// Checks the image against WeChat's rules and draws its thumbnail (PNG); or why it is refused.
@@ -63,21 +194,11 @@ pub fn check(upload: &Upload) -> Result<(ImageFormat, Vec<u8>), MediaError> {
             "only JPEG and PNG images are taken".into(),
         ));
     };
-    let mut reader = ImageReader::with_format(Cursor::new(bytes.as_ref()), kind);
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_SIDE);
-    limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(512 * 1024 * 1024);
-    reader.limits(limits);
-    let image = reader
-        .decode()
-        .map_err(|e| MediaError::Invalid(format!("the image cannot be read: {e}")))?;
-    let thumbnail = image.thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE);
-    let mut png = Cursor::new(Vec::new());
-    thumbnail
-        .write_to(&mut png, ImageFormat::Png)
-        .map_err(|e| MediaError::Invalid(format!("the thumbnail cannot be drawn: {e}")))?;
-    Ok((kind, png.into_inner()))
+    let image = match kind {
+        ImageFormat::Jpeg => decode_jpeg(bytes)?,
+        ImageFormat::Png => decode_png(bytes)?,
+    };
+    Ok((kind, thumbnail(&image)?))
 }
 
 /// Checks `upload`, sends it to WeChat as permanent material and keeps it; returns what was kept.
@@ -94,7 +215,7 @@ pub async fn upload(
         .map_err(|e| MediaError::Invalid(format!("the image cannot be read: {e}")))??;
     let (content_type, extension) = match kind {
         ImageFormat::Png => ("image/png", "png"),
-        _ => ("image/jpeg", "jpg"),
+        ImageFormat::Jpeg => ("image/jpeg", "jpg"),
     };
     // WeChat reads the type from the name's extension: the name sent is ours.
     let file = FilePart {
@@ -132,11 +253,15 @@ pub fn thumbnail_png(media: &Media) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn png(width: u32, height: u32) -> Vec<u8> {
-        let image = image::RgbImage::from_pixel(width, height, image::Rgb([7, 193, 96]));
-        let mut out = Cursor::new(Vec::new());
-        image.write_to(&mut out, ImageFormat::Png).unwrap();
+    /// An image made, and its thumbnail read back, by another library.
+    fn encoded(image: image::DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image.write_to(&mut out, format).unwrap();
         out.into_inner()
+    }
+
+    fn green(width: u32, height: u32) -> image::DynamicImage {
+        image::RgbImage::from_pixel(width, height, image::Rgb([7, 193, 96])).into()
     }
 
     fn upload(bytes: Vec<u8>) -> Upload {
@@ -146,18 +271,69 @@ mod tests {
         }
     }
 
+    /// The thumbnail's size and its middle pixel.
+    fn thumbnail_of(bytes: Vec<u8>) -> (ImageFormat, (u32, u32), [u8; 4]) {
+        let (kind, thumbnail) = check(&upload(bytes)).unwrap();
+        let thumb = image::load_from_memory(&thumbnail).unwrap().to_rgba8();
+        let middle = thumb.get_pixel(thumb.width() / 2, thumb.height() / 2).0;
+        (kind, thumb.dimensions(), middle)
+    }
+
     #[test]
-    fn an_image_gets_a_small_thumbnail_and_anything_else_a_reason() {
-        let (kind, thumbnail) = check(&upload(png(800, 400))).unwrap();
-        assert_eq!(kind, ImageFormat::Png);
-        let thumb = image::load_from_memory(&thumbnail).unwrap();
-        assert_eq!((thumb.width(), thumb.height()), (240, 120));
-        assert!(check(&upload(Vec::new())).is_err());
-        assert!(check(&upload(b"GIF89a....".to_vec())).is_err());
-        assert!(
-            check(&upload(vec![0xFF, 0xD8, 0xFF, 0x00])).is_err(),
-            "truncated"
+    fn an_image_gets_a_small_thumbnail_of_its_colours() {
+        let (kind, size, middle) = thumbnail_of(encoded(green(800, 400), image::ImageFormat::Png));
+        assert_eq!(
+            (kind, size, middle),
+            (ImageFormat::Png, (240, 120), [7, 193, 96, 255])
         );
-        assert!(check(&upload(vec![0; MAX_IMAGE_BYTES + 1])).is_err());
+
+        // A JPEG, upright: its colours survive within JPEG's loss.
+        let (kind, size, [r, g, b, a]) =
+            thumbnail_of(encoded(green(300, 600), image::ImageFormat::Jpeg));
+        assert_eq!((kind, size, a), (ImageFormat::Jpeg, (120, 240), 255));
+        assert!(r.abs_diff(7) < 8 && g.abs_diff(193) < 8 && b.abs_diff(96) < 8);
+
+        // 16-bit grey with transparency, and a small image (never enlarged).
+        let grey = image::ImageBuffer::from_pixel(100, 50, image::LumaA([40_000u16, 65_535]));
+        let (_, size, middle) = thumbnail_of(encoded(
+            image::DynamicImage::ImageLumaA16(grey),
+            image::ImageFormat::Png,
+        ));
+        assert_eq!((size, middle), ((100, 50), [156, 156, 156, 255]));
+    }
+
+    #[test]
+    fn anything_else_gets_a_reason_before_it_is_decoded() {
+        let refused = |bytes: Vec<u8>| check(&upload(bytes)).unwrap_err().to_string();
+        assert_eq!(refused(Vec::new()), "the file is empty");
+        assert_eq!(
+            refused(b"GIF89a....".to_vec()),
+            "only JPEG and PNG images are taken"
+        );
+        assert!(refused(vec![0xFF, 0xD8, 0xFF, 0x00]).starts_with("the image cannot be read"));
+        let mut truncated = encoded(green(64, 64), image::ImageFormat::Png);
+        truncated.truncate(truncated.len() / 2);
+        assert!(refused(truncated).starts_with("the image cannot be read"));
+        assert_eq!(
+            refused(vec![0; MAX_IMAGE_BYTES + 1]),
+            "the image is 10.0 MB; WeChat takes at most 10 MB"
+        );
+
+        // Under a kilobyte that claims 20,000 × 20,000 pixels (1.6 GB decoded): refused from the header.
+        let mut header = Vec::new();
+        {
+            use std::io::Write;
+            let mut encoder = png::Encoder::new(&mut header, 20_000, 20_000);
+            encoder.set_color(png::ColorType::Rgb);
+            let mut writer = encoder.write_header().unwrap();
+            let mut rows = writer.stream_writer().unwrap();
+            rows.write_all(&[0; 60_000]).unwrap();
+            rows.flush().unwrap();
+        }
+        assert!(header.len() < 1_000, "{} bytes", header.len());
+        assert_eq!(
+            refused(header),
+            "the image is 20000×20000 pixels; at most 12000 on a side are taken"
+        );
     }
 }

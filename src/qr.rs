@@ -2,7 +2,6 @@
 //! drawn here from the URL WeChat returns, never fetched from a third party. Scans are attributed by the
 //! webhook ([`crate::store::Scan`]).
 
-use image::{ImageFormat, Luma};
 use qrcode::QrCode as Matrix;
 use qrcode::render::svg;
 
@@ -121,17 +120,27 @@ pub fn svg(url: &str) -> String {
         .build()
 }
 
-/// The code as a PNG about [`PNG_SIDE`] pixels square, for print.
+/// The quiet zone around a code, in modules (ISO/IEC 18004).
+const QUIET_ZONE: usize = 4;
+
+/// The code as a greyscale PNG at least [`PNG_SIDE`] pixels square, for print: black modules on white,
+/// each a whole number of pixels, with the standard quiet zone.
 pub fn png(url: &str) -> Vec<u8> {
-    let image = matrix(url)
-        .render::<Luma<u8>>()
-        .min_dimensions(PNG_SIDE, PNG_SIDE)
-        .build();
-    let mut out = std::io::Cursor::new(Vec::new());
-    image
-        .write_to(&mut out, ImageFormat::Png)
-        .expect("encoding a PNG in memory does not fail");
-    out.into_inner()
+    let code = matrix(url);
+    let modules = code.width() + 2 * QUIET_ZONE;
+    let scale = (PNG_SIDE as usize).div_ceil(modules);
+    let side = modules * scale;
+    let colors = code.to_colors();
+    let mut pixels = vec![255u8; side * side];
+    for (i, color) in colors.iter().enumerate() {
+        if *color == qrcode::Color::Dark {
+            let (x, y) = (i % code.width() + QUIET_ZONE, i / code.width() + QUIET_ZONE);
+            for row in y * scale..(y + 1) * scale {
+                pixels[row * side + x * scale..row * side + (x + 1) * scale].fill(0);
+            }
+        }
+    }
+    crate::media::encode_png(side as u32, side as u32, png::ColorType::Grayscale, &pixels)
 }
 
 #[cfg(test)]
@@ -149,8 +158,16 @@ mod tests {
     fn the_png_is_a_print_sized_png_and_the_svg_an_svg() {
         let png = png("http://weixin.qq.com/q/kZgfwMTm72WWPkovabbI");
         assert_eq!(&png[1..4], b"PNG");
-        let decoded = image::load_from_memory(&png).unwrap();
+        let decoded = image::load_from_memory(&png).unwrap().to_luma8();
         assert!(decoded.width() >= PNG_SIDE && decoded.width() == decoded.height());
+        assert_eq!(decoded.get_pixel(0, 0).0, [255], "a white quiet zone");
+        let mut grid = rqrr::PreparedImage::prepare(decoded);
+        let grids = grid.detect_grids();
+        assert_eq!(grids.len(), 1);
+        assert_eq!(
+            grids[0].decode().unwrap().1,
+            "http://weixin.qq.com/q/kZgfwMTm72WWPkovabbI"
+        );
         assert!(svg("http://weixin.qq.com/q/x").starts_with("<?xml"));
     }
 }
