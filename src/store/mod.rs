@@ -5,7 +5,8 @@
 //! the two dialects differ, the statement for each sits side by side in [`Dialect`] or in the method.
 //!
 //! On both, messages (and what became of background attempts) go through one writer per process that
-//! commits them in groups, one transaction and one sync per batch ([`writer`]); each caller is answered
+//! commits them in groups, one transaction and one sync per batch, on PostgreSQL two batches at a time
+//! ([`writer`]); each caller is answered
 //! only after its commit. On SQLite every other write takes its turn at [`Store::write_turn`]; on
 //! PostgreSQL other writes are transactions of their own.
 

@@ -1,4 +1,4 @@
-//! The group-commit writer: one task per process with a connection of its own, which commits the
+//! The group-commit writer: one task per process with connections of its own, which commits the
 //! messages (and the other writes of busy paths: outcomes of background attempts, sign-ins, sessions)
 //! that arrive while it commits the previous group, all in one transaction. Each caller is answered after
 //! the commit that holds its write.
@@ -6,12 +6,18 @@
 //! Both backends write this way. On SQLite it is how one write lock is shared without naps in the busy
 //! handler, and without callers queueing for it one commit (and one sync) at a time; on PostgreSQL, one
 //! transaction per message made every message pay for a commit (a sync of the log), and a process stored
-//! about a third of SQLite's messages per second.
+//! about a third of SQLite's messages per second. On PostgreSQL the writer has [`POSTGRES_WRITERS`]
+//! connections and commits a batch on each side by side, as the writers of two instances do (the same
+//! lock order keeps them from waiting on each other in a cycle): one batch's statements run while the
+//! other's commit is synced. One connection kept the database's share of the work to one core, and the
+//! writer waited for each sync in turn.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool, SqliteSynchronous};
 use sqlx::{ConnectOptions, Connection};
@@ -30,6 +36,11 @@ pub(super) const MAX_BATCH: usize = 256;
 
 /// The writer's answer; an error is shared by every write of a batch that failed together.
 type Ack = oneshot::Sender<Result<Recorded, Arc<sqlx::Error>>>;
+
+/// The writer's connections on PostgreSQL, each committing a batch at a time. Two stored about 14% more
+/// messages per second than one on a 2-core machine (`bench/postgres.sh`, alternating runs), at about a
+/// third more database CPU per message (smaller batches).
+const POSTGRES_WRITERS: usize = 2;
 
 /// Answers a write after its commit with the count its [`Op`] variant defines.
 type OpAck = oneshot::Sender<Result<u64, Arc<sqlx::Error>>>;
@@ -104,10 +115,10 @@ impl Writer {
                     .build()
                     .expect("the writer runtime starts");
                 runtime.block_on(async move {
-                    match Conn::open(target).await {
-                        Ok(conn) => {
+                    match Conn::open_all(target).await {
+                        Ok(conns) => {
                             let _ = ready_tx.send(Ok(()));
-                            run(conn, rx).await;
+                            run(conns, rx).await;
                         }
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));
@@ -181,6 +192,21 @@ fn answer<T>(
 }
 
 impl Conn {
+    /// The writer's connections: one on SQLite (which has one write lock), [`POSTGRES_WRITERS`] on
+    /// PostgreSQL.
+    async fn open_all(target: Target) -> Result<Vec<Self>, sqlx::Error> {
+        match target {
+            Target::Postgres(options) => {
+                let mut conns = Vec::with_capacity(POSTGRES_WRITERS);
+                for _ in 0..POSTGRES_WRITERS {
+                    conns.push(Self::open(Target::Postgres(options.clone())).await?);
+                }
+                Ok(conns)
+            }
+            sqlite => Ok(vec![Self::open(sqlite).await?]),
+        }
+    }
+
     async fn open(target: Target) -> Result<Self, sqlx::Error> {
         Ok(match target {
             Target::Sqlite { options, gate, log } => {
@@ -226,10 +252,9 @@ impl Conn {
     }
 
     /// After a failed commit: whether the connection was lost and is now replaced by a new one (the
-    /// commit is worth trying again). While the database cannot be reached, what is queued is answered
-    /// with the error (nobody waits on a writer that cannot write) and the writer tries again every half
-    /// second.
-    async fn reconnect_if_lost(&mut self, rx: &mut mpsc::Receiver<WriteJob>) -> bool {
+    /// commit is worth trying again). While the database cannot be reached, each batch is answered with
+    /// the error at once (nobody waits on a writer that cannot write) and the next one tries again.
+    async fn reconnect_if_lost(&mut self) -> bool {
         // SQLite's file does not go away; its errors are the statements'.
         let Self::Postgres { conn, options } = self else {
             return false;
@@ -237,29 +262,15 @@ impl Conn {
         if conn.ping().await.is_ok() {
             return false;
         }
-        loop {
-            match options.connect().await {
-                Ok(fresh) => {
-                    tracing::info!("the message writer reconnected to the database");
-                    **conn = fresh;
-                    return true;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "the message writer cannot reach the database");
-                    let e = Arc::new(e);
-                    while let Ok(job) = rx.try_recv() {
-                        match job {
-                            WriteJob::Message(_, ack) => drop(ack.send(Err(Arc::clone(&e)))),
-                            WriteJob::Op(_, ack) => drop(ack.send(Err(Arc::clone(&e)))),
-                            WriteJob::Flush(ack) => drop(ack.send(())),
-                            WriteJob::Checkpoint => {}
-                        }
-                    }
-                    if rx.is_closed() {
-                        return false;
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
+        match options.connect().await {
+            Ok(fresh) => {
+                tracing::info!("the message writer reconnected to the database");
+                **conn = fresh;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the message writer cannot reach the database");
+                false
             }
         }
     }
@@ -281,58 +292,94 @@ impl Conn {
     }
 }
 
-async fn run(mut conn: Conn, mut rx: mpsc::Receiver<WriteJob>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut messages = Vec::with_capacity(batch.len());
-        let mut ops = Vec::new();
-        let mut flushes = Vec::new();
-        let mut checkpoint = false;
-        for job in batch.drain(..) {
-            match job {
-                WriteJob::Message(m, ack) => messages.push((m, ack)),
-                WriteJob::Op(op, ack) => ops.push((op, ack)),
-                WriteJob::Flush(ack) => flushes.push(ack),
-                WriteJob::Checkpoint => checkpoint = true,
-            }
-        }
-        let mut answers = Answers {
-            flushes,
-            ..Answers::default()
-        };
-        if !messages.is_empty() || !ops.is_empty() {
-            let started = std::time::Instant::now();
-            let mut committed = conn.commit(&messages, &ops).await;
-            // A connection lost (the database restarted, or closed it) fails a batch that a new one
-            // commits: the messages in it were not answered yet.
-            if committed.is_err() && conn.reconnect_if_lost(&mut rx).await {
-                committed = conn.commit(&messages, &ops).await;
-            }
-            match committed {
-                Ok((results, counts)) => {
-                    tracing::debug!(
-                        messages = results.len(),
-                        ops = ops.len(),
-                        micros = started.elapsed().as_micros() as u64,
-                        "batch committed"
-                    );
-                    for ((_, ack), result) in messages.into_iter().zip(results) {
-                        answers.messages.push((ack, Ok(result)));
-                    }
-                    for ((_, ack), count) in ops.into_iter().zip(counts) {
-                        answers.ops.push((ack, Ok(count)));
+/// Takes what is queued, up to [`MAX_BATCH`] jobs, as a batch for a free connection: with one
+/// connection (SQLite) each batch is what arrived while the last one committed; with several
+/// (PostgreSQL) batches commit side by side, as two instances' writers do, so that one batch's
+/// statements run while another's commit is synced.
+async fn run(conns: Vec<Conn>, mut rx: mpsc::Receiver<WriteJob>) {
+    // In turn, so that every connection is used (and one the database closed is replaced) under light
+    // load too.
+    let mut idle = std::collections::VecDeque::from(conns);
+    let mut busy = FuturesUnordered::new();
+    loop {
+        let mut batch = Vec::new();
+        tokio::select! {
+            Some(conn) = busy.next() => idle.push_back(conn),
+            received = rx.recv_many(&mut batch, MAX_BATCH), if !idle.is_empty() => {
+                if received == 0 {
+                    break;
+                }
+                // A flush is answered once everything queued before it is committed: the batches
+                // still committing on other connections first.
+                if batch.iter().any(|job| matches!(job, WriteJob::Flush(_))) {
+                    while let Some(conn) = busy.next().await {
+                        idle.push_back(conn);
                     }
                 }
-                Err(e) if messages.len() + ops.len() > 1 => {
-                    // One write the database refuses (or a deadlock with another instance) must not fail
-                    // the others committed with it: each is tried alone, and only the refused ones get
-                    // the error.
-                    tracing::warn!(error = %e, messages = messages.len(), ops = ops.len(), "a batch failed; storing its writes one by one");
-                    for message in messages {
-                        let single = [message];
-                        let result = conn.commit(&single, &[]).await;
-                        let [(m, ack)] = single;
-                        answers.messages.push((
+                let conn = idle.pop_front().expect("a connection is free");
+                busy.push(commit_batch(conn, batch));
+            }
+        }
+    }
+    while let Some(conn) = busy.next().await {
+        idle.push_back(conn);
+    }
+    for conn in idle {
+        conn.close().await;
+    }
+}
+
+/// Commits a batch on `conn` and hands its answers over; returns the connection.
+async fn commit_batch(mut conn: Conn, batch: Vec<WriteJob>) -> Conn {
+    let mut messages = Vec::with_capacity(batch.len());
+    let mut ops = Vec::new();
+    let mut flushes = Vec::new();
+    let mut checkpoint = false;
+    for job in batch {
+        match job {
+            WriteJob::Message(m, ack) => messages.push((m, ack)),
+            WriteJob::Op(op, ack) => ops.push((op, ack)),
+            WriteJob::Flush(ack) => flushes.push(ack),
+            WriteJob::Checkpoint => checkpoint = true,
+        }
+    }
+    let mut answers = Answers {
+        flushes,
+        ..Answers::default()
+    };
+    if !messages.is_empty() || !ops.is_empty() {
+        let started = std::time::Instant::now();
+        let mut committed = conn.commit(&messages, &ops).await;
+        // A connection lost (the database restarted, or closed it) fails a batch that a new one
+        // commits: the messages in it were not answered yet.
+        if committed.is_err() && conn.reconnect_if_lost().await {
+            committed = conn.commit(&messages, &ops).await;
+        }
+        match committed {
+            Ok((results, counts)) => {
+                tracing::debug!(
+                    messages = results.len(),
+                    ops = ops.len(),
+                    micros = started.elapsed().as_micros() as u64,
+                    "batch committed"
+                );
+                for ((_, ack), result) in messages.into_iter().zip(results) {
+                    answers.messages.push((ack, Ok(result)));
+                }
+                for ((_, ack), count) in ops.into_iter().zip(counts) {
+                    answers.ops.push((ack, Ok(count)));
+                }
+            }
+            Err(e) if messages.len() + ops.len() > 1 => {
+                // One write the database refuses (or a deadlock with another instance) must not fail
+                // the others committed with it: each is tried alone, and only the refused ones get
+                // the error.
+                tracing::warn!(error = %e, messages = messages.len(), ops = ops.len(), "a batch failed; storing its writes one by one");
+                for message in messages {
+                    let single = [message];
+                    let result = conn.commit(&single, &[]).await;
+                    let [(m, ack)] = single;
+                    answers.messages.push((
                             ack,
                             match result {
                                 Ok((mut results, _)) => Ok(results.remove(0)),
@@ -342,37 +389,36 @@ async fn run(mut conn: Conn, mut rx: mpsc::Receiver<WriteJob>) {
                                 }
                             },
                         ));
-                    }
-                    for op in ops {
-                        let single = [op];
-                        let result = conn.commit(&[], &single).await;
-                        let [(_, ack)] = single;
-                        answers.ops.push((
-                            ack,
-                            result
-                                .map(|(_, counts)| counts.first().copied().unwrap_or(0))
-                                .map_err(Arc::new),
-                        ));
-                    }
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "storing a batch failed");
-                    let e = Arc::new(e);
-                    for (_, ack) in messages {
-                        answers.messages.push((ack, Err(Arc::clone(&e))));
-                    }
-                    for (_, ack) in ops {
-                        answers.ops.push((ack, Err(Arc::clone(&e))));
-                    }
+                for op in ops {
+                    let single = [op];
+                    let result = conn.commit(&[], &single).await;
+                    let [(_, ack)] = single;
+                    answers.ops.push((
+                        ack,
+                        result
+                            .map(|(_, counts)| counts.first().copied().unwrap_or(0))
+                            .map_err(Arc::new),
+                    ));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storing a batch failed");
+                let e = Arc::new(e);
+                for (_, ack) in messages {
+                    answers.messages.push((ack, Err(Arc::clone(&e))));
+                }
+                for (_, ack) in ops {
+                    answers.ops.push((ack, Err(Arc::clone(&e))));
                 }
             }
         }
-        conn.answer(answers);
-        if checkpoint && let Conn::Sqlite { conn, .. } = &mut conn {
-            checkpoint_tail(conn).await;
-        }
     }
-    conn.close().await;
+    conn.answer(answers);
+    if checkpoint && let Conn::Sqlite { conn, .. } = &mut conn {
+        checkpoint_tail(conn).await;
+    }
+    conn
 }
 
 /// A batch's answers, held until what it committed is durable.

@@ -325,22 +325,26 @@ async fn messages_from_two_instances_commit_in_groups_and_a_lost_writer_connecti
         "{transactions} transactions for {MESSAGES} messages"
     );
 
-    // The database closes both writers' connections (a restart, an administrator): the next messages
-    // are stored and answered all the same, through new ones.
+    // The database closes every writer connection of both instances (a restart, an administrator): the
+    // next messages are stored and answered all the same, through new ones.
     raw.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
          WHERE application_name = 'wxportal writer' AND datname = current_database()",
     )
     .await;
+    // Each instance's writer commits on two connections: enough messages, one after another, that each
+    // of them meets a cut connection.
     for (i, base) in bases.iter().enumerate() {
-        let push = text(&format!("oCut{i:024}"), "你好", &format!("8200{i}"));
-        let (status, body) = post_to(&client, base, &push).await.unwrap();
-        assert_eq!(status, 200, "{body}");
+        for j in 0..4 {
+            let push = text(&format!("oCut{i:020}{j:04}"), "你好", &format!("820{i}{j}"));
+            let (status, body) = post_to(&client, base, &push).await.unwrap();
+            assert_eq!(status, 200, "{body}");
+        }
     }
     assert_eq!(
         raw.number("SELECT count(*) FROM messages WHERE openid LIKE 'oCut%'")
             .await,
-        2
+        8
     );
     assert_eq!(
         raw.number(
@@ -348,6 +352,6 @@ async fn messages_from_two_instances_commit_in_groups_and_a_lost_writer_connecti
              WHERE application_name = 'wxportal writer' AND datname = current_database()"
         )
         .await,
-        2
+        4
     );
 }
