@@ -347,6 +347,9 @@ async fn an_operator_uses_the_admin_area_on_a_phone() {
     // Every follower imported from (the simulated) WeChat, with its tags; one tagged from their page.
     client.goto(&format!("{base}/admin/users")).await.unwrap();
     click(&client, "#sync").await;
+    // The form's answer (back to the list, with the sync's status) before the list is loaded again:
+    // a reload any sooner can cancel the POST.
+    wait_for(&client, "#sync-status").await;
     let mut status = String::new();
     for _ in 0..50 {
         client.goto(&format!("{base}/admin/users")).await.unwrap();
