@@ -103,6 +103,85 @@ async fn the_store_keeps_the_first_of_two_writes_racing_for_one_message() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgresql_a_waiting_batch_holds_up_neither_the_next_nor_a_graceful_stop() {
+    use sqlx::Connection;
+    use wxportal::store::{NewMessage, Recorded};
+    if crate::BACKEND != Backend::Postgres {
+        return; // SQLite's writer has one connection: its batches take turns.
+    }
+    let app = Arc::new(TestApp::spawn(&[]).await);
+    let message = |key: &str| NewMessage {
+        dedup_key: key.into(),
+        openid: format!("o{key}"),
+        account: "gh".into(),
+        msg_type: "text".into(),
+        event: None,
+        msg_id: Some(key.into()),
+        created_at: unix_now(),
+        received_at: unix_now(),
+        fields: "{}".into(),
+        raw_xml: "<xml/>".into(),
+        reply_xml: String::new(),
+        encrypted: false,
+        signature: None,
+        signed_at: None,
+        jobs: Vec::new(),
+        scan: None,
+        template_finished: None,
+        tell: None,
+    };
+    // Another session inserts the same message and keeps its transaction open: the writer's insert waits
+    // to learn whether that row stays.
+    let mut other = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query(
+        "INSERT INTO messages (dedup_key, openid, account, msg_type, created_at, received_at, fields, raw_xml, reply_xml)
+         VALUES ('m:held', 'om:held', 'gh', 'text', 1, 1, '{}', '<xml/>', '')",
+    )
+    .execute(&mut other)
+    .await
+    .unwrap();
+    let held = tokio::spawn({
+        let app = app.clone();
+        async move { app.store.record_message(message("m:held")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!held.is_finished());
+
+    // The next message commits on the writer's other connection meanwhile.
+    let next = tokio::time::timeout(
+        Duration::from_secs(5),
+        app.store.record_message(message("m:next")),
+    )
+    .await
+    .expect("a message waits for no other batch");
+    assert_eq!(next.unwrap(), Recorded::Inserted);
+
+    // A graceful stop waits for the batch still committing.
+    let stop = tokio::spawn({
+        let app = app.clone();
+        async move { app.store.close().await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !stop.is_finished(),
+        "the stop did not wait for the held batch"
+    );
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), stop)
+        .await
+        .expect("the stop returns once the held batch commits")
+        .unwrap();
+    assert_eq!(held.await.unwrap().unwrap(), Recorded::Inserted);
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM messages WHERE dedup_key IN ('m:held', 'm:next')")
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+    assert_eq!(stored, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn under_a_steady_stream_of_messages_the_write_ahead_log_starts_over() {
     use sqlx::Connection;
     if crate::BACKEND != Backend::Sqlite {
