@@ -81,10 +81,8 @@ fn too_wide(width: u32, height: u32) -> Option<MediaError> {
 
 /// Decodes a JPEG, its size checked from its header first.
 fn decode_jpeg(bytes: &[u8]) -> Result<Rgba, MediaError> {
-    let options = DecoderOptions::default()
-        .set_max_width(MAX_SIDE as usize)
-        .set_max_height(MAX_SIDE as usize)
-        .jpeg_set_out_colorspace(ColorSpace::RGBA);
+    // The size is checked below, from the header, with the same sentence as a PNG's.
+    let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGBA);
     let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
     decoder.decode_headers().map_err(unreadable)?;
     let (width, height) = decoder.dimensions().ok_or_else(|| unreadable("no frame"))?;

@@ -57,21 +57,20 @@ async fn a_retry_after_a_restart_gets_the_stored_reply() {
     assert_eq!(app.message_count().await, 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_store_keeps_the_first_of_two_writes_racing_for_one_message() {
-    let app = TestApp::spawn(&[]).await;
-    let message = |reply: &str| wxportal::store::NewMessage {
-        dedup_key: "m:race".into(),
-        openid: "oRace".into(),
+/// A text message as the webhook would hand it to the store: key `key` from `openid`, answered `success`.
+fn text_to_store(key: &str, openid: &str) -> wxportal::store::NewMessage {
+    wxportal::store::NewMessage {
+        dedup_key: key.into(),
+        openid: openid.into(),
         account: "gh".into(),
         msg_type: "text".into(),
         event: None,
-        msg_id: Some("race".into()),
-        created_at: 1,
+        msg_id: Some(key.into()),
+        created_at: unix_now(),
         received_at: unix_now(),
         fields: "{}".into(),
         raw_xml: "<xml/>".into(),
-        reply_xml: reply.into(),
+        reply_xml: String::new(),
         encrypted: false,
         signature: None,
         signed_at: None,
@@ -79,6 +78,17 @@ async fn the_store_keeps_the_first_of_two_writes_racing_for_one_message() {
         scan: None,
         template_finished: None,
         tell: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_store_keeps_the_first_of_two_writes_racing_for_one_message() {
+    let app = TestApp::spawn(&[]).await;
+    let message = |reply: &str| wxportal::store::NewMessage {
+        msg_id: Some("race".into()),
+        created_at: 1,
+        reply_xml: reply.into(),
+        ..text_to_store("m:race", "oRace")
     };
     let (a, b) = tokio::join!(
         app.store.record_message(message("first")),
@@ -105,31 +115,12 @@ async fn the_store_keeps_the_first_of_two_writes_racing_for_one_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_postgresql_a_waiting_batch_holds_up_neither_the_next_nor_a_graceful_stop() {
     use sqlx::Connection;
-    use wxportal::store::{NewMessage, Recorded};
+    use wxportal::store::Recorded;
     if crate::BACKEND != Backend::Postgres {
         return; // SQLite's writer has one connection: its batches take turns.
     }
     let app = Arc::new(TestApp::spawn(&[]).await);
-    let message = |key: &str| NewMessage {
-        dedup_key: key.into(),
-        openid: format!("o{key}"),
-        account: "gh".into(),
-        msg_type: "text".into(),
-        event: None,
-        msg_id: Some(key.into()),
-        created_at: unix_now(),
-        received_at: unix_now(),
-        fields: "{}".into(),
-        raw_xml: "<xml/>".into(),
-        reply_xml: String::new(),
-        encrypted: false,
-        signature: None,
-        signed_at: None,
-        jobs: Vec::new(),
-        scan: None,
-        template_finished: None,
-        tell: None,
-    };
+    let message = |key: &str| text_to_store(key, &format!("o{key}"));
     // Another session inserts the same message and keeps its transaction open: the writer's insert waits
     // to learn whether that row stays.
     let mut other = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
@@ -199,24 +190,9 @@ async fn under_a_steady_stream_of_messages_the_write_ahead_log_starts_over() {
                 let mut n = 0;
                 while tokio::time::Instant::now() < until {
                     let message = wxportal::store::NewMessage {
-                        dedup_key: format!("m:{w}:{n}"),
-                        openid: format!("oStream{w}"),
-                        account: "gh".into(),
-                        msg_type: "text".into(),
-                        event: None,
                         msg_id: Some(format!("{w}{n}")),
-                        created_at: unix_now(),
-                        received_at: unix_now(),
-                        fields: "{}".into(),
                         raw_xml: format!("<xml><Content>{}</Content></xml>", "x".repeat(600)),
-                        reply_xml: String::new(),
-                        encrypted: false,
-                        signature: None,
-                        signed_at: None,
-                        jobs: Vec::new(),
-                        scan: None,
-                        template_finished: None,
-                        tell: None,
+                        ..text_to_store(&format!("m:{w}:{n}"), &format!("oStream{w}"))
                     };
                     app.store.record_message(message).await.unwrap();
                     stored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
