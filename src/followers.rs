@@ -70,9 +70,18 @@ impl Syncer {
 
     /// Runs a sync to its end: resumes one stopped midway, or starts afresh.
     pub async fn run(&self) -> Result<SyncReport, SyncError> {
-        let Some(run) = self.store.claim_follower_sync(&self.owner).await? else {
-            return Err(SyncError::Busy);
-        };
+        let run = self.claim().await?.ok_or(SyncError::Busy)?;
+        self.finish(run).await
+    }
+
+    /// Claims the sync for this process (a new run, or the one stopped midway), or `None` while another
+    /// process is at it. Once claimed, the run shows as running to every reader.
+    pub async fn claim(&self) -> Result<Option<SyncRun>, StoreError> {
+        self.store.claim_follower_sync(&self.owner).await
+    }
+
+    /// Walks a claimed run to its end, recording where it stopped if it cannot.
+    pub async fn finish(&self, run: SyncRun) -> Result<SyncReport, SyncError> {
         let resumed = !run.cursor.is_empty() || run.seen > 0;
         tracing::info!(
             resumed,

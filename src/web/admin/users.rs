@@ -203,13 +203,16 @@ fn sync_words(run: &SyncRun) -> String {
     }
 }
 
-/// Starts a follower sync in the background (or resumes one that stopped midway).
+/// Starts a follower sync (or resumes one that stopped midway) and walks it in the background. The run
+/// is claimed before the answer, so the list it leads back to already shows it running.
 pub async fn sync(State(app): State<AppState>, frame: Frame) -> Result<Response, AppError> {
-    if app.account.credentials.configured() {
+    if app.account.credentials.configured()
+        && let Some(run) = app.syncer.claim().await?
+    {
         let syncer = std::sync::Arc::clone(&app.syncer);
         tracing::info!(admin = %frame.nav.admin, "follower sync started from the admin area");
         tokio::spawn(async move {
-            let _ = syncer.run().await;
+            let _ = syncer.finish(run).await;
         });
     }
     Ok(see_other("/admin/users"))

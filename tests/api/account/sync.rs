@@ -288,6 +288,67 @@ async fn quota_errors_stop_the_sync_resumably_and_slow_downs_are_waited_out() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_admin_area_starts_a_sync_that_its_answer_already_shows_running() {
+    let (app, mock) = account_with(&[("WXPORTAL_SYNC_RATE", "1000")]).await;
+    mock.set_roster(roster(300));
+    // WeChat slow to give the first page: the run is still at it when the list comes back.
+    mock.script(USER_GET, Scripted::Delay(Duration::from_secs(1)));
+    let (browser, csrf) = signed_in(&app).await;
+    let browser = std::sync::Arc::new(browser);
+    // Another session holds the database's writes for a moment: whenever the answer comes, the list
+    // it leads back to shows the run.
+    let mut other = app.db.connect().await;
+    other
+        .execute(match crate::BACKEND {
+            crate::db::Backend::Sqlite => "BEGIN IMMEDIATE",
+            crate::db::Backend::Postgres => "BEGIN; LOCK TABLE follower_sync IN EXCLUSIVE MODE",
+        })
+        .await;
+    let post = {
+        let (browser, csrf) = (std::sync::Arc::clone(&browser), csrf.clone());
+        tokio::spawn(async move {
+            browser
+                .post_form("/admin/users/sync", &[("csrf", &csrf)])
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    if post.is_finished() {
+        let page = unescape(&browser.get("/admin/users").await.body);
+        assert!(page.contains("id=\"sync-status\">同步中"), "{page}");
+    }
+    other.execute("ROLLBACK").await;
+    let answer = post.await.unwrap();
+    assert_eq!(
+        (answer.status, answer.location.as_deref()),
+        (303, Some("/admin/users"))
+    );
+    let page = unescape(&browser.get("/admin/users").await.body);
+    assert!(page.contains("id=\"sync-status\">同步中"), "{page}");
+    // Asked again meanwhile: the same run goes on, no second one starts.
+    let again = browser
+        .post_form("/admin/users/sync", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(again.status, 303);
+    let run = finished_sync(&app).await.expect("the run finished");
+    assert_eq!(run.seen, 300);
+    assert_eq!(
+        mock.calls(USER_GET),
+        2,
+        "one walk: a page and the empty end"
+    );
+    let page = unescape(&browser.get("/admin/users").await.body);
+    assert!(
+        page.contains("上次同步") && page.contains("300 位关注中"),
+        "{page}"
+    );
+    // Without the form's token nothing starts.
+    let forged = browser.post_form("/admin/users/sync", &[]).await;
+    assert!(forged.status >= 400, "{}", forged.status);
+    assert_eq!(mock.calls(USER_GET), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_server_resumes_a_sync_whose_process_died() {
     let mock = MockWeChat::start().await;
     mock.set_roster(roster(3_000));
