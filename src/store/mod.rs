@@ -446,7 +446,15 @@ impl Store {
         }
         // Instances starting together take turns: sqlx holds an advisory lock while it migrates.
         POSTGRES_MIGRATIONS.run(&pool).await?;
-        let writer = writer::Writer::spawn(writer::Target::Postgres(options)).await?;
+        // The writer's statements differ by their batch's size: a cache as large as SQLite's writer's
+        // keeps each size prepared (sqlx's default of 100 had them parsed and planned again). Two
+        // alternating runs of bench/postgres.sh: 21,322 and 21,040 messages/s before, 22,089 and 22,343
+        // after, the database's CPU per message 30-31 µs before, 27 µs after; each writer backend holds
+        // about 5 MB more.
+        let writer = writer::Writer::spawn(writer::Target::Postgres(
+            options.statement_cache_capacity(512),
+        ))
+        .await?;
         Ok(Self {
             db: Db::Postgres(pool),
             writer,
