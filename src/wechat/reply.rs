@@ -197,7 +197,10 @@ fn xml_chars(text: &str) -> std::borrow::Cow<'_, str> {
     let allowed = |c: char| {
         matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
     };
-    if text.chars().all(allowed) {
+    // Bytes first (a safe-mode reply's ciphertext is a few kilobytes): no control byte, and no 0xEF, the
+    // first byte of U+FFFE and U+FFFF (and of other characters, which the slower look below allows).
+    let surely_allowed = |b: u8| (b >= b' ' && b != 0xEF) || matches!(b, b'\t' | b'\n' | b'\r');
+    if text.bytes().all(surely_allowed) || text.chars().all(allowed) {
         std::borrow::Cow::Borrowed(text)
     } else {
         std::borrow::Cow::Owned(text.chars().filter(|&c| allowed(c)).collect())
@@ -269,6 +272,23 @@ mod tests {
         );
     }
     use crate::wechat::XmlFields;
+
+    #[test]
+    fn only_the_characters_xml_forbids_are_dropped() {
+        for kept in [
+            "plain",
+            "tab\tline\r\nend",
+            "中文 😀",
+            "\u{FFFD}\u{FEFF}\u{F000}",
+            "",
+        ] {
+            assert!(matches!(xml_chars(kept), std::borrow::Cow::Borrowed(k) if k == kept));
+        }
+        assert_eq!(
+            xml_chars("a\u{0}b\u{1F}c\u{FFFE}d\u{FFFF}e\u{FFFD}"),
+            "abcde\u{FFFD}"
+        );
+    }
 
     #[test]
     fn text_that_would_break_cdata_round_trips() {
