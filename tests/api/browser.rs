@@ -112,6 +112,24 @@ async fn click(client: &Client, css: &str) {
         .unwrap();
 }
 
+/// Clicks a form's button and waits until the form's page is replaced by the answer: a navigation any
+/// sooner (a reload) could cancel the POST.
+async fn submit(client: &Client, css: &str) {
+    let button = client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} is not on the page: {e}"));
+    button.click().await.unwrap();
+    for _ in 0..100 {
+        // A button of a page that is gone is stale.
+        if button.is_enabled().await.is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css}'s form was never answered");
+}
+
 async fn wait_for(client: &Client, css: &str) {
     client
         .wait()
@@ -253,7 +271,7 @@ async fn a_follower_walks_the_demo_in_a_phone_sized_wechat_browser() {
         .send_keys("你好")
         .await
         .unwrap();
-    click(&client, "#send").await;
+    submit(&client, "#send").await;
     wait_for(&client, "#latest").await;
     let answer = text_of(&client, "#latest").await;
     let link = client
@@ -346,9 +364,7 @@ async fn an_operator_uses_the_admin_area_on_a_phone() {
 
     // Every follower imported from (the simulated) WeChat, with its tags; one tagged from their page.
     client.goto(&format!("{base}/admin/users")).await.unwrap();
-    click(&client, "#sync").await;
-    // The form's answer (back to the list, with the sync's status) before the list is loaded again:
-    // a reload any sooner can cancel the POST.
+    submit(&client, "#sync").await;
     wait_for(&client, "#sync-status").await;
     let mut status = String::new();
     for _ in 0..50 {
@@ -445,7 +461,7 @@ async fn an_operator_uses_the_admin_area_on_a_phone() {
         .send_keys("营业时间")
         .await
         .unwrap();
-    click(&client, "#send").await;
+    submit(&client, "#send").await;
     wait_for(&client, "#latest").await;
     let answer = text_of(&client, "#latest").await;
     assert!(answer.starts_with("每天 9:00–18:00"), "{answer}");
@@ -561,7 +577,7 @@ async fn an_operator_answers_sends_a_template_and_prints_a_code_that_the_chat_sc
         .send_keys("在吗")
         .await
         .unwrap();
-    click(&client, "#send").await;
+    submit(&client, "#send").await;
     wait_for(&client, "#latest").await;
 
     // The operator answers from the conversation; it arrives in the chat.
@@ -576,7 +592,7 @@ async fn an_operator_answers_sends_a_template_and_prints_a_code_that_the_chat_sc
         .send_keys("您好，我是客服小王")
         .await
         .unwrap();
-    click(&client, "#send-answer").await;
+    submit(&client, "#send-answer").await;
     let log = reload_until(&client, &user_page, "#conversation-log", "已发送").await;
     assert!(
         log.contains("admin · 人工回复") && log.contains("在吗"),
@@ -668,7 +684,7 @@ async fn an_operator_answers_sends_a_template_and_prints_a_code_that_the_chat_sc
         .await
         .unwrap();
     wait_for(&client, "#sim-codes").await;
-    click(&client, "#sim-codes button").await;
+    submit(&client, "#sim-codes button").await;
     reload_until(
         &client,
         &format!("{base}/_sim/chat?follower=1"),
