@@ -181,6 +181,11 @@ struct ListTemplate {
 fn sync_words(run: &SyncRun) -> String {
     let when = |t: Option<i64>| t.map(beijing_time).unwrap_or_default();
     match run.state {
+        // Claimed, before WeChat has said how many follow.
+        SyncState::Running if run.total == 0 => format!(
+            "同步中 · syncing (始于 · since {})",
+            beijing_time(run.started_at)
+        ),
         SyncState::Running => format!(
             "同步中 · syncing: {} / {} (始于 · since {})",
             run.seen,

@@ -292,7 +292,7 @@ async fn the_admin_area_starts_a_sync_that_its_answer_already_shows_running() {
     let (app, mock) = account_with(&[("WXPORTAL_SYNC_RATE", "1000")]).await;
     mock.set_roster(roster(300));
     // WeChat slow to give the first page: the run is still at it when the list comes back.
-    mock.script(USER_GET, Scripted::Delay(Duration::from_secs(1)));
+    mock.script(USER_GET, Scripted::Delay(Duration::from_secs(2)));
     let (browser, csrf) = signed_in(&app).await;
     let browser = std::sync::Arc::new(browser);
     // Another session holds the database's writes for a moment: whenever the answer comes, the list
@@ -324,7 +324,10 @@ async fn the_admin_area_starts_a_sync_that_its_answer_already_shows_running() {
         (303, Some("/admin/users"))
     );
     let page = unescape(&browser.get("/admin/users").await.body);
-    assert!(page.contains("id=\"sync-status\">同步中"), "{page}");
+    assert!(
+        page.contains("id=\"sync-status\">同步中 · syncing (始于"),
+        "WeChat has not said how many follow yet: {page}"
+    );
     // Asked again meanwhile: the same run goes on, no second one starts.
     let again = browser
         .post_form("/admin/users/sync", &[("csrf", &csrf)])
