@@ -11,6 +11,7 @@
 # filtered, re-sorted page. Reports pages/s, p50/p99 latency and the server's peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 CONNECTIONS=${1:-2}
 SECONDS_PER_RUN=${2:-10}
 FOLLOWERS=${3:-100000}
@@ -63,7 +64,7 @@ PY
 fi
 
 run() { ./target/release/examples/portal_load "admin:$1" "http://127.0.0.1:$PORT" "$CONNECTIONS" "$SECONDS_PER_RUN"; }
-echo "wxportal admin benchmark: $FOLLOWERS followers, $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine, database ${BENCH_DATABASE_URL:-SQLite}"
+echo "wxportal admin benchmark: $FOLLOWERS followers, $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine, database $(database_shown)"
 run "/admin/users"
 run "/admin/users?after=$deep_cursor"
 run "/admin/users?q=%E7%8E%8B%E4%BC%9F"                   # 王伟: two characters

@@ -11,6 +11,7 @@
 # BENCH_BINARY=path counts another build; RUST_LOG (warn by default) sets what the server logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 SCENARIO=${1:-plain}
 SECONDS_PER_RUN=${2:-20}
 CONNECTIONS=${3:-1}
@@ -34,4 +35,4 @@ sleep 1
 requests=$(awk '{for (i=1;i<=NF;i++) if ($i=="requests") print $(i+1)}' <<<"$result")
 instructions=$(awk '/^(summary|totals):/ && !seen[FILENAME]++ {s += $2} END {print s}' "$out"/callgrind.out.*)
 echo "$result"
-echo "database ${BENCH_DATABASE_URL:-SQLite}, $CONNECTIONS connection(s): $requests $SCENARIO messages, $instructions instructions, $((instructions / requests)) per message"
+echo "database $(database_shown), $CONNECTIONS connection(s): $requests $SCENARIO messages, $instructions instructions, $((instructions / requests)) per message"

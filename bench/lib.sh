@@ -31,3 +31,13 @@ with_cpu() {
         -v n="$(sed -E "$count" <<<"$result")" \
         'BEGIN { printf "%s   server CPU %.0f us/op, wrote %.1f KB/op\n", r, n ? 1e6 * t / hz / n : 0, n ? w / 1024 / n : 0 }'
 }
+
+# The database a benchmark runs on, for its heading: PostgreSQL's host, port and name (never the role or
+# its password), or else $1 (SQLite by default).
+database_shown() {
+    if [ -n "${BENCH_DATABASE_URL:-}" ]; then
+        printf 'PostgreSQL at %s' "$(sed -E 's#^[a-z]+://([^@/]*@)?##; s#\?.*##' <<<"$BENCH_DATABASE_URL")"
+    else
+        printf '%s' "${1:-SQLite}"
+    fi
+}

@@ -38,10 +38,10 @@ if [ -n "${BENCH_CPU:-}" ]; then
     ops=$(grep -o '([0-9]* ops' <<<"$result" | tr -dc 0-9)
     instructions=$(awk '/^(summary|totals):/ && !seen[FILENAME]++ {s += $2} END {print s}' "$out"/callgrind.out.*)
     echo "$result"
-    echo "${BENCH_DATABASE_URL:-SQLite}, $CONNECTIONS connection(s): $ops whole authorizations, $instructions instructions, $((instructions / ops)) per authorization"
+    echo "$(database_shown), $CONNECTIONS connection(s): $ops whole authorizations, $instructions instructions, $((instructions / ops)) per authorization"
     exit 0
 fi
-echo "wxportal portal benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine, database ${BENCH_DATABASE_URL:-SQLite}"
+echo "wxportal portal benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine, database $(database_shown)"
 run healthz
 run flow
 run me

@@ -34,7 +34,7 @@ run() {
     with_cpu 's/.*requests +([0-9]+).*/\1/' \
         ./target/release/examples/loadgen "$1" "127.0.0.1:$PORT/wechat" "$CONNECTIONS" "$SECONDS_PER_RUN"
 }
-echo "wxportal webhook benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine, database ${BENCH_DATABASE_URL:-SQLite, synchronous=$WXPORTAL_SQLITE_SYNCHRONOUS}"
+echo "wxportal webhook benchmark: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, load generator on the same machine, database $(database_shown "SQLite, synchronous=$WXPORTAL_SQLITE_SYNCHRONOUS")"
 
 ./target/release/examples/bare_webhook "127.0.0.1:$PORT" &
 server=$!

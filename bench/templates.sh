@@ -62,7 +62,7 @@ cpu() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 sent() { sql "SELECT count(*) FROM outbox WHERE kind = 'template' AND state = 'done'"; }
 ticks=$(getconf CLK_TCK)
 
-echo "template messages to $FOLLOWERS followers at WXPORTAL_TEMPLATE_RATE=$RATE/s, $(nproc) cores, database ${BENCH_DATABASE_URL:+PostgreSQL}${BENCH_DATABASE_URL:-SQLite}"
+echo "template messages to $FOLLOWERS followers at WXPORTAL_TEMPLATE_RATE=$RATE/s, $(nproc) cores, database $(database_shown)"
 echo "== webhook alone ($WEBHOOK_RATE messages/s over $CONNECTIONS connections)"
 webhook
 
