@@ -102,24 +102,20 @@ async fn text_of(client: &Client, css: &str) -> String {
         .unwrap()
 }
 
-async fn click(client: &Client, css: &str) {
-    client
+/// Clicks the element `css` finds, and hands it back.
+async fn click(client: &Client, css: &str) -> fantoccini::elements::Element {
+    let element = client
         .find(Locator::Css(css))
         .await
-        .unwrap_or_else(|e| panic!("{css} is not on the page: {e}"))
-        .click()
-        .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{css} is not on the page: {e}"));
+    element.click().await.unwrap();
+    element
 }
 
 /// Clicks a form's button and waits until the form's page is replaced by the answer: a navigation any
 /// sooner (a reload) could cancel the POST.
 async fn submit(client: &Client, css: &str) {
-    let button = client
-        .find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css} is not on the page: {e}"));
-    button.click().await.unwrap();
+    let button = click(client, css).await;
     for _ in 0..100 {
         // A button of a page that is gone is stale.
         if button.is_enabled().await.is_err() {
