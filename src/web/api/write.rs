@@ -120,11 +120,14 @@ pub(super) async fn answer(
         matches!(e, StoreError::KeyTaken)
     })
     .await?;
+    // Read back before the outbox is woken: the answer describes the job as it was queued, not as
+    // the worker may already have taken it.
+    let response = answer_response(&app, job, StatusCode::ACCEPTED, replayed).await;
     if !replayed {
         app.outbox.wake();
         tracing::info!(job, token = caller.0.id, "API answer queued");
     }
-    answer_response(&app, job, StatusCode::ACCEPTED, replayed).await
+    response
 }
 
 /// `GET /api/v1/answers/{id}`: where an answer is (queued, sending, done, failed).
@@ -331,10 +334,12 @@ pub(super) async fn send_template(
         matches!(e, TemplateError::Store(StoreError::KeyTaken))
     })
     .await?;
+    // As for an answer: read back before the outbox is woken.
+    let response = campaign_response(&app, campaign, StatusCode::ACCEPTED, replayed).await;
     if !replayed {
         app.outbox.wake();
     }
-    campaign_response(&app, campaign, StatusCode::ACCEPTED, replayed).await
+    response
 }
 
 /// `GET /api/v1/campaigns/{id}`: how far a campaign got.
