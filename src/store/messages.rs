@@ -103,6 +103,11 @@ per_backend! {
 /// message means subscribed. `rows` are in the insert's order: of two events with one CreateTime, the
 /// later decides.
 ///
+/// A sender seen less than [`LAST_SEEN_STEP`] ago, with no (un)subscribe, is left out before the upsert:
+/// on PostgreSQL an upsert that finds nothing to change still locks the row it conflicts with (a record
+/// in the write-ahead log, and a wait behind any transaction holding the row, another instance's batch
+/// included). Left out, their message reads the row and moves on.
+///
 /// (A trigger did this per message; on PostgreSQL it was more than half the database's CPU per message.)
 async fn touch_senders(
     conn: &mut <Db as sqlx::Database>::Connection,
@@ -140,9 +145,9 @@ async fn touch_senders(
         return Ok(());
     }
     let mut upsert = QueryBuilder::<Db>::new(
-        "INSERT INTO users (openid, subscribed, subscription_changed_at, first_seen_at, last_seen_at) ",
+        "WITH seen (openid, subscribed, subscription_changed_at, first_seen_at, last_seen_at) AS (",
     );
-    // By OpenID (the map's order): every instance locks senders' rows in one order.
+    // By OpenID: every instance locks senders' rows in one order.
     upsert.push_values(&senders, |mut row, (openid, sender)| {
         row.push_bind(*openid)
             .push_bind(sender.change.is_none_or(|(_, subscribed)| subscribed))
@@ -151,7 +156,13 @@ async fn touch_senders(
             .push_bind(sender.last_seen);
     });
     upsert.push(
-        " ON CONFLICT (openid) DO UPDATE SET
+        ") INSERT INTO users (openid, subscribed, subscription_changed_at, first_seen_at, last_seen_at)
+         SELECT * FROM seen WHERE seen.subscription_changed_at IS NOT NULL OR NOT EXISTS (
+             SELECT 1 FROM users WHERE users.openid = seen.openid AND seen.last_seen_at < users.last_seen_at + ",
+    );
+    upsert.push(LAST_SEEN_STEP);
+    upsert.push(
+        ") ORDER BY seen.openid ON CONFLICT (openid) DO UPDATE SET
             last_seen_at = CASE WHEN excluded.last_seen_at > users.last_seen_at
                            THEN excluded.last_seen_at ELSE users.last_seen_at END,
             subscribed = CASE WHEN excluded.subscription_changed_at >= coalesce(users.subscription_changed_at, 0)
