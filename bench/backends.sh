@@ -11,19 +11,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNECTIONS=${1:-64}
 SECONDS_PER_RUN=${2:-10}
-admin=${WXPORTAL_TEST_POSTGRES_URL:-postgres://wxportal:wxportal@127.0.0.1:5432/postgres}
-made=()
-fresh_pg() {
-    local name="wxbench_$1_$$"
-    psql "$admin" -qc "CREATE DATABASE $name" >/dev/null
-    made+=("$name")
-    echo "${admin%/*}/$name"
-}
+. bench/lib.sh
 cleanup() {
     kill "${servers[@]:-}" 2>/dev/null || true
-    for name in "${made[@]:-}"; do
-        [ -n "$name" ] && psql "$admin" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
-    done
+    wait 2>/dev/null || true
+    drop_fresh_pg
 }
 servers=()
 trap cleanup EXIT
@@ -33,10 +25,11 @@ webhook() { grep -E "POST /wechat|peak RSS|stored"; }
 echo "== webhook, SQLite (synchronous=full), one instance"
 bash bench/run.sh "$CONNECTIONS" "$SECONDS_PER_RUN" | webhook
 echo "== webhook, PostgreSQL, one instance"
-BENCH_DATABASE_URL=$(fresh_pg w1) bash bench/run.sh "$CONNECTIONS" "$SECONDS_PER_RUN" | webhook
+fresh_pg w1
+BENCH_DATABASE_URL=$url bash bench/run.sh "$CONNECTIONS" "$SECONDS_PER_RUN" | webhook
 
 echo "== webhook, PostgreSQL, two instances on one database, half the connections each"
-url=$(fresh_pg w2)
+fresh_pg w2
 export WXPORTAL_TOKEN=benchToken1 WXPORTAL_APPID=wx0123456789abcdef WXPORTAL_DATABASE_URL=$url
 export WXPORTAL_ENCODING_AES_KEY=abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG WXPORTAL_MESSAGE_MODE=compat
 for port in 18191 18192; do
@@ -61,10 +54,11 @@ unset WXPORTAL_DATABASE_URL
 echo "== sign-ins (whole authorization: login, consent, callback with code exchange and userinfo, /me), SQLite"
 bash bench/portal.sh "$CONNECTIONS" "$SECONDS_PER_RUN" | grep -E "^flow|^me|followers"
 echo "== sign-ins, PostgreSQL"
-BENCH_DATABASE_URL=$(fresh_pg p1) bash bench/portal.sh "$CONNECTIONS" "$SECONDS_PER_RUN" | grep -E "^flow|^me|followers"
+fresh_pg p1
+BENCH_DATABASE_URL=$url bash bench/portal.sh "$CONNECTIONS" "$SECONDS_PER_RUN" | grep -E "^flow|^me|followers"
 
 echo "== sign-ins, PostgreSQL, two demo instances on one database (each with its simulator), half the connections each"
-url=$(fresh_pg p2)
+fresh_pg p2
 export WXPORTAL_LIMIT_AUTH_LOGIN=off WXPORTAL_LIMIT_AUTH_CALLBACK=off WXPORTAL_LIMIT_CODE_EXCHANGE=off \
     WXPORTAL_LIMIT_ADMIN_LOGIN=off WXPORTAL_LIMIT_JSSDK=off
 demo_dir=$(mktemp -d)

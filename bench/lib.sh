@@ -41,3 +41,22 @@ database_shown() {
         printf '%s' "${1:-SQLite}"
     fi
 }
+
+# Fresh PostgreSQL databases for the runs of one script, on WXPORTAL_TEST_POSTGRES_URL's server (as the
+# tests use): `fresh_pg NAME` creates an empty one and sets $url to it; `drop_fresh_pg`, from the script's
+# EXIT trap, drops every one made. Call fresh_pg directly, never in `$(…)`: a subshell would create the
+# database without remembering it, and it would outlive the run.
+pg_admin=${WXPORTAL_TEST_POSTGRES_URL:-postgres://wxportal:wxportal@127.0.0.1:5432/postgres}
+pg_made=()
+fresh_pg() {
+    local name="wxbench_$1_$$"
+    psql "$pg_admin" -qc "CREATE DATABASE $name" >/dev/null
+    pg_made+=("$name")
+    url="${pg_admin%/*}/$name"
+}
+drop_fresh_pg() {
+    local name
+    for name in "${pg_made[@]:-}"; do
+        [ -n "$name" ] && psql "$pg_admin" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+}

@@ -19,27 +19,18 @@ CONNECTIONS=${1:-64}
 SECONDS_PER_RUN=${2:-10}
 QUOTA=${3:-0.3}
 BINARY=${BENCH_BINARY:-./target/release/wxportal}
-admin=${WXPORTAL_TEST_POSTGRES_URL:-postgres://wxportal:wxportal@127.0.0.1:5432/postgres}
 out=$(mktemp -d)
-made=()
+. bench/lib.sh
 servers=()
 groups=()
 cleanup() {
     kill "${servers[@]:-}" 2>/dev/null || true
     wait 2>/dev/null || true
     for group in "${groups[@]:-}"; do [ -n "$group" ] && rmdir "$group" 2>/dev/null || true; done
-    for name in "${made[@]:-}"; do
-        [ -n "$name" ] && psql "$admin" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
-    done
+    drop_fresh_pg
     rm -rf "$out"
 }
 trap cleanup EXIT
-fresh_pg() {
-    local name="wxbench_$1_$$"
-    psql "$admin" -qc "CREATE DATABASE $name" >/dev/null
-    made+=("$name")
-    echo "${admin%/*}/$name"
-}
 [ -n "${BENCH_BINARY:-}" ] || cargo build --release --quiet --bin wxportal
 cargo build --release --quiet --example loadgen
 
@@ -91,7 +82,7 @@ load() {
 echo "wxportal on PostgreSQL: $CONNECTIONS connections, ${SECONDS_PER_RUN}s per run, $(nproc) cores, $("$BINARY" --version 2>/dev/null || echo wxportal)"
 echo "== 1. one instance: SQLite (synchronous=full), then PostgreSQL"
 for backend in sqlite postgres; do
-    if [ $backend = sqlite ]; then url="sqlite://$out/bench.db"; else url=$(fresh_pg one); fi
+    if [ $backend = sqlite ]; then url="sqlite://$out/bench.db"; else fresh_pg one; fi
     start 18301 "$url"
     ./target/release/examples/loadgen plain 127.0.0.1:18301/wechat 8 2 >/dev/null
     before=$(ticks "${servers[0]}"); pg_before=$(postgres_ticks)
@@ -120,7 +111,7 @@ for group in "${groups[@]}"; do
     period=$(cat "$group/cpu.cfs_period_us")
     awk -v q="$QUOTA" -v p="$period" 'BEGIN {printf "%d\n", q * p}' >"$group/cpu.cfs_quota_us"
 done
-url=$(fresh_pg scale)
+fresh_pg scale
 start 18311 "$url" "${groups[0]}"
 load 18311
 one=$rate
