@@ -162,6 +162,8 @@ async fn touch_senders(
     );
     upsert.push(LAST_SEEN_STEP);
     upsert.push(
+        // The conflict's own test is still needed: another instance may have written the row since
+        // this statement's snapshot was taken.
         ") ORDER BY seen.openid ON CONFLICT (openid) DO UPDATE SET
             last_seen_at = CASE WHEN excluded.last_seen_at > users.last_seen_at
                            THEN excluded.last_seen_at ELSE users.last_seen_at END,
